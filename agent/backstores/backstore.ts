@@ -1,0 +1,48 @@
+// Backstore contract: byte-offset storage that knows nothing of SCSI (the gotgt model).
+// I/O errors are thrown as BackstoreError; the target core maps them to sense in one place.
+
+export const BackstoreErrorCode = {
+  /** Medium error: the data could not be read or written. */
+  IO: 'EIO',
+  /** Out of space on the backing store (thin provisioning exhausted). */
+  NO_SPACE: 'ENOSPC',
+  /** The store cannot serve this now but may soon (bucket unreachable, cache recovering). Retryable. */
+  NOT_READY: 'ENOTREADY',
+  /** Offset/length outside the store. A bug in the caller: the core checks LBA ranges first. */
+  RANGE: 'ERANGE',
+  /** The store is closed. */
+  CLOSED: 'ECLOSED',
+} as const;
+export type BackstoreErrorCode = (typeof BackstoreErrorCode)[keyof typeof BackstoreErrorCode];
+
+export class BackstoreError extends Error {
+  constructor(readonly code: BackstoreErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'BackstoreError';
+  }
+}
+
+export type BackstorePlugin = 'fileio' | 'block' | 'rd_mcp' | 'object';
+
+export interface Backstore {
+  readonly plugin: BackstorePlugin;
+  /** Capacity in bytes (a multiple of the logical block size chosen by the LU). */
+  readonly size: number;
+  /** true: writes may sit in a volatile cache until flush(); false: every write is durable when it resolves. */
+  readonly writeBack: boolean;
+  /** true when unmap() really frees space (and reads of unmapped ranges return zeros). */
+  readonly thinProvisioned: boolean;
+
+  /** Reads exactly `length` bytes at `offset`. The returned buffer is the caller's to keep. */
+  read(offset: number, length: number): Promise<Buffer>;
+  /** Writes the concatenation of `chunks` at `offset` (positional writev; chunks are views, not copies). */
+  write(offset: number, chunks: readonly Buffer[]): Promise<void>;
+  /** Makes every write that has resolved so far durable (SYNCHRONIZE CACHE, FUA). */
+  flush(): Promise<void>;
+  /** Deallocates a range; later reads of it return zeros. */
+  unmap(offset: number, length: number): Promise<void>;
+  /** Flushes and releases resources. Further calls fail with CLOSED. */
+  close(): Promise<void>;
+  /** Figures for `info`/status (cache stats for object LUNs). */
+  stats?(): Record<string, number | string | null>;
+}
