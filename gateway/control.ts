@@ -1,0 +1,117 @@
+// Gateway side of the control link: authenticate an agent, answer hello with its snapshot, record
+// ack/nack/status. Runtime-free: adapters feed frames in and give a peer to send/close on.
+import { CloseCode, MAX_FRAME_BYTES, PING_TEXT, PONG_TEXT, ProtocolError, decodeAgentMessage, type AgentMessage } from '../shared/control-protocol.js';
+import { sha256Hex } from './crypto.js';
+import { Fleet } from './fleet.js';
+import type { GatewayDeps } from './hub.js';
+import type { AgentRecord } from './store.js';
+
+/** One socket's state. On Workers it lives in the socket's attachment, so it must stay plain data. */
+export interface PeerState {
+  agentId?: string;
+  servedTargets: string[];
+}
+
+export interface ControlPeer {
+  readonly state: PeerState;
+  send(data: Uint8Array | string): void;
+  close(code: number, reason: string): void;
+  /** Called after `state` changed (Workers persist it with serializeAttachment). */
+  saveState(): void;
+}
+
+const now = (): string => new Date().toISOString();
+
+export class ControlService {
+  private readonly fleet: Fleet;
+
+  constructor(private readonly deps: GatewayDeps) {
+    this.fleet = new Fleet(deps);
+  }
+
+  /** Agent for an `Authorization: Bearer <token>` header value, or undefined. */
+  async authenticate(authorization: string | null | undefined): Promise<AgentRecord | undefined> {
+    const m = /^Bearer\s+(\S+)$/i.exec(authorization ?? '');
+    return m ? this.agentForToken(m[1]!) : undefined;
+  }
+
+  async agentForToken(token: string): Promise<AgentRecord | undefined> {
+    if (token.length > 512) return undefined;
+    return this.deps.store.findAgentByTokenHash(await sha256Hex(token));
+  }
+
+  /** Handles one frame; protocol errors close this socket only, never throw to the adapter. */
+  async onFrame(peer: ControlPeer, data: Uint8Array | string): Promise<void> {
+    try {
+      if (typeof data === 'string') {
+        if (data === PING_TEXT) return peer.send(PONG_TEXT);
+        throw new ProtocolError('text frames other than ping are not part of the protocol', 'malformed');
+      }
+      if (data.byteLength > MAX_FRAME_BYTES) throw new ProtocolError(`frame of ${data.byteLength} bytes exceeds ${MAX_FRAME_BYTES}`, 'too_big');
+      await this.onMessage(peer, decodeAgentMessage(data));
+    } catch (e) {
+      const agent_id = peer.state.agentId;
+      if (e instanceof ProtocolError) {
+        this.deps.logger.warn({ agent_id, err: e.message }, 'closing control socket: bad frame');
+        peer.close(e.code === 'too_big' ? CloseCode.tooBig : CloseCode.invalidData, e.code === 'too_big' ? 'frame too big' : 'malformed frame');
+      } else {
+        this.deps.logger.error({ agent_id, err: (e as Error).message }, 'control socket failed');
+        peer.close(CloseCode.internalError, 'internal error');
+      }
+    }
+  }
+
+  private async onMessage(peer: ControlPeer, msg: AgentMessage): Promise<void> {
+    const { store, logger } = this.deps;
+    if (peer.state.agentId === undefined) {
+      const agent = msg.type === 'hello' && msg.token ? await this.agentForToken(msg.token) : undefined;
+      if (!agent) {
+        logger.warn({}, 'control socket refused: no valid agent token');
+        return peer.close(CloseCode.policyViolation, 'unauthorized');
+      }
+      peer.state.agentId = agent.id;
+      peer.saveState();
+    }
+    const agentId = peer.state.agentId;
+    if (!(await store.getAgent(agentId))) return peer.close(CloseCode.policyViolation, 'agent revoked');
+    switch (msg.type) {
+      case 'hello': {
+        peer.state.servedTargets = [...msg.served_targets];
+        peer.saveState();
+        await store.updateAgent(agentId, { last_seen: now(), applied_version: msg.applied_version, agent_version: msg.agent_version, served_targets: msg.served_targets });
+        logger.info({ agent_id: agentId, applied_version: msg.applied_version, served_targets: msg.served_targets.length }, 'agent hello');
+        await this.fleet.sendSnapshot({ agentId, servedTargets: peer.state.servedTargets, send: (f) => peer.send(f) });
+        return;
+      }
+      case 'ack':
+        await store.updateAgent(agentId, { last_seen: now(), applied_version: msg.version, last_error: null });
+        logger.info({ agent_id: agentId, version: msg.version }, 'agent applied policy');
+        return;
+      case 'nack':
+        await store.updateAgent(agentId, { last_seen: now(), last_error: `version ${msg.version}: ${msg.error.slice(0, 1000)}` });
+        logger.warn({ agent_id: agentId, version: msg.version, err: msg.error.slice(0, 1000) }, 'agent rejected policy');
+        return;
+      case 'status': {
+        const changed = msg.served_targets !== undefined && msg.served_targets.join('\n') !== peer.state.servedTargets.join('\n');
+        await store.updateAgent(agentId, { last_seen: now(), status: msg.status, ...(msg.served_targets ? { served_targets: msg.served_targets } : {}) });
+        if (changed) {
+          peer.state.servedTargets = [...msg.served_targets!];
+          peer.saveState();
+          await this.fleet.sendSnapshot({ agentId, servedTargets: peer.state.servedTargets, send: (f) => peer.send(f) });
+        }
+        return;
+      }
+    }
+  }
+
+  async onClose(peer: ControlPeer): Promise<void> {
+    const agentId = peer.state.agentId;
+    if (agentId === undefined) return;
+    try {
+      await this.deps.store.updateAgent(agentId, { last_seen: now() });
+    } catch {
+      // the agent may have been deleted meanwhile
+    }
+    this.deps.logger.info({ agent_id: agentId }, 'agent disconnected');
+  }
+}

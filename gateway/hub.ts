@@ -1,0 +1,31 @@
+// The agents' live sockets as the gateway core sees them; Node (ws) and Workers (hibernatable
+// WebSockets) each implement it in their adapter.
+export interface HubConnection {
+  readonly agentId: string;
+  readonly servedTargets: readonly string[];
+  send(frame: Uint8Array): void;
+}
+
+export interface Hub {
+  /** Authenticated connections only (an agent that has not proven its token is not listed). */
+  connections(): HubConnection[];
+  /** Closes every socket of one agent (revocation). */
+  closeAgent(agentId: string, code: number, reason: string): void;
+}
+
+/** The subset of pino the gateway uses; Workers pass a console-backed one. Never pass secrets. */
+export interface GatewayLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface GatewayDeps {
+  readonly store: import('./store.js').Store;
+  readonly hub: Hub;
+  /** OUTPOST_SECRET_KEY: secrets at rest are sealed under a key derived from it. */
+  readonly secretKey: string;
+  /** OUTPOST_ADMIN_TOKEN: Bearer token of the admin REST API. */
+  readonly adminToken: string;
+  readonly logger: GatewayLogger;
+}

@@ -1,0 +1,110 @@
+// Node entry of the gateway: `outpost gateway --port N --data DIR [--host H]` — @hono/node-server,
+// ws on /v1/connect, and a SQLite file in DIR. startGateway() is the same thing for tests and the demo.
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import { join } from 'node:path';
+import { createAdaptorServer } from '@hono/node-server';
+import { Command } from 'commander';
+import { pino, type Logger } from 'pino';
+import { createApp } from '../app.js';
+import { ControlService } from '../control.js';
+import { SqlStore } from '../sql-store.js';
+import { NodeHub } from './hub.js';
+import { openSqlite } from './sqlite.js';
+
+export interface GatewayOptions {
+  readonly dataDir: string;
+  readonly port?: number; // 0 (default): ephemeral
+  readonly host?: string; // default 127.0.0.1
+  readonly adminToken: string;
+  readonly secretKey: string;
+  readonly logger?: Logger;
+}
+
+export interface RunningGateway {
+  readonly url: string; // http://host:port
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+export const DB_FILE = 'gateway.sqlite';
+
+export async function startGateway(opts: GatewayOptions): Promise<RunningGateway> {
+  const logger = opts.logger ?? pino({ name: 'outpost-gateway' }, pino.destination(2));
+  if (opts.adminToken.length < 16) throw new Error('the admin token must be at least 16 characters');
+  await mkdir(opts.dataDir, { recursive: true, mode: 0o700 });
+  const db = openSqlite(join(opts.dataDir, DB_FILE));
+  const store = new SqlStore(db.driver);
+  const hub = new NodeHub(logger);
+  const deps = { store, hub, secretKey: opts.secretKey, adminToken: opts.adminToken, logger };
+  const app = createApp(deps);
+  const control = new ControlService(deps);
+  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+  hub.attach(server, control);
+  const host = opts.host ?? '127.0.0.1';
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, host, () => resolve());
+  });
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : 0;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  logger.info({ url, data: opts.dataDir }, 'gateway listening');
+  let closed: Promise<void> | undefined;
+  return {
+    url,
+    port,
+    close: () =>
+      (closed ??= (async () => {
+        hub.close();
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        });
+        hub.terminateAll();
+        db.close();
+      })()),
+  };
+}
+
+/** Reads OUTPOST_SECRET_KEY, or the key file in DIR, generating it (mode 0600) on first run. */
+async function secretKeyFor(dataDir: string, logger: Logger): Promise<string> {
+  const fromEnv = process.env.OUTPOST_SECRET_KEY;
+  if (fromEnv) return fromEnv;
+  const file = join(dataDir, 'secret.key');
+  try {
+    return (await readFile(file, 'utf8')).trim();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  const key = randomBytes(32).toString('base64url');
+  await writeFile(file, key + '\n', { mode: 0o600, flag: 'wx' });
+  logger.warn({ file }, 'OUTPOST_SECRET_KEY not set: generated a secret key into the data directory (keep it; secrets at rest are sealed with it)');
+  return key;
+}
+
+/** `outpost gateway …`; argv is the arguments after the program name (a leading "gateway" is skipped). */
+export async function main(argv: string[]): Promise<RunningGateway> {
+  const args = argv[0] === 'gateway' ? argv.slice(1) : argv;
+  const cmd = new Command('outpost gateway')
+    .description('run the Outpost policy gateway (admin REST API + agent WebSocket endpoint)')
+    .requiredOption('--data <dir>', 'data directory (SQLite file, generated key)')
+    .option('--port <n>', 'TCP port', '8080')
+    .option('--host <addr>', 'address to bind', '127.0.0.1')
+    .exitOverride();
+  cmd.parse(args, { from: 'user' });
+  const o = cmd.opts<{ data: string; port: string; host: string }>();
+  const port = Number(o.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid --port ${o.port}`);
+  const logger = pino({ name: 'outpost-gateway', level: process.env.OUTPOST_LOG_LEVEL ?? 'info' }, pino.destination(2));
+  const adminToken = process.env.OUTPOST_ADMIN_TOKEN;
+  if (!adminToken) throw new Error('OUTPOST_ADMIN_TOKEN must be set (the Bearer token of the admin API, 16+ characters)');
+  await mkdir(o.data, { recursive: true, mode: 0o700 });
+  const secretKey = await secretKeyFor(o.data, logger);
+  const gw = await startGateway({ dataDir: o.data, port, host: o.host, adminToken, secretKey, logger });
+  const stop = (): void => void gw.close().then(() => process.exit(0));
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  return gw;
+}

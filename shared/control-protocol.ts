@@ -1,0 +1,124 @@
+// Outpost control protocol: msgpack frames between agent and gateway over one WebSocket (xDS-style
+// versioned snapshots: hello → snapshot → ack/nack; status flows back). Plain data, Uint8Array only.
+import { Packr } from 'msgpackr/index-no-eval';
+import type { PolicySnapshot } from './policy.js';
+
+/** Largest frame either side accepts; a bigger one closes that socket. */
+export const MAX_FRAME_BYTES = 1024 * 1024;
+
+/** Path of the WebSocket endpoint on the gateway. */
+export const CONTROL_PATH = '/v1/connect';
+
+/** Text keepalive: the gateway answers PING_TEXT with PONG_TEXT (auto-response on Workers). */
+export const PING_TEXT = 'ping';
+export const PONG_TEXT = 'pong';
+
+/** WebSocket close codes used by the link (RFC 6455 §7.4). */
+export const CloseCode = {
+  normal: 1000,
+  goingAway: 1001,
+  protocolError: 1002,
+  invalidData: 1007,
+  policyViolation: 1008,
+  tooBig: 1009,
+  internalError: 1011,
+} as const;
+
+export interface HelloMessage {
+  readonly type: 'hello';
+  readonly agent_version: string;
+  readonly applied_version: number;
+  readonly served_targets: readonly string[];
+  /** Alternative to the Authorization header, for clients that cannot set headers. */
+  readonly token?: string;
+}
+export interface AckMessage { readonly type: 'ack'; readonly version: number }
+export interface NackMessage { readonly type: 'nack'; readonly version: number; readonly error: string }
+export interface StatusMessage {
+  readonly type: 'status';
+  readonly status: Readonly<Record<string, unknown>>;
+  /** Sent when the agent's set of targets changes; the gateway answers with a new snapshot. */
+  readonly served_targets?: readonly string[];
+}
+export type AgentMessage = HelloMessage | AckMessage | NackMessage | StatusMessage;
+
+export interface SnapshotMessage { readonly type: 'snapshot'; readonly policy: PolicySnapshot }
+export interface PingMessage { readonly type: 'ping'; readonly time: number }
+export type GatewayMessage = SnapshotMessage | PingMessage;
+
+export class ProtocolError extends Error {
+  constructor(message: string, readonly code: 'too_big' | 'malformed') {
+    super(message);
+    this.name = 'ProtocolError';
+  }
+}
+
+const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true });
+
+export function encodeMessage(msg: AgentMessage | GatewayMessage): Uint8Array {
+  const out = packr.pack(msg);
+  if (out.byteLength > MAX_FRAME_BYTES) throw new ProtocolError(`frame of ${out.byteLength} bytes exceeds ${MAX_FRAME_BYTES}`, 'too_big');
+  return out;
+}
+
+function decodeObject(frame: Uint8Array): Record<string, unknown> {
+  if (frame.byteLength > MAX_FRAME_BYTES) throw new ProtocolError(`frame of ${frame.byteLength} bytes exceeds ${MAX_FRAME_BYTES}`, 'too_big');
+  let value: unknown;
+  try {
+    value = packr.unpack(frame);
+  } catch (e) {
+    throw new ProtocolError(`undecodable frame: ${(e as Error).message}`, 'malformed');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ProtocolError('frame is not a map', 'malformed');
+  return value as Record<string, unknown>;
+}
+
+const isVersion = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) => typeof s === 'string');
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function bad(what: string): never {
+  throw new ProtocolError(what, 'malformed');
+}
+
+/** Decodes and shape-checks a frame sent by an agent. */
+export function decodeAgentMessage(frame: Uint8Array): AgentMessage {
+  const m = decodeObject(frame);
+  switch (m.type) {
+    case 'hello':
+      if (typeof m.agent_version !== 'string') bad('hello.agent_version must be a string');
+      if (!isVersion(m.applied_version)) bad('hello.applied_version must be a non-negative integer');
+      if (!isStringArray(m.served_targets)) bad('hello.served_targets must be a string array');
+      if (m.token !== undefined && typeof m.token !== 'string') bad('hello.token must be a string');
+      return m as unknown as HelloMessage;
+    case 'ack':
+      if (!isVersion(m.version)) bad('ack.version must be a non-negative integer');
+      return m as unknown as AckMessage;
+    case 'nack':
+      if (!isVersion(m.version)) bad('nack.version must be a non-negative integer');
+      if (typeof m.error !== 'string') bad('nack.error must be a string');
+      return m as unknown as NackMessage;
+    case 'status':
+      if (!isRecord(m.status)) bad('status.status must be a map');
+      if (m.served_targets !== undefined && !isStringArray(m.served_targets)) bad('status.served_targets must be a string array');
+      return m as unknown as StatusMessage;
+    default:
+      return bad(`unknown agent message type ${JSON.stringify(m.type)}`);
+  }
+}
+
+/** Decodes and shape-checks a frame sent by the gateway (the policy itself is validated by the agent). */
+export function decodeGatewayMessage(frame: Uint8Array): GatewayMessage {
+  const m = decodeObject(frame);
+  switch (m.type) {
+    case 'snapshot': {
+      const p = m.policy;
+      if (!isRecord(p) || !isVersion(p.version) || !isRecord(p.targets)) bad('snapshot.policy must have version and targets');
+      return m as unknown as SnapshotMessage;
+    }
+    case 'ping':
+      return m as unknown as PingMessage;
+    default:
+      return bad(`unknown gateway message type ${JSON.stringify(m.type)}`);
+  }
+}
