@@ -1,0 +1,207 @@
+// The agent's control link to the gateway (see shared/control-protocol.ts): hello with the last applied
+// version, apply each snapshot atomically (ack) or keep the old one (nack), report status, and
+// reconnect with exponential backoff and full jitter.
+import WebSocket from 'ws';
+import { CONTROL_PATH, MAX_FRAME_BYTES, PING_TEXT, decodeGatewayMessage, encodeMessage, type AgentMessage } from '../../shared/control-protocol.js';
+import type { PolicySnapshot } from '../../shared/policy.js';
+import type { Logger } from '../lib/log.js';
+import { loadCachedPolicy, saveCachedPolicy } from './policy-cache.js';
+
+export { loadCachedPolicy } from './policy-cache.js';
+
+/** What the link needs from the running agent (agent/main.ts provides it). */
+export interface ManagedAgent {
+  /** Validates and swaps in the policy; throws (and keeps the old one) when it is invalid. */
+  setManagedPolicy(p: PolicySnapshot): void;
+  servedTargets(): string[];
+  status(): object;
+}
+
+export interface ControlLinkOptions {
+  /** Gateway base URL (http(s)://host:port or ws(s)://…); /v1/connect is appended when no path is given. */
+  readonly url: string;
+  readonly token: string;
+  readonly stateDir: string;
+  readonly agent: ManagedAgent;
+  readonly log: Logger;
+  readonly agentVersion?: string;
+  readonly statusIntervalMs?: number; // default 5000
+  readonly minBackoffMs?: number; // default 500
+  readonly maxBackoffMs?: number; // default 30000
+  readonly keepaliveMs?: number; // default 15000; no traffic for 3× this → reconnect
+}
+
+export interface ControlLink {
+  /** True while a socket to the gateway is open. */
+  readonly connected: boolean;
+  /** Version of the last snapshot applied (0 when none). */
+  readonly appliedVersion: number;
+  close(): Promise<void>;
+}
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|\[?::1\]?|localhost)$/i;
+
+/** ws(s) URL of the control endpoint; refuses clear-text ws to anything but loopback. */
+export function controlUrl(base: string): string {
+  const u = new URL(base);
+  if (u.protocol === 'http:') u.protocol = 'ws:';
+  else if (u.protocol === 'https:') u.protocol = 'wss:';
+  if (u.protocol !== 'ws:' && u.protocol !== 'wss:') throw new Error(`gateway URL must be http(s) or ws(s): ${base}`);
+  if (u.protocol === 'ws:' && !LOOPBACK.test(u.hostname)) throw new Error(`gateway URL ${u.host} is not loopback: use wss:// (policy carries CHAP secrets)`);
+  if (u.pathname === '' || u.pathname === '/') u.pathname = CONTROL_PATH;
+  return u.toString();
+}
+
+export async function startControlLink(opts: ControlLinkOptions): Promise<ControlLink> {
+  const url = controlUrl(opts.url);
+  const { agent, log } = opts;
+  const minBackoff = opts.minBackoffMs ?? 500;
+  const maxBackoff = opts.maxBackoffMs ?? 30_000;
+  const keepalive = opts.keepaliveMs ?? 15_000;
+  let appliedVersion = 0;
+  try {
+    appliedVersion = (await loadCachedPolicy(opts.stateDir))?.version ?? 0;
+  } catch (e) {
+    log.warn({ err: (e as Error).message }, 'ignoring unreadable cached policy');
+  }
+
+  let ws: WebSocket | undefined;
+  let closed = false;
+  let attempt = 0;
+  let retryTimer: NodeJS.Timeout | undefined;
+  let statusTimer: NodeJS.Timeout | undefined;
+  let pingTimer: NodeJS.Timeout | undefined;
+  let lastTraffic = Date.now();
+  let lastServed = '';
+  let applying = Promise.resolve();
+
+  const send = (m: AgentMessage): void => {
+    if (ws?.readyState === WebSocket.OPEN) ws.send(encodeMessage(m));
+  };
+
+  const sendStatus = (): void => {
+    const served = agent.servedTargets();
+    const key = served.join('\n');
+    let status: Record<string, unknown>;
+    try {
+      status = { ...agent.status() } as Record<string, unknown>;
+    } catch (e) {
+      status = { error: (e as Error).message };
+    }
+    try {
+      send(key !== lastServed ? { type: 'status', status, served_targets: served } : { type: 'status', status });
+      lastServed = key;
+    } catch (e) {
+      log.warn({ err: (e as Error).message }, 'status not sent');
+    }
+  };
+
+  const apply = async (p: PolicySnapshot): Promise<void> => {
+    try {
+      agent.setManagedPolicy(p);
+    } catch (e) {
+      const error = (e as Error).message || String(e);
+      log.warn({ version: p.version, err: error }, 'gateway policy rejected; keeping the current one');
+      return send({ type: 'nack', version: p.version, error });
+    }
+    appliedVersion = p.version;
+    try {
+      await saveCachedPolicy(opts.stateDir, p);
+    } catch (e) {
+      log.error({ err: (e as Error).message }, 'could not cache the applied policy');
+    }
+    log.info({ version: p.version, targets: Object.keys(p.targets).length }, 'gateway policy applied');
+    send({ type: 'ack', version: p.version });
+  };
+
+  const stopTimers = (): void => {
+    clearInterval(statusTimer);
+    clearInterval(pingTimer);
+    statusTimer = pingTimer = undefined;
+  };
+
+  const scheduleReconnect = (): void => {
+    if (closed || retryTimer) return;
+    const cap = Math.min(maxBackoff, minBackoff * 2 ** Math.min(attempt, 20));
+    const delay = Math.round(Math.random() * cap); // full jitter
+    attempt++;
+    retryTimer = setTimeout(() => {
+      retryTimer = undefined;
+      connect();
+    }, delay);
+    retryTimer.unref?.();
+  };
+
+  const connect = (): void => {
+    if (closed) return;
+    const sock = new WebSocket(url, { headers: { authorization: `Bearer ${opts.token}` }, maxPayload: MAX_FRAME_BYTES, handshakeTimeout: 10_000 });
+    ws = sock;
+    sock.on('open', () => {
+      lastTraffic = Date.now();
+      const served = agent.servedTargets();
+      lastServed = served.join('\n');
+      sock.send(encodeMessage({ type: 'hello', agent_version: opts.agentVersion ?? '0', applied_version: appliedVersion, served_targets: served }));
+      log.info({ url, applied_version: appliedVersion }, 'control link connected');
+      statusTimer = setInterval(sendStatus, opts.statusIntervalMs ?? 5000);
+      pingTimer = setInterval(() => {
+        if (Date.now() - lastTraffic > 3 * keepalive) {
+          log.warn({}, 'control link silent; reconnecting');
+          sock.terminate();
+        } else if (sock.readyState === WebSocket.OPEN) sock.send(PING_TEXT);
+      }, keepalive);
+    });
+    sock.on('message', (data, isBinary) => {
+      lastTraffic = Date.now();
+      if (!isBinary) return; // "pong"
+      let msg;
+      try {
+        msg = decodeGatewayMessage(data as Buffer);
+      } catch (e) {
+        log.warn({ err: (e as Error).message }, 'bad frame from gateway; reconnecting');
+        return sock.terminate();
+      }
+      if (msg.type === 'snapshot') {
+        attempt = 0;
+        const p = msg.policy;
+        applying = applying.then(() => apply(p));
+      }
+    });
+    sock.on('unexpected-response', (_req, res) => {
+      log.error({ status: res.statusCode }, res.statusCode === 401 ? 'gateway refused the agent token' : 'gateway refused the control link');
+      sock.terminate();
+    });
+    sock.on('error', (e) => log.debug({ err: e.message }, 'control link error'));
+    sock.on('close', (code, reason) => {
+      stopTimers();
+      if (ws === sock) ws = undefined;
+      if (!closed) {
+        log.warn({ code, reason: reason.toString() }, 'control link closed; will reconnect');
+        scheduleReconnect();
+      }
+    });
+  };
+
+  connect();
+  return {
+    get connected() {
+      return ws?.readyState === WebSocket.OPEN;
+    },
+    get appliedVersion() {
+      return appliedVersion;
+    },
+    async close() {
+      closed = true;
+      clearTimeout(retryTimer);
+      stopTimers();
+      const sock = ws;
+      if (sock && sock.readyState !== WebSocket.CLOSED) {
+        await new Promise<void>((resolve) => {
+          sock.once('close', () => resolve());
+          sock.close(1000, 'agent stopping');
+          setTimeout(() => (sock.terminate(), resolve()), 2000).unref();
+        });
+      }
+      await applying;
+    },
+  };
+}

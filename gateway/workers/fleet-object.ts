@@ -1,0 +1,97 @@
+// Workers adapter: one Durable Object per fleet runs the gateway app with SQLite storage
+// (ctx.storage.sql) and hibernatable agent WebSockets (ctx.acceptWebSocket, auto-response pings).
+import { DurableObject } from 'cloudflare:workers';
+import { CONTROL_PATH, PING_TEXT, PONG_TEXT } from '../../shared/control-protocol.js';
+import { createApp } from '../app.js';
+import { ControlService, type ControlPeer, type PeerState } from '../control.js';
+import type { GatewayDeps, GatewayLogger, Hub, HubConnection } from '../hub.js';
+import { SqlStore, type SqlDriver, type SqlValue } from '../sql-store.js';
+
+export interface Env {
+  FLEET: DurableObjectNamespace<FleetObject>;
+  OUTPOST_ADMIN_TOKEN?: string;
+  OUTPOST_SECRET_KEY?: string;
+  OUTPOST_FLEET?: string;
+}
+
+/** JSON lines on the console (Workers logs); callers never pass secrets. */
+const consoleLogger: GatewayLogger = {
+  info: (obj, msg) => console.log(JSON.stringify({ level: 'info', msg, ...obj })),
+  warn: (obj, msg) => console.warn(JSON.stringify({ level: 'warn', msg, ...obj })),
+  error: (obj, msg) => console.error(JSON.stringify({ level: 'error', msg, ...obj })),
+};
+
+function stateOf(ws: WebSocket): PeerState {
+  return (ws.deserializeAttachment() as PeerState | null) ?? { servedTargets: [] };
+}
+
+export class FleetObject extends DurableObject<Env> {
+  private readonly app: ReturnType<typeof createApp> | undefined;
+  private readonly control: ControlService | undefined;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_TEXT, PONG_TEXT));
+    if (!env.OUTPOST_ADMIN_TOKEN || !env.OUTPOST_SECRET_KEY) return; // fetch() answers 500 with the reason
+    const sql = ctx.storage.sql;
+    const driver: SqlDriver = {
+      all: (q, p) => sql.exec<Record<string, SqlValue>>(q, ...p).toArray(),
+      run: (q, p) => void sql.exec(q, ...p),
+    };
+    const hub: Hub = {
+      connections: () => {
+        const out: HubConnection[] = [];
+        for (const ws of ctx.getWebSockets()) {
+          const s = stateOf(ws);
+          if (s.agentId !== undefined && ws.readyState === WebSocket.OPEN) out.push({ agentId: s.agentId, servedTargets: s.servedTargets, send: (f) => ws.send(f) });
+        }
+        return out;
+      },
+      closeAgent: (agentId, code, reason) => {
+        for (const ws of ctx.getWebSockets()) if (stateOf(ws).agentId === agentId) ws.close(code, reason);
+      },
+    };
+    const deps: GatewayDeps = { store: new SqlStore(driver), hub, secretKey: env.OUTPOST_SECRET_KEY, adminToken: env.OUTPOST_ADMIN_TOKEN, logger: consoleLogger };
+    this.app = createApp(deps);
+    this.control = new ControlService(deps);
+  }
+
+  override async fetch(req: Request): Promise<Response> {
+    if (!this.app || !this.control) return Response.json({ error: 'gateway misconfigured: OUTPOST_ADMIN_TOKEN and OUTPOST_SECRET_KEY must be set' }, { status: 500 });
+    if (new URL(req.url).pathname !== CONTROL_PATH) return this.app.fetch(req);
+    if (req.headers.get('upgrade')?.toLowerCase() !== 'websocket') return Response.json({ error: 'expected a WebSocket upgrade' }, { status: 426 });
+    const state: PeerState = { servedTargets: [] };
+    const auth = req.headers.get('authorization');
+    if (auth !== null) {
+      const agent = await this.control.authenticate(auth);
+      if (!agent) return Response.json({ error: 'invalid agent token' }, { status: 401 });
+      state.agentId = agent.id;
+    }
+    const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+    this.ctx.acceptWebSocket(server);
+    server.serializeAttachment(state);
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  private peer(ws: WebSocket): ControlPeer {
+    const state = stateOf(ws);
+    return { state, send: (d) => ws.send(d), close: (code, reason) => ws.close(code, reason), saveState: () => ws.serializeAttachment(state) };
+  }
+
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    await this.control?.onFrame(this.peer(ws), typeof message === 'string' ? message : new Uint8Array(message));
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    await this.control?.onClose(this.peer(ws));
+    try {
+      ws.close(code === 1005 || code === 1006 ? 1000 : code, reason);
+    } catch {
+      // already closed
+    }
+  }
+
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    await this.control?.onClose(this.peer(ws));
+  }
+}
