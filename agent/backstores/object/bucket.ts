@@ -1,0 +1,111 @@
+// docs/bucket-format.md §Provider: the few S3 calls the object backstore makes, with time bounds and counters.
+import {
+  S3Client, GetObjectCommand, PutObjectCommand, ListObjectsV2Command, DeleteObjectsCommand, DeleteObjectCommand,
+} from '@aws-sdk/client-s3';
+
+export interface BucketOptions {
+  bucket: string;
+  endpoint?: string;
+  region?: string;
+  forcePathStyle?: boolean;
+  /** Bound on connecting to the endpoint (ms). */
+  connectTimeoutMs?: number;
+}
+
+export interface BucketCounters {
+  put_count: number;
+  get_count: number;
+  delete_count: number;
+  list_count: number;
+  bytes_uploaded: number;
+  bytes_downloaded: number;
+}
+
+function isNotFound(e: unknown): boolean {
+  const err = e as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return err?.name === 'NoSuchKey' || err?.name === 'NotFound' || err?.$metadata?.httpStatusCode === 404;
+}
+
+/** Thin S3 wrapper. Every call takes an optional time bound; aborted or failed calls throw. */
+export class Bucket {
+  readonly name: string;
+  readonly counters: BucketCounters = { put_count: 0, get_count: 0, delete_count: 0, list_count: 0, bytes_uploaded: 0, bytes_downloaded: 0 };
+  private readonly client: S3Client;
+
+  constructor(opts: BucketOptions) {
+    this.name = opts.bucket;
+    this.client = new S3Client({
+      endpoint: opts.endpoint,
+      region: opts.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
+      forcePathStyle: opts.forcePathStyle ?? Boolean(opts.endpoint),
+      // Provider-neutral (R2, MinIO, Ceph RGW): only send checksums where S3 requires them.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      requestHandler: { connectionTimeout: opts.connectTimeoutMs ?? 3000 },
+    });
+  }
+
+  private signal(timeoutMs: number | undefined): AbortSignal | undefined {
+    return timeoutMs ? AbortSignal.timeout(timeoutMs) : undefined;
+  }
+
+  /** The object's bytes, or null when it does not exist. */
+  async get(key: string, timeoutMs?: number): Promise<Buffer | null> {
+    this.counters.get_count++;
+    try {
+      const r = await this.client.send(new GetObjectCommand({ Bucket: this.name, Key: key }), { abortSignal: this.signal(timeoutMs) });
+      const bytes = await r.Body!.transformToByteArray();
+      this.counters.bytes_downloaded += bytes.byteLength;
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    } catch (e) {
+      if (isNotFound(e)) return null;
+      throw e;
+    }
+  }
+
+  async put(key: string, body: Buffer, timeoutMs?: number, contentType = 'application/octet-stream'): Promise<void> {
+    this.counters.put_count++;
+    await this.client.send(new PutObjectCommand({ Bucket: this.name, Key: key, Body: body, ContentType: contentType, ContentLength: body.byteLength }),
+      { abortSignal: this.signal(timeoutMs) });
+    this.counters.bytes_uploaded += body.byteLength;
+  }
+
+  /** Keys under `prefix` in ascending order; `limit` stops early. */
+  async list(prefix: string, limit = Infinity, timeoutMs?: number): Promise<string[]> {
+    const out: string[] = [];
+    let token: string | undefined;
+    do {
+      this.counters.list_count++;
+      const r = await this.client.send(new ListObjectsV2Command({
+        Bucket: this.name, Prefix: prefix, ContinuationToken: token, MaxKeys: Number.isFinite(limit) ? Math.min(1000, limit) : 1000,
+      }), { abortSignal: this.signal(timeoutMs) });
+      for (const o of r.Contents ?? []) if (o.Key) out.push(o.Key);
+      token = r.IsTruncated && out.length < limit ? r.NextContinuationToken : undefined;
+    } while (token);
+    return out.slice(0, limit);
+  }
+
+  /** Deletes keys (batches of 1000; falls back to single deletes if the provider lacks multi-delete). */
+  async delete(keysToDelete: readonly string[], timeoutMs?: number): Promise<void> {
+    for (let i = 0; i < keysToDelete.length; i += 1000) {
+      const batch = keysToDelete.slice(i, i + 1000);
+      try {
+        this.counters.delete_count++;
+        const r = await this.client.send(new DeleteObjectsCommand({
+          Bucket: this.name, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true },
+        }), { abortSignal: this.signal(timeoutMs) });
+        if (r.Errors?.length) throw new Error(`delete failed for ${r.Errors.length} objects: ${r.Errors[0]!.Code}`);
+      } catch (e) {
+        if ((e as { name?: string }).name !== 'NotImplemented') throw e;
+        for (const Key of batch) {
+          this.counters.delete_count++;
+          await this.client.send(new DeleteObjectCommand({ Bucket: this.name, Key }), { abortSignal: this.signal(timeoutMs) });
+        }
+      }
+    }
+  }
+
+  destroy(): void {
+    this.client.destroy();
+  }
+}

@@ -1,0 +1,76 @@
+// Block cache: one cached chunk (a file <index>-<n> under chunks/) and its state.
+import { open } from 'node:fs/promises';
+import { Mutex } from './mutex.js';
+import type { SectorBitmap } from './bitmap.js';
+
+export interface Entry {
+  readonly index: number;
+  readonly path: string;
+  readonly file: string;
+  /** Valid sectors; null: the whole chunk is valid. */
+  valid: SectorBitmap | null;
+  /** Newer than anything uploaded. */
+  dirty: boolean;
+  /** Bumped by every mutation, so an upload knows whether it captured the newest content. */
+  seq: number;
+  /** When the chunk first held data the bucket's manifest lacks (0: none). The RPO figure. */
+  dirtySince: number;
+  /** Uploaded and staged at this epoch, not yet in a written manifest (0: nothing pending). */
+  stagedEpoch: number;
+  /** Named by the durable journal (must not be evicted until a journal round drops it). */
+  journaled: boolean;
+  uploading: boolean;
+  /** Readers/writers using the file right now (pins against eviction). */
+  users: number;
+  readonly lock: Mutex;
+  /** Resolves when the file exists with its initial content. */
+  ready: Promise<void>;
+  removed: boolean;
+}
+
+export function newEntry(index: number, dir: string, file: string): Entry {
+  return {
+    index, file, path: `${dir}/${file}`, valid: null, dirty: false, seq: 0, dirtySince: 0, stagedEpoch: 0,
+    journaled: false, uploading: false, users: 0, lock: new Mutex(), ready: Promise.resolve(), removed: false,
+  };
+}
+
+/** Reads [pos, pos+dst.length) of the file into dst; bytes past EOF read as zeros (files are sparse). */
+export async function readInto(path: string, dst: Buffer, pos: number): Promise<void> {
+  const fh = await open(path, 'r');
+  try {
+    let done = 0;
+    while (done < dst.length) {
+      const { bytesRead } = await fh.read(dst, done, dst.length - done, pos + done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    if (done < dst.length) dst.fill(0, done);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Positional writev of `bufs` at `pos`, completing short writes. */
+export async function writeAt(path: string, bufs: readonly Buffer[], pos: number): Promise<void> {
+  const fh = await open(path, 'r+');
+  try {
+    let total = 0;
+    for (const b of bufs) total += b.length;
+    let { bytesWritten } = await fh.writev(bufs as Buffer[], pos);
+    while (bytesWritten < total) {
+      // Rare short write: finish buffer by buffer from where it stopped.
+      let skip = bytesWritten;
+      for (const b of bufs) {
+        if (skip >= b.length) { skip -= b.length; continue; }
+        const part = b.subarray(skip);
+        skip = 0;
+        const r = await fh.write(part, 0, part.length, pos + bytesWritten);
+        bytesWritten += r.bytesWritten;
+        break;
+      }
+    }
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,93 @@
+// Block cache durability: the dirty journal. A flush fdatasyncs the chunk files written since the last
+// flush, then atomically replaces journal.json (write tmp, fdatasync, rename, fsync dir). Concurrent
+// flushes share one round (group commit); a flush always waits for a round that started after it.
+import { open, rename, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+export interface JournalState {
+  version: 1;
+  chunk_size: number;
+  /** Chunks whose newest content is only in the cache: index and valid-sector bitmap (null: whole chunk). */
+  dirty: Array<{ i: number; v: string | null }>;
+  /** Chunks unmapped since the last manifest. */
+  trimmed: number[];
+}
+
+export interface JournalRound {
+  state: JournalState;
+  /** Files to fdatasync before the journal names them. */
+  files: string[];
+  /** Directories whose entries changed (new chunk files). */
+  dirs: string[];
+  done(ok: boolean): void;
+}
+
+async function fsyncPath(path: string, datasync: boolean): Promise<void> {
+  let fh;
+  try {
+    fh = await open(path, 'r');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw e;
+  }
+  try {
+    await (datasync ? fh.datasync() : fh.sync());
+  } finally {
+    await fh.close();
+  }
+}
+
+export async function readJournal(dir: string): Promise<JournalState | null> {
+  let text: string;
+  try {
+    text = await readFile(join(dir, 'journal.json'), 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
+  const j = JSON.parse(text) as JournalState;
+  if (j.version !== 1 || !Array.isArray(j.dirty) || !Array.isArray(j.trimmed)) throw new Error(`${dir}/journal.json: unrecognised journal`);
+  return j;
+}
+
+export class Journal {
+  private current: Promise<void> | null = null;
+  private next: Promise<void> | null = null;
+  rounds = 0;
+
+  constructor(private readonly dir: string, private readonly begin: () => JournalRound) {}
+
+  sync(): Promise<void> {
+    if (!this.current) {
+      this.current = this.round().finally(() => { this.current = null; });
+      return this.current;
+    }
+    if (!this.next) {
+      this.next = this.current.catch(() => undefined).then(() => { this.next = null; return this.sync(); });
+    }
+    return this.next;
+  }
+
+  private async round(): Promise<void> {
+    const r = this.begin();
+    try {
+      for (let i = 0; i < r.files.length; i += 8) await Promise.all(r.files.slice(i, i + 8).map((f) => fsyncPath(f, true)));
+      for (const d of r.dirs) await fsyncPath(d, false);
+      const tmp = join(this.dir, 'journal.tmp');
+      const fh = await open(tmp, 'w');
+      try {
+        await fh.writeFile(JSON.stringify(r.state));
+        await fh.datasync();
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, join(this.dir, 'journal.json'));
+      await fsyncPath(this.dir, false);
+      this.rounds++;
+      r.done(true);
+    } catch (e) {
+      r.done(false);
+      throw e;
+    }
+  }
+}
