@@ -1,0 +1,46 @@
+// What the shell engine needs from whoever owns the configuration: the running agent, or the saved file.
+import type { RootConfig } from '../config/schema.js';
+import type { SoInfo } from './tree.js';
+
+export class ShellError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ShellError';
+  }
+}
+
+export type PrefValue = boolean | number | string;
+
+/** targetcli's global preferences that change command behaviour (configshell prefs). */
+export const DEFAULT_PREFS: Readonly<Record<string, PrefValue>> = {
+  auto_add_default_portal: true,
+  auto_add_mapped_luns: true,
+  auto_cd_after_create: false,
+  auto_enable_tpgt: true,
+  auto_save_on_exit: true,
+  export_backstore_name_as_model: true,
+  max_backup_files: 10,
+  tree_max_depth: 0,
+  tree_round_nodes: true,
+  tree_show_root: true,
+  tree_status_mode: true,
+};
+
+export interface ShellHost {
+  /** The saveconfig.json that saveconfig writes and the agent loads. */
+  readonly configPath: string;
+  /** The current model (managed ACLs included). Callers must not mutate it. */
+  model(): RootConfig;
+  /** Validates `next`, makes it the running configuration; throws (changing nothing) when it cannot. */
+  commit(next: RootConfig): Promise<void>;
+  /** Writes the current model to `path` (default configPath); returns the backup directory. */
+  save(path?: string): Promise<string>;
+  /** Running facts about a storage object (size, open error). */
+  soInfo(path: string): SoInfo | undefined;
+  prefs(): Record<string, PrefValue>;
+  setPref(name: string, value: PrefValue): Promise<void>;
+  /** Lines for `status` at the root (sessions, LUN health); absent offline. */
+  status?(): string[];
+  /** Lines for `sessions`; absent offline. */
+  sessions?(): string[];
+}
