@@ -1,0 +1,152 @@
+// Turns measured samples into the Markdown report (printed to stdout, optionally spliced into docs/benchmarks.md).
+import type { Workload } from './workloads.js';
+
+export interface Cell {
+  /** Median over successful runs, in the workload's unit; undefined when no run succeeded. */
+  value?: number;
+  cpuPerGiB?: number;
+  runs: number;
+  failures: string[];
+  /** Why the cell could not be measured at all. */
+  na?: string;
+}
+
+export interface RowResult {
+  workload: Workload;
+  agent: Cell;
+  tgt: Cell;
+  /** Facts about how the row ran (e.g. negotiated digests). */
+  note?: string;
+}
+
+export interface MemoryResult {
+  target: string;
+  sessions: number;
+  ok: number;
+  totalIops: number;
+  peakRssMiB?: number;
+  hwmMiB?: number;
+  na?: string;
+  failures: string[];
+}
+
+export interface Report {
+  date: string;
+  machine: { cpu: string; cores: number; kernel: string; node: string; tools: string[] };
+  settings: string;
+  rows: RowResult[];
+  ceilingMiBs?: number;
+  ceilingNa?: string;
+  memory: MemoryResult[];
+  peakRss: { target: string; hwmMiB?: number }[];
+  notes: string[];
+}
+
+export function median(xs: readonly number[]): number | undefined {
+  if (xs.length === 0) return undefined;
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+const int = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
+export function fmt(v: number | undefined, digits = 0): string {
+  if (v === undefined || !Number.isFinite(v)) return '–';
+  return digits === 0 ? int.format(v) : v.toFixed(digits);
+}
+
+/** Collects long reasons as numbered footnotes so cells stay short; identical reasons share a number. */
+class Footnotes {
+  readonly list: string[] = [];
+  ref(reason: string): string {
+    const clean = reason.replace(/\|/g, '/').replace(/\s+/g, ' ').trim();
+    if (clean.length <= 40) return clean;
+    let i = this.list.indexOf(clean);
+    if (i < 0) i = this.list.push(clean) - 1;
+    return `note ${i + 1}`;
+  }
+}
+
+function cellText(c: Cell, notes: Footnotes): string {
+  if (c.value === undefined) return `n/a (${notes.ref(c.na ?? c.failures[0] ?? 'not run')})`;
+  const digits = c.value < 10 ? 2 : 0;
+  const failed = c.failures.length ? ` (${c.failures.length} of ${c.runs} runs failed: ${notes.ref(c.failures[0]!)})` : '';
+  return fmt(c.value, digits) + failed;
+}
+
+export function ratio(a: Cell, b: Cell): string {
+  return a.value !== undefined && b.value !== undefined && b.value > 0 ? (a.value / b.value).toFixed(2) : '–';
+}
+
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+  return [line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)].join('\n');
+}
+
+export function renderMarkdown(r: Report): string {
+  const notes = new Footnotes();
+  const out: string[] = [];
+  out.push(`Run ${r.date} on ${r.machine.cpu}, ${r.machine.cores} cores, Linux ${r.machine.kernel}, Node ${r.machine.node}.`);
+  out.push(`Tools: ${r.machine.tools.join('; ')}.`);
+  out.push(`Settings: ${r.settings}.`);
+  out.push('');
+  out.push(table(
+    ['Workload', 'Unit', 'Agent', 'tgt', 'Agent/tgt', 'Agent CPU s/GiB', 'tgt CPU s/GiB'],
+    r.rows.map((row) => [
+      row.workload.label + (row.note ? ` (${notes.ref(row.note)})` : ''),
+      row.workload.unit,
+      cellText(row.agent, notes),
+      cellText(row.tgt, notes),
+      ratio(row.agent, row.tgt),
+      fmt(row.agent.cpuPerGiB, 2),
+      fmt(row.tgt.cpuPerGiB, 2),
+    ]),
+  ));
+  out.push('');
+  if (r.ceilingMiBs !== undefined) {
+    out.push(`Ceiling: loopback TCP, one stream (iperf3): **${fmt(r.ceilingMiBs)} MiB/s**.`);
+    const seq = r.rows.find((x) => x.workload.id === 'sr128k');
+    if (seq) {
+      const pct = (c: Cell) => (c.value === undefined ? 'n/a' : `${((c.value / r.ceilingMiBs!) * 100).toFixed(0)} %`);
+      out.push(`128 KiB sequential read as a share of it: agent ${pct(seq.agent)}, tgt ${pct(seq.tgt)}.`);
+    }
+  } else {
+    out.push(`Ceiling: loopback TCP (iperf3): n/a (${notes.ref(r.ceilingNa ?? 'not run')}).`);
+  }
+  if (r.memory.length) {
+    out.push('');
+    out.push(table(
+      [`Memory check (${r.memory[0]!.sessions} sessions, 4 KiB random read QD32 each)`, 'Sessions OK', 'Total IOPS', 'Peak RSS during run (MiB)', 'VmHWM after (MiB)'],
+      r.memory.map((m) => m.na
+        ? [m.target, `n/a (${notes.ref(m.na)})`, '–', '–', '–']
+        : [m.target, `${m.ok} / ${m.sessions}` + (m.failures.length ? ` (${notes.ref(m.failures[0]!)})` : ''), fmt(m.totalIops), fmt(m.peakRssMiB), fmt(m.hwmMiB)]),
+    ));
+  }
+  if (r.peakRss.length) {
+    out.push('');
+    out.push(`Peak RSS over the whole run (VmHWM): ${r.peakRss.map((p) => `${p.target} ${p.hwmMiB === undefined ? 'n/a' : `${fmt(p.hwmMiB)} MiB`}`).join(', ')}.`);
+  }
+  const allNotes = [...r.notes];
+  if (notes.list.length || allNotes.length) {
+    out.push('');
+    out.push('Notes:');
+    notes.list.forEach((n, i) => out.push(`- note ${i + 1}: ${n}`));
+    for (const n of allNotes) out.push(`- ${n}`);
+  }
+  return out.join('\n') + '\n';
+}
+
+export const BEGIN_MARK = '<!-- bench:begin (generated by npm run bench -- --markdown docs/benchmarks.md) -->';
+export const END_MARK = '<!-- bench:end -->';
+
+/** Replaces the generated section of an existing document, or returns a fresh one when it has no markers. */
+export function spliceReport(existing: string | undefined, report: string): string {
+  const block = `${BEGIN_MARK}\n${report}${END_MARK}`;
+  if (existing) {
+    const a = existing.indexOf(BEGIN_MARK);
+    const b = existing.indexOf(END_MARK);
+    if (a >= 0 && b > a) return existing.slice(0, a) + block + existing.slice(b + END_MARK.length);
+  }
+  return `# Benchmarks\n\n${block}\n`;
+}
