@@ -1,0 +1,229 @@
+// RFC 7143 §5–§7: one iSCSI connection over any duplex byte stream — framing, login then full feature
+// phase, StatSN numbering, corked writes, NOP-In keepalive, and teardown that never outlives an error.
+import type { Duplex } from 'node:stream';
+import { PduReceiver, ReceiverError, type RawPdu } from './receiver.js';
+import { decodeHeader, PduFormatError } from './pdu/parser.js';
+import { framePdu } from './pdu/serializer.js';
+import { BHS_LENGTH, Opcode, RESERVED_TAG, RejectReason } from './pdu/constants.js';
+import type { Header, LoginRequest, LoginResponse, NopIn, Reject } from './pdu/types.js';
+import { LoginPhase } from './login/login.js';
+import { FullFeature } from './full-feature.js';
+import { serialAdd } from '../lib/serial.js';
+import type { ServerContext } from './context.js';
+import type { Session, SessionConnection } from './session.js';
+import type { SessionParams } from './text/negotiate.js';
+import type { PortalAddress } from './target-registry.js';
+import type { OutPdu } from './data-in.js';
+
+/** Largest data segment accepted before login completes (text keys only). */
+const LOGIN_MAX_DATA = 65536;
+
+export class Connection implements SessionConnection {
+  cid = 0;
+  session?: Session;
+  params?: SessionParams;
+  statSN = 0;
+  phase: 'login' | 'ffp' | 'closed' = 'login';
+  private readonly receiver: PduReceiver;
+  private readonly login: LoginPhase;
+  private ffp?: FullFeature;
+  private headerDigest = false;
+  private dataDigest = false;
+  private lastRx = Date.now();
+  private nopTimer?: NodeJS.Timeout;
+  private pingTimer?: NodeJS.Timeout;
+  private loginTimer?: NodeJS.Timeout;
+  private pingTtt = RESERVED_TAG;
+  private nextTtt = 1;
+
+  constructor(
+    readonly ctx: ServerContext,
+    private readonly stream: Duplex,
+    readonly local: PortalAddress,
+    readonly remote: string,
+    private readonly onClosed: (c: Connection) => void,
+  ) {
+    this.receiver = new PduReceiver({
+      maxDataSegmentLength: LOGIN_MAX_DATA,
+      onPdu: (p) => this.onPdu(p),
+      onError: (e) => this.onReceiverError(e),
+    });
+    this.login = new LoginPhase(this);
+    stream.on('data', (chunk: Buffer) => {
+      this.lastRx = Date.now();
+      try {
+        this.receiver.push(chunk);
+      } catch (e) {
+        // A handler bug must cost this connection only, never the process.
+        this.ctx.log.error({ err: e, remote }, 'iSCSI connection failed');
+        this.destroy('internal error');
+      }
+    });
+    stream.on('error', (e) => this.destroy(`stream error: ${(e as Error).message}`));
+    stream.on('close', () => this.destroy('closed by peer'));
+    stream.on('end', () => this.destroy('closed by peer'));
+    this.loginTimer = setTimeout(() => this.destroy('login timeout'), ctx.loginTimeoutMs);
+    this.loginTimer.unref?.();
+  }
+
+  get activeTasks(): number {
+    return this.ffp?.activeTasks ?? 0;
+  }
+
+  /** A new target transfer tag, never RESERVED_TAG. */
+  allocTtt(): number {
+    const t = this.nextTtt;
+    this.nextTtt = this.nextTtt >= 0xfffffffe ? 1 : this.nextTtt + 1;
+    return t;
+  }
+
+  private onPdu(raw: RawPdu): void {
+    if (this.phase === 'closed') return;
+    let h: Header;
+    try {
+      h = decodeHeader(raw.bhs);
+    } catch (e) {
+      if (this.phase !== 'ffp' || !(e instanceof PduFormatError)) return this.destroy(`bad PDU before login: ${(e as Error).message}`);
+      this.reject(RejectReason.COMMAND_NOT_SUPPORTED, raw.bhs);
+      return;
+    }
+    if (this.phase === 'login') {
+      if (h.opcode !== Opcode.LOGIN_REQUEST) return this.destroy(`opcode 0x${h.opcode.toString(16)} during login`);
+      this.login.handle(h as LoginRequest, raw.data);
+      return;
+    }
+    this.ffp!.handle(h, raw);
+  }
+
+  private onReceiverError(e: ReceiverError): void {
+    this.ctx.log.warn({ remote: this.remote, code: e.code }, e.message);
+    // A header digest error leaves nothing trustworthy to reject; an oversize segment gets a Reject first.
+    if (e.code === 'DATA_SEGMENT_TOO_LARGE' && this.phase === 'ffp') this.reject(RejectReason.PROTOCOL_ERROR, e.bhs);
+    this.destroy(e.code);
+  }
+
+  // --- login host -------------------------------------------------------------------------------
+
+  sendLogin(h: LoginResponse, data: Buffer): void {
+    h.statSN = this.statSN;
+    this.statSN = serialAdd(this.statSN, 1);
+    this.write([{ h, data: data.length ? [data] : [] }]);
+  }
+
+  failLogin(h: LoginResponse, reason: string): void {
+    this.ctx.log.info({ remote: this.remote, status: `0x${((h.statusClass << 8) | h.statusDetail).toString(16).padStart(4, '0')}`, reason }, 'iSCSI login rejected');
+    this.sendLogin(h, Buffer.alloc(0));
+    this.end(reason);
+  }
+
+  enterFullFeature(session: Session, cid: number, params: SessionParams): void {
+    clearTimeout(this.loginTimer);
+    this.cid = cid;
+    this.session = session;
+    this.params = params;
+    session.connections.set(cid, this);
+    this.phase = 'ffp';
+    // Digests start with the first PDU after the final Login Response (RFC 7143 §6.1.4? ,§13.1).
+    this.headerDigest = this.receiver.headerDigest = params.headerDigest;
+    this.dataDigest = this.receiver.dataDigest = params.dataDigest;
+    this.receiver.maxDataSegmentLength = params.targetMaxRecvDataSegmentLength;
+    this.ffp = new FullFeature(this, session, params);
+    this.startKeepalive();
+  }
+
+  // --- sending ----------------------------------------------------------------------------------
+
+  /** Fills StatSN (numbering status-bearing PDUs), ExpCmdSN and MaxCmdSN. */
+  stamp(h: Header, numbered: boolean): void {
+    const r = h as { statSN?: number; expCmdSN?: number; maxCmdSN?: number };
+    r.statSN = this.statSN;
+    if (numbered) this.statSN = serialAdd(this.statSN, 1);
+    if (this.session) {
+      r.expCmdSN = this.session.expCmdSN;
+      r.maxCmdSN = this.session.maxCmdSN;
+    }
+  }
+
+  /** Writes PDUs as one corked batch: headers share one allocation, payloads go out as views. */
+  write(pdus: readonly OutPdu[]): void {
+    if (this.phase === 'closed' || this.stream.destroyed) return;
+    const opts = { headerDigest: this.headerDigest, dataDigest: this.dataDigest };
+    const hdrSize = BHS_LENGTH + 4;
+    const space = Buffer.allocUnsafe(hdrSize * pdus.length);
+    this.stream.cork();
+    try {
+      pdus.forEach((p, i) => {
+        for (const b of framePdu(p.h, p.data, opts, space.subarray(i * hdrSize, (i + 1) * hdrSize))) this.stream.write(b);
+      });
+    } finally {
+      this.stream.uncork();
+    }
+  }
+
+  reject(reason: RejectReason, bhs: Buffer): void {
+    const h: Reject = { opcode: Opcode.REJECT, immediate: false, itt: RESERVED_TAG, reason, statSN: 0, expCmdSN: 0, maxCmdSN: 0, dataSN: 0 };
+    this.stamp(h, true);
+    this.write([{ h, data: [Buffer.from(bhs.subarray(0, BHS_LENGTH))] }]);
+  }
+
+  // --- keepalive (LIO nopin_timeout / nopin_response_timeout) ------------------------------------
+
+  private startKeepalive(): void {
+    const interval = this.ctx.nopInIntervalMs;
+    if (!(interval > 0)) return;
+    this.nopTimer = setInterval(() => {
+      if (this.phase !== 'ffp' || this.pingTimer) return;
+      if (Date.now() - this.lastRx < interval) return;
+      this.pingTtt = this.allocTtt();
+      const sentAt = Date.now();
+      const h: NopIn = { opcode: Opcode.NOP_IN, immediate: false, itt: RESERVED_TAG, lun: 0, ttt: this.pingTtt, statSN: 0, expCmdSN: 0, maxCmdSN: 0 };
+      this.stamp(h, false);
+      this.write([{ h, data: [] }]);
+      this.pingTimer = setTimeout(() => {
+        this.pingTimer = undefined;
+        if (this.lastRx < sentAt) this.destroy('NOP-In not answered');
+      }, this.ctx.nopInTimeoutMs);
+      this.pingTimer.unref?.();
+    }, Math.max(10, Math.min(interval, 1000)));
+    this.nopTimer.unref?.();
+  }
+
+  /** Called when a NOP-Out answers our ping. */
+  pingAnswered(ttt: number): void {
+    if (ttt === this.pingTtt && this.pingTimer) {
+      clearTimeout(this.pingTimer);
+      this.pingTimer = undefined;
+      this.pingTtt = RESERVED_TAG;
+    }
+  }
+
+  // --- teardown ---------------------------------------------------------------------------------
+
+  /** Flushes what was written, then closes (after a final Login or Logout Response). */
+  end(reason: string): void {
+    if (this.phase === 'closed') return;
+    this.teardown(reason);
+    this.stream.end();
+    const t = setTimeout(() => this.stream.destroy(), 2000);
+    t.unref?.();
+  }
+
+  destroy(reason: string): void {
+    if (this.phase === 'closed') return;
+    this.teardown(reason);
+    this.stream.destroy();
+  }
+
+  private teardown(reason: string): void {
+    const wasFfp = this.phase === 'ffp';
+    this.phase = 'closed';
+    this.receiver.stop();
+    clearTimeout(this.loginTimer);
+    clearInterval(this.nopTimer);
+    clearTimeout(this.pingTimer);
+    this.ffp?.closed();
+    if (wasFfp) this.ctx.log.debug({ remote: this.remote, tsih: this.session?.tsih, cid: this.cid, reason }, 'iSCSI connection closed');
+    this.session?.removeConnection(this);
+    this.onClosed(this);
+  }
+}

@@ -1,0 +1,285 @@
+// RFC 7143 §4.2, §11: full feature phase of one connection — SCSI Command/Data-Out/R2T, NOP, Text,
+// Logout, Task Management and SNACK dispatch, delivering commands to the core in CmdSN order.
+import { AhsType, LogoutReason, LogoutResponse as LogoutCode, Opcode, RESERVED_TAG, RejectReason } from './pdu/constants.js';
+import type { DataOut, Header, LogoutRequest, LogoutResponse, NopIn, NopOut, R2t, ScsiCommandHeader, TextRequest, TmfRequest } from './pdu/types.js';
+import { splitAhs } from './pdu/parser.js';
+import type { RawPdu } from './receiver.js';
+import { ScsiTask } from './scsi-task.js';
+import { responsePdus, type OutPdu } from './data-in.js';
+import { TextConversation } from './text-request.js';
+import { taskManagement } from './tmf.js';
+import { ScsiStatus, type ScsiCommand, type ScsiResponse, type TaskAttribute } from '../scsi/port.js';
+import type { Connection } from './connection.js';
+import type { Session } from './session.js';
+import type { SessionParams } from './text/negotiate.js';
+
+/** ABORTED COMMAND / 47h 05h PROTOCOL SERVICE CRC ERROR (SPC-4), for tasks whose data failed its digest. */
+const CRC_SENSE = Buffer.from([0x70, 0, 0x0b, 0, 0, 0, 0, 0x0a, 0, 0, 0, 0, 0x47, 0x05, 0, 0, 0, 0]);
+/** HARDWARE ERROR / 44h 00h INTERNAL TARGET FAILURE, should the core ever throw. */
+const INTERNAL_SENSE = Buffer.from([0x70, 0, 0x04, 0, 0, 0, 0, 0x0a, 0, 0, 0, 0, 0x44, 0x00, 0, 0, 0, 0]);
+
+export class FullFeature {
+  readonly tasks = new Map<number, ScsiTask>();
+  private readonly execQueue: ScsiTask[] = [];
+  private readonly text: TextConversation;
+  private closedFlag = false;
+
+  constructor(readonly conn: Connection, readonly session: Session, readonly params: SessionParams) {
+    this.text = new TextConversation(conn, session, params);
+  }
+
+  get activeTasks(): number {
+    return this.tasks.size;
+  }
+
+  handle(h: Header, raw: RawPdu): void {
+    switch (h.opcode) {
+      case Opcode.SCSI_COMMAND: return this.onCommand(h, raw);
+      case Opcode.DATA_OUT: return this.onDataOut(h, raw);
+      case Opcode.NOP_OUT: return this.onNopOut(h, raw);
+      case Opcode.TEXT_REQUEST:
+        if (!raw.dataDigestOk) return this.conn.reject(RejectReason.DATA_DIGEST_ERROR, raw.bhs);
+        return this.ordered(h.immediate, h.cmdSN, raw, () => this.text.handle(h as TextRequest, raw));
+      case Opcode.LOGOUT_REQUEST: return this.ordered(h.immediate, h.cmdSN, raw, () => void this.onLogout(h));
+      case Opcode.TMF_REQUEST: return this.ordered(h.immediate, h.cmdSN, raw, () => void this.onTmf(h, raw.bhs));
+      case Opcode.SNACK_REQUEST: return this.conn.reject(RejectReason.COMMAND_NOT_SUPPORTED, raw.bhs); // ERL 0
+      default: return this.conn.reject(RejectReason.PROTOCOL_ERROR, raw.bhs);
+    }
+  }
+
+  /** Runs a non-immediate request in CmdSN order; out-of-window ones are dropped (RFC 7143 §4.2.2.1). */
+  private ordered(immediate: boolean, cmdSN: number, raw: RawPdu, fn: () => void): void {
+    if (immediate) return fn();
+    if (!this.session.admit(cmdSN, fn, false)) this.dropOutOfWindow(cmdSN, raw);
+  }
+
+  private dropOutOfWindow(cmdSN: number, raw: RawPdu): void {
+    this.conn.ctx.log.debug({ cmdSN, expCmdSN: this.session.expCmdSN, opcode: raw.bhs[0]! & 0x3f }, 'PDU outside the command window dropped');
+  }
+
+  // --- SCSI Command / Data-Out / R2T ----------------------------------------------------------
+
+  private onCommand(h: ScsiCommandHeader, raw: RawPdu): void {
+    if (this.session.type !== 'Normal') return this.conn.reject(RejectReason.PROTOCOL_ERROR, raw.bhs);
+    if (!raw.dataDigestOk) return this.conn.reject(RejectReason.DATA_DIGEST_ERROR, raw.bhs);
+    if (this.tasks.has(h.itt)) return this.conn.reject(RejectReason.TASK_IN_PROGRESS, raw.bhs);
+    if (raw.dataLength > 0 && !h.write) return this.conn.reject(RejectReason.PROTOCOL_ERROR, raw.bhs);
+    let cdb = h.cdb;
+    let bidi: number | undefined;
+    try {
+      for (const a of splitAhs(raw.ahs)) {
+        if (a.type === AhsType.EXTENDED_CDB && a.body.length > 1) cdb = Buffer.concat([h.cdb, a.body.subarray(1)]);
+        else if (a.type === AhsType.BIDI_READ_LENGTH && a.body.length >= 5) bidi = a.body.readUInt32BE(1);
+      }
+    } catch {
+      return this.conn.reject(RejectReason.INVALID_PDU_FIELD, raw.bhs);
+    }
+    const task = new ScsiTask(h, cdb, bidi, this.params);
+    if (task.addImmediate(raw.data, raw.dataLength)) return this.conn.reject(RejectReason.PROTOCOL_ERROR, raw.bhs);
+    this.tasks.set(h.itt, task);
+    if (h.immediate) {
+      task.sequenced = true;
+    } else if (!this.session.admit(h.cmdSN, () => { task.sequenced = true; this.execQueue.push(task); }, true)) {
+      this.tasks.delete(h.itt);
+      return this.dropOutOfWindow(h.cmdSN, raw);
+    }
+    this.sendR2ts(task);
+    this.pump(task);
+  }
+
+  private onDataOut(h: DataOut, raw: RawPdu): void {
+    const task = this.tasks.get(h.itt);
+    if (!task || task.aborted) {
+      this.conn.ctx.log.debug({ itt: h.itt }, 'Data-Out for no active task dropped');
+      return;
+    }
+    if (!raw.dataDigestOk) {
+      this.conn.reject(RejectReason.DATA_DIGEST_ERROR, raw.bhs);
+      task.dataError = true; // ERL 0: keep counting its bytes, then fail the task instead of running it
+    }
+    const err = task.addDataOut(h.ttt, h.bufferOffset, raw.data, raw.dataLength, h.final);
+    if (err) {
+      this.conn.ctx.log.debug({ itt: h.itt, err }, 'bad Data-Out');
+      return this.conn.reject(err === 'NO_R2T' ? RejectReason.INVALID_PDU_FIELD : RejectReason.PROTOCOL_ERROR, raw.bhs);
+    }
+    if (h.final) this.sendR2ts(task);
+    this.pump(task);
+  }
+
+  private sendR2ts(task: ScsiTask): void {
+    const reqs = task.nextR2ts(() => this.conn.allocTtt());
+    if (reqs.length === 0) return;
+    const pdus: OutPdu[] = reqs.map((r) => {
+      const h: R2t = {
+        opcode: Opcode.R2T, immediate: false, itt: task.itt, lun: task.lun, ttt: r.ttt,
+        statSN: 0, expCmdSN: 0, maxCmdSN: 0, r2tSN: r.r2tSN, bufferOffset: r.bufferOffset, desiredDataTransferLength: r.length,
+      };
+      this.conn.stamp(h, false);
+      return { h, data: [] };
+    });
+    this.conn.write(pdus);
+  }
+
+  /** Delivers ready tasks: immediate ones at once, the rest strictly in CmdSN order. */
+  private pump(task?: ScsiTask): void {
+    if (task?.immediate && task.dataComplete && !task.executed) this.run(task);
+    while (this.execQueue.length > 0) {
+      const head = this.execQueue[0]!;
+      if (!head.aborted && !head.dataComplete) break;
+      this.execQueue.shift();
+      if (!head.aborted) this.run(head);
+    }
+  }
+
+  private run(task: ScsiTask): void {
+    task.executed = true;
+    if (task.dataError) return this.complete(task, { status: ScsiStatus.CHECK_CONDITION, sense: CRC_SENSE });
+    const cmd: ScsiCommand = {
+      nexus: this.session.nexus!, luns: this.session.luns!, lun: task.lun, cdb: task.cdb, tag: task.itt,
+      attr: task.attr as TaskAttribute, expectedInLength: task.expectedInLength, expectedOutLength: task.expectedOutLength,
+      dataOut: task.dataOut(),
+    };
+    let p: Promise<ScsiResponse>;
+    try {
+      p = this.conn.ctx.core.execute(cmd);
+    } catch (e) {
+      p = Promise.reject(e);
+    }
+    p.then(
+      (resp) => this.complete(task, resp),
+      (e: unknown) => {
+        this.conn.ctx.log.error({ err: e, itt: task.itt }, 'core.execute rejected');
+        this.complete(task, { status: ScsiStatus.CHECK_CONDITION, sense: INTERNAL_SENSE });
+      },
+    );
+  }
+
+  private complete(task: ScsiTask, resp: ScsiResponse): void {
+    if (this.tasks.get(task.itt) === task) this.tasks.delete(task.itt);
+    if (task.countsInWindow) {
+      task.countsInWindow = false;
+      this.session.release();
+    }
+    if (resp.aborted || task.aborted || this.closedFlag) return;
+    const pdus = responsePdus(task, resp, this.params);
+    for (const p of pdus) {
+      const numbered = p.h.opcode === Opcode.SCSI_RESPONSE || (p.h.opcode === Opcode.DATA_IN && p.h.hasStatus);
+      this.conn.stamp(p.h, numbered);
+    }
+    this.conn.write(pdus);
+    this.afterResponse?.();
+  }
+
+  /** Hook for Logout waiting on in-flight tasks. */
+  private afterResponse?: () => void;
+
+  /** Removes tasks the core has not seen yet (RFC 7143 §4.2.3.? task management on fabric-held tasks). */
+  abortPending(match: (t: ScsiTask) => boolean): number {
+    let n = 0;
+    for (const t of [...this.tasks.values()]) {
+      if (t.executed || !match(t)) continue;
+      t.aborted = true;
+      t.executed = true;
+      this.tasks.delete(t.itt);
+      const i = this.execQueue.indexOf(t);
+      if (i >= 0) this.execQueue.splice(i, 1);
+      if (t.countsInWindow) {
+        t.countsInWindow = false;
+        this.session.release();
+      }
+      n++;
+    }
+    this.pump();
+    return n;
+  }
+
+  // --- NOP -----------------------------------------------------------------------------------------
+
+  private onNopOut(h: NopOut, raw: RawPdu): void {
+    if (h.itt === RESERVED_TAG) {
+      this.conn.pingAnswered(h.ttt); // answer to our NOP-In; no response
+      return;
+    }
+    if (!raw.dataDigestOk) return this.conn.reject(RejectReason.DATA_DIGEST_ERROR, raw.bhs);
+    this.ordered(h.immediate, h.cmdSN, raw, () => {
+      const rsp: NopIn = { opcode: Opcode.NOP_IN, immediate: false, itt: h.itt, lun: h.lun, ttt: RESERVED_TAG, statSN: 0, expCmdSN: 0, maxCmdSN: 0 };
+      this.conn.stamp(rsp, true);
+      this.conn.write([{ h: rsp, data: raw.data }]);
+    });
+  }
+
+  // --- Logout (RFC 7143 §11.14) ------------------------------------------------------------------
+
+  private async onLogout(h: LogoutRequest): Promise<void> {
+    let response: number = LogoutCode.SUCCESS;
+    let closeSession = false;
+    let closeSelf = false;
+    if (h.reason === LogoutReason.CLOSE_SESSION) {
+      closeSession = true;
+    } else if (h.reason === LogoutReason.CLOSE_CONNECTION) {
+      if (h.cid === this.conn.cid) closeSelf = true;
+      else if (this.session.connections.has(h.cid)) this.session.connections.get(h.cid)!.destroy('logged out by another connection');
+      else response = LogoutCode.CID_NOT_FOUND;
+    } else {
+      response = LogoutCode.RECOVERY_NOT_SUPPORTED;
+    }
+    if (closeSession || closeSelf) await this.drainTasks(5000);
+    if (this.closedFlag) return;
+    const rsp: LogoutResponse = {
+      opcode: Opcode.LOGOUT_RESPONSE, immediate: false, itt: h.itt, response, statSN: 0, expCmdSN: 0, maxCmdSN: 0,
+      time2Wait: this.params.defaultTime2Wait, time2Retain: this.params.errorRecoveryLevel > 0 ? this.params.defaultTime2Retain : 0,
+    };
+    this.conn.stamp(rsp, true);
+    this.conn.write([{ h: rsp, data: [] }]);
+    if (closeSession) {
+      this.conn.end('logout');
+      this.session.end('logout');
+    } else if (closeSelf) {
+      this.conn.end('logout');
+    }
+  }
+
+  /** Waits (bounded) until this connection's tasks have been answered. */
+  private drainTasks(limitMs: number): Promise<void> {
+    if (this.tasks.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, limitMs);
+      timer.unref?.();
+      const self = this;
+      function done(): void {
+        clearTimeout(timer);
+        self.afterResponse = undefined;
+        resolve();
+      }
+      this.afterResponse = () => {
+        if (this.tasks.size === 0) done();
+      };
+    });
+  }
+
+  // --- Task management (RFC 7143 §11.5) ------------------------------------------------------------
+
+  private async onTmf(h: TmfRequest, bhs: Buffer): Promise<void> {
+    if (this.session.type !== 'Normal') return this.conn.reject(RejectReason.PROTOCOL_ERROR, bhs);
+    const response = await taskManagement(this, h);
+    if (this.closedFlag) return;
+    const rsp = { opcode: Opcode.TMF_RESPONSE, immediate: false, itt: h.itt, response, statSN: 0, expCmdSN: 0, maxCmdSN: 0 } as const;
+    const out = { ...rsp };
+    this.conn.stamp(out, true);
+    this.conn.write([{ h: out, data: [] }]);
+  }
+
+  closed(): void {
+    this.closedFlag = true;
+    for (const t of this.tasks.values()) {
+      t.aborted = true;
+      if (t.countsInWindow) {
+        t.countsInWindow = false;
+        this.session.release();
+      }
+    }
+    this.tasks.clear();
+    this.execQueue.length = 0;
+    this.afterResponse?.();
+  }
+}

@@ -1,0 +1,136 @@
+// RFC 7143 §4.2.5 (data transfer), §11.3 (SCSI Command), §11.7 (Data-Out), §11.8 (R2T):
+// one SCSI task's Data-Out gathering — immediate, unsolicited and solicited data — as views.
+import { RESERVED_TAG } from './pdu/constants.js';
+import type { ScsiCommandHeader } from './pdu/types.js';
+import type { SessionParams } from './text/negotiate.js';
+
+export interface R2tRequest {
+  ttt: number;
+  r2tSN: number;
+  bufferOffset: number;
+  length: number;
+}
+
+interface OpenR2t extends R2tRequest {
+  received: number;
+}
+
+export type DataOutError = 'OFFSET' | 'NO_R2T' | 'UNSOLICITED_NOT_ALLOWED' | 'BURST' | 'DONE';
+
+export class ScsiTask {
+  readonly itt: number;
+  readonly lun: number;
+  readonly cdb: Buffer;
+  readonly attr: number;
+  readonly cmdSN: number;
+  readonly immediate: boolean;
+  readonly expectedOutLength: number;
+  readonly expectedInLength: number;
+  /** Received Data-Out pieces, sorted by offset. */
+  private readonly pieces: { offset: number; data: Buffer[]; length: number }[] = [];
+  received = 0;
+  /** Unsolicited Data-Out PDUs are still to come (command had F=0). */
+  unsolicitedPending: boolean;
+  private unsolicitedBytes = 0;
+  /** Next offset not yet covered by data or an R2T. */
+  private nextOffset = 0;
+  private readonly r2ts = new Map<number, OpenR2t>();
+  private r2tSN = 0;
+  /** Delivered to the core (or finished); no more Data-Out is accepted. */
+  executed = false;
+  aborted = false;
+  /** A data digest error hit this task's data: it completes with CHECK CONDITION instead of running. */
+  dataError = false;
+  /** Sequenced in CmdSN order (non-immediate commands wait in the session first). */
+  sequenced = false;
+  /** Whether it holds a slot in the session's command window. */
+  countsInWindow: boolean;
+  dataInSN = 0;
+
+  constructor(h: ScsiCommandHeader, cdb: Buffer, bidiReadLength: number | undefined, private readonly params: SessionParams) {
+    this.itt = h.itt;
+    this.lun = h.lun;
+    this.cdb = cdb;
+    this.attr = h.attr;
+    this.cmdSN = h.cmdSN;
+    this.immediate = h.immediate;
+    this.countsInWindow = !h.immediate;
+    this.expectedOutLength = h.write ? h.expectedDataTransferLength : 0;
+    this.expectedInLength = h.read ? (h.write ? bidiReadLength ?? 0 : h.expectedDataTransferLength) : 0;
+    this.unsolicitedPending = h.write && !h.final;
+  }
+
+  get dataComplete(): boolean {
+    return this.received >= this.expectedOutLength;
+  }
+
+  /** All Data-Out views in offset order (zero-copy). */
+  dataOut(): Buffer[] {
+    const out: Buffer[] = [];
+    for (const p of this.pieces) out.push(...p.data);
+    return out;
+  }
+
+  /** Immediate data carried by the SCSI Command PDU itself. */
+  addImmediate(data: Buffer[], length: number): DataOutError | undefined {
+    if (length === 0) return undefined;
+    if (!this.params.immediateData) return 'UNSOLICITED_NOT_ALLOWED';
+    if (length > this.params.firstBurstLength || length > this.expectedOutLength) return 'BURST';
+    this.unsolicitedBytes += length;
+    this.insert(0, data, length);
+    this.nextOffset = length;
+    return undefined;
+  }
+
+  /** A Data-Out PDU for this task. Returns an error code for a protocol violation. */
+  addDataOut(ttt: number, offset: number, data: Buffer[], length: number, final: boolean): DataOutError | undefined {
+    if (this.executed) return 'DONE';
+    if (offset + length > this.expectedOutLength) return 'OFFSET';
+    if (ttt === RESERVED_TAG) {
+      if (this.params.initialR2T || !this.unsolicitedPending) return 'UNSOLICITED_NOT_ALLOWED';
+      if (this.unsolicitedBytes + length > this.params.firstBurstLength) return 'BURST';
+      if (length && !this.insert(offset, data, length)) return 'OFFSET';
+      this.unsolicitedBytes += length;
+      this.nextOffset = Math.max(this.nextOffset, offset + length);
+      if (final) this.unsolicitedPending = false;
+      return undefined;
+    }
+    const r2t = this.r2ts.get(ttt);
+    if (!r2t) return 'NO_R2T';
+    if (offset < r2t.bufferOffset || offset + length > r2t.bufferOffset + r2t.length) return 'OFFSET';
+    if (length && !this.insert(offset, data, length)) return 'OFFSET';
+    r2t.received += length;
+    if (final || r2t.received >= r2t.length) this.r2ts.delete(ttt);
+    return undefined;
+  }
+
+  /** R2Ts to send now: the rest of the data in MaxBurstLength pieces, at most MaxOutstandingR2T open. */
+  nextR2ts(allocTtt: () => number): R2tRequest[] {
+    const out: R2tRequest[] = [];
+    if (this.unsolicitedPending || this.executed || this.aborted) return out;
+    while (this.nextOffset < this.expectedOutLength && this.r2ts.size < this.params.maxOutstandingR2T) {
+      const length = Math.min(this.params.maxBurstLength, this.expectedOutLength - this.nextOffset);
+      const r: OpenR2t = { ttt: allocTtt(), r2tSN: this.r2tSN++, bufferOffset: this.nextOffset, length, received: 0 };
+      this.r2ts.set(r.ttt, r);
+      this.nextOffset += length;
+      out.push(r);
+    }
+    return out;
+  }
+
+  hasTtt(ttt: number): boolean {
+    return this.r2ts.has(ttt);
+  }
+
+  private insert(offset: number, data: Buffer[], length: number): boolean {
+    let i = this.pieces.length;
+    while (i > 0 && this.pieces[i - 1]!.offset > offset) i--;
+    const prev = this.pieces[i - 1];
+    const next = this.pieces[i];
+    if (prev && prev.offset + prev.length > offset) return false; // overlap
+    if (next && offset + length > next.offset) return false;
+    this.pieces.splice(i, 0, { offset, data, length });
+    this.received += length;
+    return true;
+  }
+}
