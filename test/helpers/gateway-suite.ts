@@ -42,13 +42,16 @@ class RecordingAgent implements ManagedAgent {
 function rawSocket(url: string, token: string): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url.replace(/^http/, 'ws') + CONTROL_PATH, { headers: { authorization: `Bearer ${token}` } });
+    closeCodes.set(ws, new Promise((r) => ws.once('close', (code) => r(code))));
     ws.once('open', () => resolve(ws));
     ws.once('error', reject);
     ws.once('unexpected-response', (_q, res) => reject(new Error(`HTTP ${res.statusCode}`)));
   });
 }
 
-const closed = (ws: WebSocket): Promise<number> => new Promise((r) => (ws.readyState === WebSocket.CLOSED ? r(-1) : ws.once('close', (code) => r(code))));
+/** Close code of a socket; the listener is registered when the socket is created so no close is missed. */
+const closeCodes = new WeakMap<WebSocket, Promise<number>>();
+const closed = (ws: WebSocket): Promise<number> => closeCodes.get(ws)!;
 
 export function gatewayBehaviourSuite(name: string, startGw: () => Promise<TestGateway>): void {
   describe(name, { timeout: 240_000 }, () => {
@@ -206,7 +209,7 @@ export function gatewayBehaviourSuite(name: string, startGw: () => Promise<TestG
       assert.ok(c1 === 1007 || c1 === 1002, `malformed frame closed with ${c1}`);
       const notMap = await rawSocket(gw.url, agentToken);
       notMap.send(encodeMessage({ type: 'ack', version: 1 }).subarray(0, 3));
-      assert.notEqual(await closed(notMap), -1);
+      assert.equal(await closed(notMap), 1007);
       const big = await rawSocket(gw.url, agentToken);
       big.on('error', () => {});
       big.send(Buffer.alloc(1024 * 1024 + 100, 0x41));
@@ -242,7 +245,7 @@ export function gatewayBehaviourSuite(name: string, startGw: () => Promise<TestG
       await waitFor('second agent connected', async () => (await api(gw, 'GET', '/v1/agents')).body.agents.find((a: any) => a.id === extra.body.id)?.connected, 5000);
       const d = await api(gw, 'DELETE', `/v1/agents/${extra.body.id}`);
       assert.equal(d.status, 200);
-      assert.notEqual(await closed(sock), -1);
+      assert.equal(await closed(sock), 1008);
       await assert.rejects(rawSocket(gw.url, extra.body.token), /401/);
       assert.equal((await api(gw, 'DELETE', `/v1/agents/${extra.body.id}`)).status, 404);
       assert.equal((await api(gw, 'GET', '/v1/agents')).body.agents.find((a: any) => a.id === agentId).connected, true);
