@@ -40,6 +40,7 @@ export function tokenize(line: string): string[] {
     const c = line[i]!;
     if (quote) {
       if (c === quote) quote = null;
+      else if (c === '\\' && quote === '"' && i + 1 < line.length) cur += line[++i];
       else cur += c;
     } else if (c === '"' || c === "'") {
       quote = c;

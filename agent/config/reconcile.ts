@@ -1,0 +1,158 @@
+// Reconcile: model → running objects (backstores + logical units, portals). Two phases so a change that
+// cannot be applied (file missing, port taken) changes nothing: prepare opens/binds what is new, then
+// commit closes what went away — or rollback undoes the prepared part.
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { openBackstore, type BackstoreSpec } from '../backstores/index.js';
+import type { PortalAddress } from '../iscsi/target-registry.js';
+import type { Logger } from '../lib/log.js';
+import type { AluaGroupConfig } from '../scsi/port.js';
+import { createLogicalUnit, type LogicalUnit } from '../scsi/logical-unit.js';
+import { iscsiTargets, storageObjectPath, type RootConfig, type StorageObjectConfig } from './schema.js';
+
+/** What reconcile needs of the iSCSI fabric (agent/iscsi/server.ts IscsiServer). */
+export interface PortalHost {
+  addPortal(addr: { ip: string; port: number }): Promise<PortalAddress>;
+  removePortal(addr: PortalAddress): Promise<void> | void;
+}
+
+export interface UnitEntry {
+  readonly path: string;
+  readonly sig: string;
+  readonly plugin: string;
+  lu?: LogicalUnit;
+  error?: string;
+}
+
+interface Plan {
+  opened: UnitEntry[];
+  replaced: UnitEntry[];
+  removed: UnitEntry[];
+  bound: Array<{ key: string; addr: PortalAddress }>;
+  unbound: Array<{ key: string; addr: PortalAddress }>;
+}
+
+function backstoreSpec(so: StorageObjectConfig): BackstoreSpec {
+  switch (so.plugin) {
+    case 'fileio': return { plugin: 'fileio', name: so.name, dev: so.dev!, size: so.size, writeBack: so.write_back ?? true };
+    case 'block': return { plugin: 'block', name: so.name, dev: so.dev!, readonly: so.readonly ?? false, writeBack: so.write_back ?? false };
+    case 'rd_mcp': return { plugin: 'rd_mcp', name: so.name, size: so.size!, nullio: Boolean(so.nullio) };
+    case 'object': return { ...so, plugin: 'object', name: so.name };
+    case 'pscsi': throw new Error('pscsi passthrough is not supported by Outpost');
+  }
+}
+
+/** rtslib gives every storage object a UUID wwn; a hand-written config may omit it, so derive a stable one. */
+export function storageWwn(so: StorageObjectConfig): string {
+  if (so.wwn) return so.wwn;
+  const h = createHash('sha256').update(storageObjectPath(so)).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+function aluaGroups(so: StorageObjectConfig): AluaGroupConfig[] {
+  return (so.alua_tpgs ?? []).map((g) => ({
+    name: g.name, id: g.tg_pt_gp_id, accessState: g.alua_access_state ?? 0, accessType: g.alua_access_type ?? 3, preferred: Boolean(g.preferred),
+  }));
+}
+
+function signature(so: StorageObjectConfig): string {
+  return JSON.stringify([so, storageWwn(so)]);
+}
+
+export function portalKey(ip: string, port: number): string {
+  return `${ip.replace(/^\[(.*)\]$/, '$1')}:${port}`;
+}
+
+export class Runtime {
+  readonly units = new Map<string, UnitEntry>();
+  readonly portals = new Map<string, PortalAddress>();
+
+  constructor(private readonly opts: { stateDir: string; log: Logger; portalHost: () => PortalHost | undefined }) {}
+
+  private async open(so: StorageObjectConfig): Promise<UnitEntry> {
+    const path = storageObjectPath(so);
+    const entry: UnitEntry = { path, sig: signature(so), plugin: so.plugin };
+    const backstore = await openBackstore(backstoreSpec(so), { stateDir: this.opts.stateDir, log: this.opts.log });
+    try {
+      entry.lu = await createLogicalUnit({
+        name: path, wwn: storageWwn(so), backstore, attributes: so.attributes ?? {}, aluaGroups: aluaGroups(so),
+        stateDir: join(this.opts.stateDir, 'lu', so.plugin, so.name),
+      });
+    } catch (err) {
+      await backstore.close().catch(() => {});
+      throw err;
+    }
+    return entry;
+  }
+
+  /**
+   * Opens new/changed units and binds new portals for `next`. strict: the first failure undoes the
+   * prepared part and throws; lenient (startup): failures are recorded on the entry and logged.
+   */
+  async prepare(next: RootConfig, strict: boolean): Promise<Plan> {
+    const plan: Plan = { opened: [], replaced: [], removed: [], bound: [], unbound: [] };
+    const wanted = new Map(next.storage_objects.map((so) => [storageObjectPath(so), so]));
+    try {
+      for (const [path, so] of wanted) {
+        const cur = this.units.get(path);
+        if (cur && cur.sig === signature(so)) continue;
+        try {
+          plan.opened.push(await this.open(so));
+        } catch (err) {
+          const msg = `Could not open ${path}: ${(err as Error).message}`;
+          if (strict) throw new Error(msg);
+          this.opts.log.error({ path, err: (err as Error).message }, 'storage object failed to open');
+          plan.opened.push({ path, sig: signature(so), plugin: so.plugin, error: msg });
+        }
+        if (cur) plan.replaced.push(cur);
+      }
+      for (const [path, cur] of this.units) if (!wanted.has(path)) plan.removed.push(cur);
+
+      const host = this.opts.portalHost();
+      const want = new Map<string, { ip: string; port: number }>();
+      for (const t of iscsiTargets(next)) for (const tpg of t.tpgs) {
+        if (!tpg.enable) continue;
+        for (const p of tpg.portals) want.set(portalKey(p.ip_address, p.port), { ip: p.ip_address.replace(/^\[(.*)\]$/, '$1'), port: p.port });
+      }
+      if (host) {
+        for (const [key, addr] of want) {
+          if (this.portals.has(key)) continue;
+          try {
+            plan.bound.push({ key, addr: await host.addPortal(addr) });
+          } catch (err) {
+            const msg = `Could not listen on portal ${key}: ${(err as Error).message}`;
+            if (strict) throw new Error(msg);
+            this.opts.log.error({ portal: key, err: (err as Error).message }, 'portal failed');
+          }
+        }
+        for (const [key, addr] of this.portals) if (!want.has(key)) plan.unbound.push({ key, addr });
+      }
+    } catch (err) {
+      await this.rollback(plan);
+      throw err;
+    }
+    return plan;
+  }
+
+  async rollback(plan: Plan): Promise<void> {
+    const host = this.opts.portalHost();
+    for (const b of plan.bound) await Promise.resolve(host?.removePortal(b.addr)).catch(() => {});
+    for (const e of plan.opened) await e.lu?.close().catch(() => {});
+  }
+
+  /** Makes the prepared state current; closes units and portals that are no longer wanted. */
+  async commit(plan: Plan): Promise<void> {
+    for (const e of plan.opened) this.units.set(e.path, e);
+    for (const e of plan.removed) this.units.delete(e.path);
+    for (const b of plan.bound) this.portals.set(b.key, b.addr);
+    for (const u of plan.unbound) this.portals.delete(u.key);
+    const host = this.opts.portalHost();
+    for (const u of plan.unbound) await Promise.resolve(host?.removePortal(u.addr)).catch((err) => this.opts.log.warn({ err }, 'removePortal failed'));
+    for (const e of [...plan.replaced, ...plan.removed]) await e.lu?.close().catch((err) => this.opts.log.warn({ err, path: e.path }, 'closing unit failed'));
+  }
+
+  async closeAll(): Promise<void> {
+    for (const e of this.units.values()) await e.lu?.close().catch((err) => this.opts.log.warn({ err, path: e.path }, 'closing unit failed'));
+    this.units.clear();
+  }
+}

@@ -1,0 +1,216 @@
+// Composition root of the agent (DESIGN "Layers"): load saveconfig.json, reconcile it into backstores,
+// logical units and portals, serve the admin API, and accept gateway policy as managed ACLs.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve as resolvePath } from 'node:path';
+import type { PolicySnapshot } from '../shared/policy.js';
+import { adminSocketPath } from './admin/protocol.js';
+import { startAdminServer, type AdminServer } from './admin/server.js';
+import { dumpConfig } from './config/dump.js';
+import { loadConfig } from './config/load.js';
+import { applyManagedAcls, effectiveAcls, validatePolicy } from './config/managed.js';
+import { Runtime } from './config/reconcile.js';
+import { LiveRegistry } from './config/registry.js';
+import { iscsiTargets, storageObjectPath, type RootConfig } from './config/schema.js';
+import { readConfigFile, saveConfigFile } from './config/store.js';
+import { IscsiServer, type SessionInfo } from './iscsi/server.js';
+import type { DiscoveryAuth } from './iscsi/target-registry.js';
+import { createLogger, type Logger } from './lib/log.js';
+import { createTargetCore } from './scsi/core.js';
+import { ShellEngine } from './shell/engine.js';
+import type { ShellHost } from './shell/host.js';
+import { PrefsStore } from './shell/prefs-store.js';
+
+export interface AgentOptions {
+  configPath: string;
+  stateDir: string;
+  log?: Logger;
+  /** Serve the local admin API (default true). */
+  admin?: boolean;
+}
+
+export interface AgentStatus {
+  sessions: SessionInfo[];
+  luns: Array<{ path: string; plugin: string; healthy: boolean; error?: string; stats?: Record<string, number | string | null> }>;
+  portals: string[];
+  policyVersion: number | null;
+}
+
+export interface Agent {
+  readonly registry: LiveRegistry;
+  readonly server: IscsiServer;
+  readonly configPath: string;
+  readonly stateDir: string;
+  readonly adminPath?: string;
+  model(): RootConfig;
+  /** Replaces the running configuration (validated; nothing changes on error). */
+  commit(next: RootConfig): Promise<void>;
+  saveconfig(path?: string): Promise<string>;
+  setManagedPolicy(p: PolicySnapshot): void;
+  servedTargets(): string[];
+  status(): AgentStatus;
+  stop(): Promise<void>;
+}
+
+/** (target, initiator) pairs admitted by explicit ACLs, lower-cased. */
+function aclPairs(root: RootConfig): Set<string> {
+  const out = new Set<string>();
+  for (const t of iscsiTargets(root)) for (const tpg of t.tpgs) for (const a of effectiveAcls(tpg)) out.add(`${t.wwn.toLowerCase()}\n${a.node_wwn.toLowerCase()}`);
+  return out;
+}
+
+export async function startAgent(opts: AgentOptions): Promise<Agent> {
+  const log = opts.log ?? createLogger('outpost-agent');
+  const configPath = resolvePath(opts.configPath);
+  const stateDir = resolvePath(opts.stateDir);
+  await mkdir(stateDir, { recursive: true, mode: 0o700 });
+  const { root: initial, exists } = await readConfigFile(configPath);
+  if (!exists) log.info({ configPath }, 'no saved configuration; starting empty');
+
+  let model = initial;
+  let generation = 0;
+  let policy: PolicySnapshot | undefined;
+  let managedDiscovery: DiscoveryAuth | undefined;
+  let server: IscsiServer | undefined;
+  const runtime = new Runtime({ stateDir, log, portalHost: () => server });
+  const registry = new LiveRegistry({
+    model: () => model,
+    generation: () => generation,
+    unit: (path) => runtime.units.get(path)?.lu,
+    managedDiscovery: () => managedDiscovery,
+  });
+  const core = createTargetCore({ log });
+  server = new IscsiServer({ registry, core, log });
+
+  // Serialize every change: admin commands, policy pushes, shutdown.
+  let chain: Promise<unknown> = Promise.resolve();
+  const serialized = <T>(fn: () => Promise<T>): Promise<T> => {
+    const p = chain.then(fn, fn);
+    chain = p.catch(() => {});
+    return p;
+  };
+
+  const swap = async (next: RootConfig, strict: boolean): Promise<void> => {
+    const plan = await runtime.prepare(next, strict);
+    const before = aclPairs(model);
+    const targetsBefore = iscsiTargets(model).map((t) => t.wwn);
+    applyManagedAcls(next, policy); // the policy may have changed while this change was queued
+    model = next;
+    generation++;
+    await runtime.commit(plan);
+    const after = aclPairs(model);
+    for (const pair of before) {
+      if (after.has(pair)) continue;
+      const [target, initiator] = pair.split('\n') as [string, string];
+      const n = server!.closeSessions(target, initiator);
+      if (n) log.info({ target, initiator, sessions: n }, 'ACL removed: sessions closed');
+    }
+    for (const t of targetsBefore) if (!iscsiTargets(model).some((x) => x.wwn.toLowerCase() === t.toLowerCase())) server!.closeSessions(t);
+  };
+
+  /** Validates a candidate model (with the cached policy applied) without touching the running one. */
+  const prepareModel = (next: RootConfig): RootConfig => {
+    const local = loadConfig(dumpConfig(next));
+    applyManagedAcls(local, policy);
+    return local;
+  };
+
+  await swap(prepareModel(initial), false);
+
+  const prefs = new PrefsStore(join(stateDir, 'prefs.json'));
+  let stopped = false;
+  const agent: Agent = {
+    registry,
+    server,
+    configPath,
+    stateDir,
+    model: () => model,
+    commit: (next) => serialized(() => swap(prepareModel(next), true)),
+    saveconfig: (path) => saveConfigFile(path ?? configPath, model),
+    setManagedPolicy(p: PolicySnapshot) {
+      validatePolicy(p);
+      const next = structuredClone(model);
+      applyManagedAcls(next, p);
+      // Managed ACLs reference TPG LUNs by number and open nothing, so the swap itself cannot fail;
+      // it is applied synchronously so callers can ack right after this returns.
+      const before = aclPairs(model);
+      policy = p;
+      managedDiscovery = p.discovery_auth
+        ? { enabled: p.discovery_auth.enable, chap: { userid: p.discovery_auth.userid, password: p.discovery_auth.password, mutualUserid: p.discovery_auth.mutual_userid ?? '', mutualPassword: p.discovery_auth.mutual_password ?? '' } }
+        : undefined;
+      model = next;
+      generation++;
+      const after = aclPairs(model);
+      for (const pair of before) {
+        if (after.has(pair)) continue;
+        const [target, initiator] = pair.split('\n') as [string, string];
+        server!.closeSessions(target, initiator);
+      }
+      log.info({ version: p.version }, 'managed policy applied');
+    },
+    servedTargets: () => iscsiTargets(model).map((t) => t.wwn),
+    status(): AgentStatus {
+      return {
+        sessions: server!.sessions(),
+        luns: model.storage_objects.map((so) => {
+          const e = runtime.units.get(storageObjectPath(so));
+          return { path: storageObjectPath(so), plugin: so.plugin, healthy: Boolean(e?.lu), error: e?.error, stats: e?.lu?.backstore.stats?.() };
+        }),
+        portals: [...runtime.portals.keys()],
+        policyVersion: policy?.version ?? null,
+      };
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await serialized(async () => {
+        await admin?.close();
+        await server!.close();
+        await runtime.closeAll();
+      });
+      log.info('agent stopped');
+    },
+  };
+
+  const host: ShellHost = {
+    configPath,
+    model: () => model,
+    commit: agent.commit,
+    save: agent.saveconfig,
+    soInfo(path) {
+      const e = runtime.units.get(path);
+      if (!e) return undefined;
+      return e.error ? { error: e.error } : { size: e.lu?.backstore.size };
+    },
+    prefs: () => prefs.all(),
+    setPref: (n, v) => prefs.set(n, v),
+    status() {
+      const s = agent.status();
+      return [
+        `Sessions: ${s.sessions.length}`,
+        `Portals listening: ${s.portals.join(', ') || 'none'}`,
+        ...s.luns.map((l) => `${l.path}: ${l.healthy ? 'ok' : `ERROR ${l.error ?? 'not open'}`}${l.stats ? ' ' + JSON.stringify(l.stats) : ''}`),
+        `Gateway policy version: ${s.policyVersion ?? 'none'}`,
+      ];
+    },
+    sessions() {
+      const list = server!.sessions();
+      if (list.length === 0) return ['(no open sessions)'];
+      return list.map((s) => `alias: ${s.initiatorName}\tsid: ${s.tsih} type: ${s.type} target: ${s.targetName} tpgt: ${s.tpgt} connections: ${s.connections.map((c) => `${c.remote}->${c.local.ip}:${c.local.port}`).join(', ')}`);
+    },
+  };
+
+  let admin: AdminServer | undefined;
+  if (opts.admin !== false) {
+    try {
+      admin = await startAdminServer({ path: adminSocketPath(stateDir), engine: new ShellEngine(host), configPath, log });
+      await writeFile(join(stateDir, 'agent.json'), JSON.stringify({ configPath, pid: process.pid }, null, 2) + '\n', { mode: 0o600 });
+    } catch (err) {
+      await server.close();
+      await runtime.closeAll();
+      throw err;
+    }
+  }
+  (agent as { adminPath?: string }).adminPath = admin?.path;
+  log.info({ configPath, targets: agent.servedTargets().length, portals: [...runtime.portals.keys()] }, 'agent started');
+  return agent;
+}

@@ -1,0 +1,65 @@
+// The interactive shell: node:readline with TAB completion (paths, commands, parameters, values) and a
+// targetcli-style prompt ("/> ", "/iscsi> ").
+import { createInterface } from 'node:readline';
+import type { ShellSession } from './session.js';
+
+function prompt(cwd: string): string {
+  const max = 40;
+  return `${cwd.length > max ? '...' + cwd.slice(-max) : cwd}> `;
+}
+
+export async function runInteractive(session: ShellSession): Promise<number> {
+  let cwd = '/';
+  let prevCwd = '/';
+  const rl = createInterface({
+    input: process.stdin,
+    output: process.stdout,
+    terminal: Boolean(process.stdin.isTTY),
+    historySize: 1000,
+    completer: (line: string, cb: (err: Error | null, result: [string[], string]) => void) => {
+      const word = line.split(/\s+/).pop() ?? '';
+      session.complete({ cwd, line }).then(
+        (c) => {
+          // readline replaces `word` with the common prefix of the hits; show hits trimmed like targetcli
+          cb(null, [c, word]);
+        },
+        () => cb(null, [[], word]),
+      );
+    },
+  });
+  process.stdout.write(`outpost shell (targetcli-compatible). ${session.live ? 'Connected to the running agent.' : `Editing ${session.configPath}.`}\nType help for commands, TAB to complete.\n\n`);
+  rl.setPrompt(prompt(cwd));
+  rl.prompt();
+  let busy = Promise.resolve();
+  let done = false;
+  await new Promise<void>((resolve) => {
+    const finish = async () => {
+      if (done) return;
+      done = true;
+      rl.close();
+      resolve();
+    };
+    rl.on('line', (line) => {
+      busy = busy.then(async () => {
+        if (done) return;
+        const r = await session.exec({ cwd, prevCwd, line, width: process.stdout.columns, interactive: true });
+        for (const l of r.output) (r.error ? process.stderr : process.stdout).write(l + '\n');
+        cwd = r.cwd;
+        prevCwd = r.prevCwd;
+        if (r.exit) return finish();
+        rl.setPrompt(prompt(cwd));
+        rl.prompt();
+      });
+    });
+    rl.on('close', () => {
+      // Ctrl-D: exit like targetcli (auto_save_on_exit applies)
+      busy = busy.then(async () => {
+        if (done) return;
+        const r = await session.exec({ cwd, prevCwd, line: 'exit', interactive: true });
+        for (const l of r.output) process.stdout.write(l + '\n');
+        await finish();
+      });
+    });
+  });
+  return 0;
+}
