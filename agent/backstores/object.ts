@@ -35,6 +35,8 @@ export interface ObjectBackstoreSpec {
   retry_max_ms?: number;
   /** How long close() keeps trying to upload before leaving dirty data to the next start, default 60 000 ms. */
   close_timeout_ms?: number;
+  /** A dirty chunk is uploaded once left unwritten this long (rewrites coalesce), default 200 ms. */
+  upload_delay_ms?: number;
   /** Chunks read ahead for sequential readers, default 2. */
   read_ahead?: number;
 }
@@ -154,6 +156,7 @@ export async function openObjectBackstore(spec: ObjectBackstoreSpec, ctx: { stat
       uploadConcurrency: Math.max(1, num(spec.upload_concurrency, 'upload_concurrency', 4)),
       retryBaseMs: 100, retryMaxMs: Math.max(100, num(spec.retry_max_ms, 'retry_max_ms', 5000)),
       commitIntervalMs: Math.max(50, num(spec.commit_interval_ms, 'commit_interval_ms', 2000)),
+      uploadDelayMs: num(spec.upload_delay_ms, 'upload_delay_ms', 200),
       readAhead: num(spec.read_ahead, 'read_ahead', 2), log,
     });
     const sweeping = manifest.sweep().then((n) => { if (n) log.info({ deleted: n }, 'object volume: swept unreferenced objects'); },

@@ -24,6 +24,8 @@ export interface CacheOptions {
   retryBaseMs: number;
   retryMaxMs: number;
   commitIntervalMs: number;
+  /** A dirty chunk is uploaded once unwritten for this long (or sooner under cache pressure or at close). */
+  uploadDelayMs: number;
   /** Chunks fetched ahead of a sequential reader. */
   readAhead: number;
   log: Logger;
@@ -312,6 +314,7 @@ export class ChunkCache {
       await e.lock.run(async () => {
         if (!e.dirty) { e.dirty = true; if (!e.dirtySince) e.dirtySince = Date.now(); }
         e.seq++;
+        e.lastWrite = Date.now();
         await writeAt(e.path, bufs, off);
         if (e.valid) { e.valid.markBytes(off, off + len); if (e.valid.full) e.valid = null; }
         this.unsynced.add(e);

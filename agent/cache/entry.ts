@@ -15,6 +15,8 @@ export interface Entry {
   seq: number;
   /** When the chunk first held data the bucket's manifest lacks (0: none). The RPO figure. */
   dirtySince: number;
+  /** Last write (ms): uploads wait for a chunk to settle so that rewrites coalesce. */
+  lastWrite: number;
   /** Uploaded and staged at this epoch, not yet in a written manifest (0: nothing pending). */
   stagedEpoch: number;
   /** Named by the durable journal (must not be evicted until a journal round drops it). */
@@ -30,7 +32,7 @@ export interface Entry {
 
 export function newEntry(index: number, dir: string, file: string): Entry {
   return {
-    index, file, path: `${dir}/${file}`, valid: null, dirty: false, seq: 0, dirtySince: 0, stagedEpoch: 0,
+    index, file, path: `${dir}/${file}`, valid: null, dirty: false, seq: 0, dirtySince: 0, lastWrite: 0, stagedEpoch: 0,
     journaled: false, uploading: false, users: 0, lock: new Mutex(), ready: Promise.resolve(), removed: false,
   };
 }

@@ -12,6 +12,7 @@ interface FlusherOptions {
   retryBaseMs: number;
   retryMaxMs: number;
   commitIntervalMs: number;
+  uploadDelayMs: number;
   log: Logger;
 }
 
@@ -41,12 +42,30 @@ export class Flusher {
     this.pump();
   }
 
+  private dirtyWaiting(): Entry[] {
+    return [...this.cache.entries.values()].filter((e) => e.dirty && !e.uploading);
+  }
+
+  /**
+   * Dirty chunks to upload now: those left alone for uploadDelayMs (so a chunk being filled by a sequential
+   * writer is uploaded once, complete), everything at close, and under cache pressure the least recently
+   * written one even if it is still warm.
+   */
   private candidates(): Entry[] {
-    return [...this.cache.entries.values()].filter((e) => e.dirty && !e.uploading).sort((a, b) => a.dirtySince - b.dirtySince);
+    const now = Date.now();
+    const waiting = this.dirtyWaiting().sort((a, b) => a.lastWrite - b.lastWrite);
+    if (this.closing) return waiting;
+    const out = waiting.filter((e) => now - e.lastWrite >= this.o.uploadDelayMs);
+    if (out.length === 0 && waiting.length && this.inFlight === 0) {
+      let dirty = 0;
+      for (const e of this.cache.entries.values()) if (e.dirty) dirty++;
+      if (this.cache.waitingForSlots > 0 || dirty >= this.cache.slots - 1) out.push(waiting[0]!);
+    }
+    return out;
   }
 
   private get idle(): boolean {
-    return this.inFlight === 0 && !this.committing && !this.o.remote.hasUncommitted && this.candidates().length === 0;
+    return this.inFlight === 0 && !this.committing && !this.o.remote.hasUncommitted && this.dirtyWaiting().length === 0;
   }
 
   private pump(): void {
@@ -60,7 +79,7 @@ export class Flusher {
       this.idleWaiters = [];
       for (const r of w) r();
     } else if (!this.timer) {
-      this.timer = setTimeout(() => { this.timer = undefined; this.kick(); }, Math.min(250, this.o.commitIntervalMs)).unref();
+      this.timer = setTimeout(() => { this.timer = undefined; this.kick(); }, Math.max(10, Math.min(250, this.o.commitIntervalMs, this.o.uploadDelayMs / 2))).unref();
     }
   }
 
@@ -95,7 +114,7 @@ export class Flusher {
     if (this.committing || !this.o.remote.hasUncommitted || Date.now() < this.commitNotBefore) return;
     let staged = 0;
     for (const e of this.cache.entries.values()) if (e.stagedEpoch) staged++;
-    const quiet = this.inFlight === 0 && this.candidates().length === 0;
+    const quiet = this.inFlight === 0 && this.dirtyWaiting().length === 0;
     const pressure = this.cache.waitingForSlots > 0 && staged >= Math.max(1, Math.floor(this.cache.slots / 4));
     const due = Date.now() - this.lastCommit >= this.o.commitIntervalMs;
     if (quiet || pressure || due || (this.closing && this.inFlight === 0)) void this.commit();

@@ -47,7 +47,8 @@ export async function startS3rver(bucket = 'outpost-test'): Promise<S3rverHandle
   let child: ChildProcess | undefined;
 
   const start = async (): Promise<void> => {
-    const c = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // s3rver encrypts ListObjectsV2 continuation tokens with DES, which OpenSSL 3 keeps in its legacy provider.
+    const c = spawn(process.execPath, ['--openssl-legacy-provider', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
     child = c;
     let stderr = '';
     c.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
