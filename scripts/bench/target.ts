@@ -41,6 +41,8 @@ export async function fillFile(path: string, size: number): Promise<void> {
     for (let off = 0; off < size; off += chunk.length) {
       await fh.write(chunk, 0, Math.min(chunk.length, size - off), off);
     }
+    // Flush now so the disk writeback of 1 GiB does not compete with the first measured runs.
+    await fh.sync();
   } finally {
     await fh.close();
   }
