@@ -97,8 +97,11 @@ export class FullFeature {
       this.conn.reject(RejectReason.DATA_DIGEST_ERROR, raw.bhs);
       task.dataError = true; // ERL 0: keep counting its bytes, then fail the task instead of running it
     }
-    const err = task.addDataOut(h.ttt, h.bufferOffset, raw.data, raw.dataLength, h.final);
-    if (err) {
+    const err = task.addDataOut(h.ttt, h.dataSN, h.bufferOffset, raw.data, raw.dataLength, h.final);
+    if (err === 'DATASN') {
+      // ERL 0 has no recovery R2T: reject the PDU; the task ends in CHECK CONDITION once its data is in.
+      this.conn.reject(RejectReason.PROTOCOL_ERROR, raw.bhs);
+    } else if (err) {
       this.conn.ctx.log.debug({ itt: h.itt, err }, 'bad Data-Out');
       return this.conn.reject(err === 'NO_R2T' ? RejectReason.INVALID_PDU_FIELD : RejectReason.PROTOCOL_ERROR, raw.bhs);
     }

@@ -13,9 +13,10 @@ export interface R2tRequest {
 
 interface OpenR2t extends R2tRequest {
   received: number;
+  nextDataSN: number;
 }
 
-export type DataOutError = 'OFFSET' | 'NO_R2T' | 'UNSOLICITED_NOT_ALLOWED' | 'BURST' | 'DONE';
+export type DataOutError = 'OFFSET' | 'NO_R2T' | 'UNSOLICITED_NOT_ALLOWED' | 'BURST' | 'DONE' | 'DATASN';
 
 export class ScsiTask {
   readonly itt: number;
@@ -32,6 +33,7 @@ export class ScsiTask {
   /** Unsolicited Data-Out PDUs are still to come (command had F=0). */
   unsolicitedPending: boolean;
   private unsolicitedBytes = 0;
+  private unsolicitedDataSN = 0;
   /** Next offset not yet covered by data or an R2T. */
   private nextOffset = 0;
   private readonly r2ts = new Map<number, OpenR2t>();
@@ -83,25 +85,38 @@ export class ScsiTask {
   }
 
   /** A Data-Out PDU for this task. Returns an error code for a protocol violation. */
-  addDataOut(ttt: number, offset: number, data: Buffer[], length: number, final: boolean): DataOutError | undefined {
+  addDataOut(ttt: number, dataSN: number, offset: number, data: Buffer[], length: number, final: boolean): DataOutError | undefined {
     if (this.executed) return 'DONE';
     if (offset + length > this.expectedOutLength) return 'OFFSET';
     if (ttt === RESERVED_TAG) {
       if (this.params.initialR2T || !this.unsolicitedPending) return 'UNSOLICITED_NOT_ALLOWED';
+      // DataSN counts PDUs within one sequence from 0 (RFC 7143 §11.7.5); ERL 0 cannot recover a gap,
+      // so the data is kept for accounting and the task fails with CHECK CONDITION.
+      if (dataSN !== this.unsolicitedDataSN) this.dataError = this.dataSNError = true;
+      this.unsolicitedDataSN = dataSN + 1;
       if (this.unsolicitedBytes + length > this.params.firstBurstLength) return 'BURST';
       if (length && !this.insert(offset, data, length)) return 'OFFSET';
       this.unsolicitedBytes += length;
       this.nextOffset = Math.max(this.nextOffset, offset + length);
       if (final) this.unsolicitedPending = false;
-      return undefined;
+      return this.takeDataSNError();
     }
     const r2t = this.r2ts.get(ttt);
     if (!r2t) return 'NO_R2T';
+    if (dataSN !== r2t.nextDataSN) this.dataError = this.dataSNError = true;
+    r2t.nextDataSN = dataSN + 1;
     if (offset < r2t.bufferOffset || offset + length > r2t.bufferOffset + r2t.length) return 'OFFSET';
     if (length && !this.insert(offset, data, length)) return 'OFFSET';
     r2t.received += length;
     if (final || r2t.received >= r2t.length) this.r2ts.delete(ttt);
-    return undefined;
+    return this.takeDataSNError();
+  }
+
+  private dataSNError = false;
+  private takeDataSNError(): DataOutError | undefined {
+    const e = this.dataSNError;
+    this.dataSNError = false;
+    return e ? 'DATASN' : undefined;
   }
 
   /** R2Ts to send now: the rest of the data in MaxBurstLength pieces, at most MaxOutstandingR2T open. */
@@ -110,7 +125,7 @@ export class ScsiTask {
     if (this.unsolicitedPending || this.executed || this.aborted) return out;
     while (this.nextOffset < this.expectedOutLength && this.r2ts.size < this.params.maxOutstandingR2T) {
       const length = Math.min(this.params.maxBurstLength, this.expectedOutLength - this.nextOffset);
-      const r: OpenR2t = { ttt: allocTtt(), r2tSN: this.r2tSN++, bufferOffset: this.nextOffset, length, received: 0 };
+      const r: OpenR2t = { ttt: allocTtt(), r2tSN: this.r2tSN++, bufferOffset: this.nextOffset, length, received: 0, nextDataSN: 0 };
       this.r2ts.set(r.ttt, r);
       this.nextOffset += length;
       out.push(r);
