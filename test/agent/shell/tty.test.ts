@@ -8,9 +8,12 @@ import { promisify } from 'node:util';
 import { BIN, spawnAgent, tempAgentDirs } from '../../helpers/agent.js';
 
 const run = promisify(execFile);
+// A private tmux server: other suites (and people) on the machine keep theirs.
+const SOCK = `outpost-tty-${process.pid}`;
+const tmux = (...args: string[]) => run('tmux', ['-L', SOCK, ...args]);
 
 async function capture(session: string): Promise<string> {
-  return (await run('tmux', ['capture-pane', '-p', '-t', session])).stdout;
+  return (await tmux('capture-pane', '-p', '-t', session)).stdout;
 }
 
 async function waitFor(session: string, re: RegExp, ms = 10_000): Promise<string> {
@@ -29,21 +32,21 @@ test('interactive shell in tmux: TAB completes, pwd, exit saves', { timeout: 60_
   const agent = await spawnAgent({ dirs });
   const session = `outpost-tty-${process.pid}-${Date.now()}`;
   try {
-    await run('tmux', ['new-session', '-d', '-s', session, '-x', '120', '-y', '40', process.execPath, BIN, '--state-dir', dirs.stateDir]);
+    await tmux('new-session', '-d', '-s', session, '-x', '120', '-y', '40', `${process.execPath} ${BIN} --state-dir ${dirs.stateDir}; echo EXITED $?; sleep 30`);
     await waitFor(session, /^\/>\s*$/m);
-    await run('tmux', ['send-keys', '-t', session, 'cd /backstores/fil', 'Tab']);
+    await tmux('send-keys', '-t', session, 'cd /backstores/fil', 'Tab');
     await waitFor(session, /^\/> cd \/backstores\/fileio\s*$/m);
-    await run('tmux', ['send-keys', '-t', session, 'Enter']);
+    await tmux('send-keys', '-t', session, 'Enter');
     await waitFor(session, /^\/backstores\/fileio>\s*$/m);
-    await run('tmux', ['send-keys', '-t', session, 'pwd', 'Enter']);
+    await tmux('send-keys', '-t', session, 'pwd', 'Enter');
     await waitFor(session, /^\/backstores\/fileio$/m);
-    await run('tmux', ['send-keys', '-t', session, 'exit', 'Enter']);
+    await tmux('send-keys', '-t', session, 'exit', 'Enter');
     const screen = await waitFor(session, /Configuration saved to /);
     assert.ok(screen.includes(`Configuration saved to ${dirs.configPath}`), screen);
     assert.ok(existsSync(dirs.configPath));
     assert.ok(existsSync(join(dirs.dir, 'saveconfig.json')));
   } finally {
-    await run('tmux', ['kill-session', '-t', session]).catch(() => {});
+    await tmux('kill-server').catch(() => {});
     await agent.cleanup();
   }
 });
