@@ -125,3 +125,27 @@ test('completion: paths, commands, parameters and values', async () => {
     await s.cleanup();
   }
 });
+
+test('RHEL saveconfig.json survives restoreconfig → saveconfig without losing a key', async () => {
+  const s = await setup();
+  try {
+    const { writeFile } = await import('node:fs/promises');
+    const doc = JSON.parse(await readFile('/work/shared/fixtures/lio-saveconfig-rhel.json', 'utf8'));
+    doc.storage_objects[0].dev = join(s.dir, 'disk1_file');
+    doc.storage_objects[1].dev = join(s.dir, 'block1');
+    doc.targets[0].tpgs[0].portals[0].ip_address = '127.0.0.1';
+    const src = join(s.dir, 'rhel.json');
+    await writeFile(src, JSON.stringify(doc));
+    await s.run('/backstores/ramdisk create scratch 1M');
+    assert.match((await s.run(`restoreconfig ${src}`)).output[0]!, /storageobjects or targets present, not restoring/);
+    assert.deepEqual((await s.run(`restoreconfig ${src} clear_existing=true`)).output, [`Configuration restored from ${src}`]);
+    const out = join(s.dir, 'out.json');
+    const r = await s.run(`saveconfig ${out}`);
+    assert.equal(r.output.at(-1), `Configuration saved to ${out}`);
+    assert.deepEqual(JSON.parse(await readFile(out, 'utf8')), doc);
+    const ls = (await s.run('ls /iscsi')).output.join('\n');
+    assert.ok(ls.includes('[no-gen-acls, auth per-acl]') && ls.includes('[mutual auth, Mapped LUNs: 2]') && ls.includes('[lun1 rd_mcp/rd1 (ro)]'), ls);
+  } finally {
+    await s.cleanup();
+  }
+});
