@@ -88,6 +88,7 @@ export class LoginPhase {
     this.partialBytes = 0;
     const keys = new Map(pairs);
     const out: KeyValue[] = [];
+    this.host.ctx.log.debug({ remote: this.host.remote, csg: req.csg, nsg: req.nsg, transit: req.transit, keys: pairs.filter(([k]) => !k.startsWith('CHAP_')).map(([k, v]) => `${k}=${v}`) }, 'login request');
 
     if (!this.negotiator) this.identify(req, keys, out);
     if (req.csg === Stage.OPERATIONAL && this.stage === Stage.SECURITY) {
