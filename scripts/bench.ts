@@ -13,6 +13,7 @@ import { GiB, fillFile, type TargetUnderTest } from './bench/target.js';
 import { WORKLOADS, selectWorkloads, type Workload } from './bench/workloads.js';
 import { runOnce, cpuPerGiB, type RunContext, type Sample } from './bench/runner.js';
 import { loopbackCeiling, memoryCheck } from './bench/extras.js';
+import { newestProfile, profileTable } from './bench/cpuprofile.js';
 import { renderMarkdown, spliceReport, median, fmt, type Cell, type Report, type RowResult } from './bench/report.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -28,6 +29,7 @@ interface Opts {
   sessions: number;
   markdown?: string;
   cpuProf?: string;
+  agentEnv: string[];
   list?: boolean;
 }
 
@@ -49,6 +51,10 @@ function parseArgs(argv: string[]): Opts {
     .addOption(new Option('--sessions <n>', 'sessions in the memory check').default(64).argParser(num))
     .option('--markdown <file>', 'also write the report to FILE (replaces the generated section of docs/benchmarks.md)')
     .option('--cpu-prof <dir>', 'run the agent under node --cpu-prof, writing the profile into DIR at exit')
+    .option('--agent-env <K=V>', 'extra environment for the agent (repeatable), e.g. UV_USE_IO_URING=1', (v: string, acc: string[]) => {
+      if (!/^[A-Za-z_][A-Za-z0-9_]*=/.test(v)) throw new Error(`--agent-env expects K=V, got "${v}"`);
+      return [...acc, v];
+    }, [] as string[])
     .option('--list', 'list workload ids and exit')
     .exitOverride();
   p.parse(argv, { from: 'user' });
@@ -121,6 +127,8 @@ async function main(): Promise<void> {
     opts = parseArgs(process.argv.slice(2));
   } catch (err) {
     const code = (err as { exitCode?: number }).exitCode;
+    // Commander has already printed its own errors (and --help); anything else is ours to print.
+    if (code === undefined) console.error(`bench: ${(err as Error).message}`);
     process.exit(code ?? 2);
   }
   if (opts.list) {
@@ -147,7 +155,8 @@ async function main(): Promise<void> {
   if (wanted.includes('agent')) {
     const filePath = join(workDir, 'agent-lun.img');
     await fillFile(filePath, GiB);
-    const a = await startAgent({ repoRoot, workDir, filePath, cpuProfDir: opts.cpuProf });
+    const env = Object.fromEntries(opts.agentEnv.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+    const a = await startAgent({ repoRoot, workDir, filePath, cpuProfDir: opts.cpuProf, env });
     console.error(`bench: agent ${a.unavailable ? `unavailable: ${a.unavailable}` : `up (pid ${a.pid})`}`);
     targets.push(a);
   }
@@ -195,6 +204,7 @@ async function main(): Promise<void> {
   const notes = targets.flatMap((t) => (t.unavailable ? [] : t.notes));
   notes.push('IOPS = requests per second; MiB/s = 2^20 bytes per second. CPU s/GiB = user+system CPU seconds of the target process (all threads, /proc/<pid>/stat) per GiB moved.');
   notes.push(`4 KiB "random" writes: qemu-img bench has no random mode, so the stride is ${'25013'} × 4 KiB (a prime number of blocks), which visits every block of the LUN once per lap in a scattered order.`);
+  if (opts.agentEnv.length) notes.push(`agent environment: ${opts.agentEnv.join(' ')}.`);
   if (opts.cpuProf) notes.push(`agent ran under node --cpu-prof (profile in ${opts.cpuProf}); its figures include the profiler's overhead.`);
 
   await runCleanups();
@@ -204,7 +214,14 @@ async function main(): Promise<void> {
     settings: `${reps} runs per workload and target (median), ${duration} s per run, order agent/tgt alternating${opts.quick ? ', --quick' : ''}`,
     rows, ceilingMiBs, ceilingNa, memory, peakRss, notes,
   };
-  const md = renderMarkdown(report);
+  let md = renderMarkdown(report);
+  if (opts.cpuProf) {
+    // The agent writes its profile when it exits, i.e. during the cleanup above.
+    const prof = await newestProfile(resolve(opts.cpuProf));
+    md += prof
+      ? `\nAgent CPU profile (${prof}), top self time:\n\n${await profileTable(prof, 20, repoRoot + '/')}\n`
+      : `\nAgent CPU profile: none written in ${opts.cpuProf} (did the agent exit cleanly on SIGTERM?)\n`;
+  }
   process.stdout.write(md);
   if (opts.markdown) {
     const existing = await readFile(opts.markdown, 'utf8').catch(() => undefined);

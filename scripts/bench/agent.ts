@@ -18,6 +18,8 @@ export interface AgentOptions {
   filePath: string;
   /** Write a V8 CPU profile of the agent into this directory (node --cpu-prof). */
   cpuProfDir?: string;
+  /** Extra environment variables for the agent process. */
+  env?: Record<string, string>;
 }
 
 interface PortalSpec { port: number; iqn: string; digest: boolean }
@@ -97,6 +99,7 @@ export async function startAgent(opts: AgentOptions): Promise<TargetUnderTest> {
   a.child = startDaemon(process.execPath, [...nodeFlags, join(opts.repoRoot, 'bin/outpost.js'), 'agent', '--config', configPath, '--state-dir', stateDir], logFd, {
     ...process.env,
     OUTPOST_LOG_LEVEL: process.env.OUTPOST_LOG_LEVEL ?? 'warn',
+    ...opts.env,
   });
   closeSync(logFd);
   a.pid = a.child.pid;

@@ -111,8 +111,8 @@ export function renderMarkdown(r: Report): string {
       const pct = (c: Cell) => (c.value === undefined ? 'n/a' : `${((c.value / r.ceilingMiBs!) * 100).toFixed(0)} %`);
       out.push(`128 KiB sequential read as a share of it: agent ${pct(seq.agent)}, tgt ${pct(seq.tgt)}.`);
     }
-  } else {
-    out.push(`Ceiling: loopback TCP (iperf3): n/a (${notes.ref(r.ceilingNa ?? 'not run')}).`);
+  } else if (r.ceilingNa) {
+    out.push(`Ceiling: loopback TCP (iperf3): n/a (${notes.ref(r.ceilingNa)}).`);
   }
   if (r.memory.length) {
     out.push('');
