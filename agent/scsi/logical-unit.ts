@@ -2,6 +2,7 @@
 import type { Backstore } from '../backstores/backstore.js';
 import type { LogicalUnitHandle, LogicalUnitOptions, LunMapping, Nexus } from './port.js';
 import { AluaGroups } from './alua.js';
+import { installPersistentReservations } from './pr/policy.js';
 import { RangeLock } from './range-lock.js';
 import { Reservations } from './reservations.js';
 import { SenseError } from './sense.js';
@@ -130,5 +131,7 @@ export class LogicalUnit implements LogicalUnitHandle {
 }
 
 export async function createLogicalUnit(opts: LogicalUnitOptions): Promise<LogicalUnit> {
-  return new LogicalUnit(opts);
+  const lu = new LogicalUnit(opts);
+  await installPersistentReservations(lu); // reloads APTPL state from opts.stateDir
+  return lu;
 }

@@ -3,8 +3,10 @@ import type { OpcodeEntry } from '../opcodes.js';
 import { basicEntries } from './basic.js';
 import { inquiryEntry } from './inquiry.js';
 import { modeEntries } from './mode.js';
+import { prEntries } from '../pr/index.js';
+import { xcopyEntries } from '../xcopy/index.js';
 import { reportLunsEntry } from './report-luns.js';
 import { reportOpcodeEntries } from './report-opcodes.js';
 import { targetPortGroupEntries } from './target-port-groups.js';
 
-export const spcEntries: OpcodeEntry[] = [inquiryEntry, reportLunsEntry, ...basicEntries, ...modeEntries, ...reportOpcodeEntries, ...targetPortGroupEntries];
+export const spcEntries: OpcodeEntry[] = [inquiryEntry, reportLunsEntry, ...basicEntries, ...modeEntries, ...reportOpcodeEntries, ...targetPortGroupEntries, ...prEntries, ...xcopyEntries];

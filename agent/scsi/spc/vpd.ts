@@ -3,8 +3,9 @@ import { writeU64 } from '../cdb.js';
 import type { LogicalUnit } from '../logical-unit.js';
 import type { CommandContext } from '../opcodes.js';
 import { SenseError, cdbField } from '../sense.js';
+import { thirdPartyCopyPage } from '../xcopy/vpd.js';
 
-const SUPPORTED = [0x00, 0x80, 0x83, 0x86, 0xb0, 0xb1, 0xb2];
+const SUPPORTED = [0x00, 0x80, 0x83, 0x86, 0x8f, 0xb0, 0xb1, 0xb2];
 const IEEE_OUI = '001405'; // the company id LIO uses: LUs keep their identity when moved between LIO and Outpost
 
 function page(code: number, body: Buffer): Buffer {
@@ -104,13 +105,16 @@ export function vpdPage(c: CommandContext, code: number): Buffer {
   const lu = c.lu;
   switch (code) {
     case 0x00:
-      return page(0x00, Buffer.from(SUPPORTED));
+      return page(0x00, Buffer.from(lu.limits.threePc ? SUPPORTED : SUPPORTED.filter((p) => p !== 0x8f)));
     case 0x80:
       return page(0x80, Buffer.from(lu.wwn, 'ascii'));
     case 0x83:
       return deviceIdentification(c);
     case 0x86:
       return extendedInquiry(lu);
+    case 0x8f:
+      if (!lu.limits.threePc) throw new SenseError('INVALID_CDB_FIELD', cdbField(2));
+      return thirdPartyCopyPage();
     case 0xb0:
       return blockLimits(lu);
     case 0xb1:
