@@ -23,7 +23,7 @@ test('the hottest function of a real profile comes first, with its source line',
     const top = topSelfTime(await readFile(prof, 'utf8'), 5, dir + '/');
     assert.equal(top[0]!.fn, 'burnCycles');
     assert.equal(top[0]!.where, 'hot.mjs:1');
-    assert.ok(top[0]!.pct > 50 && top[0]!.pct <= 100, `share ${top[0]!.pct}`);
+    assert.ok(top[0]!.pct > 20 && top[0]!.pct <= 100, `share ${top[0]!.pct}`); // (program) and GC take more on a loaded machine
     assert.match(await profileTable(prof, 3, dir + '/'), /\| `burnCycles` \| hot\.mjs:1 \|/);
     assert.throws(() => topSelfTime('{"nodes":1}', 5), /not a V8 cpuprofile/);
     assert.equal(await newestProfile(join(dir, 'missing')), undefined);
