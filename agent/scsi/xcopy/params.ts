@@ -50,8 +50,8 @@ export interface CopyParams {
 
 function parseTarget(d: Buffer, off: number): TargetDescriptor {
   if (d[0] !== IDENTIFICATION_DESCRIPTOR) throw new SenseError('UNSUPPORTED_TARGET_DESCRIPTOR_TYPE', paramField(off));
-  const luIdType = (d[1] >> 6) & 3;
-  if (luIdType !== 0) throw new SenseError('INVALID_PARAMETER_LIST_FIELD', paramField(off + 1, 7)); // only LU_ID TYPE 00b (LUN)
+  // LU ID TYPE (byte 1 bits 7-6) qualifies a LU IDENTIFIER field, which the identification descriptor does not
+  // have: the designator alone names the LU, so the field is ignored (as LIO does; libiscsi 1.19 expects GOOD).
   if ((d[1] & 0x1f) !== 0) throw new SenseError('INVALID_PARAMETER_LIST_FIELD', paramField(off + 1, 4)); // block devices only
   const len = d[7];
   if (len > 20) throw new SenseError('INVALID_PARAMETER_LIST_FIELD', paramField(off + 7));
