@@ -26,6 +26,8 @@ export class RawIscsiClient {
   cmdSN = 1;
   expStatSN = 0;
   itt = 1;
+  /** Each client is its own initiator port unless a test sets the same ISID (session reinstatement). */
+  isid = '80' + Math.floor(Math.random() * 0xffffffffff).toString(16).padStart(10, '0');
 
   private constructor(readonly socket: Socket) {
     this.receiver = new PduReceiver({
@@ -93,7 +95,7 @@ export class RawIscsiClient {
   loginPdu(keys: KeyValue[], o: Partial<LoginRequest> = {}): LoginRequest {
     return {
       opcode: Opcode.LOGIN_REQUEST, immediate: true, itt: this.itt, transit: true, cont: false, csg: 1, nsg: 3,
-      versionMax: 0, versionMin: 0, isid: '400001370000', tsih: 0, cid: 0, cmdSN: this.cmdSN, expStatSN: this.expStatSN, ...o,
+      versionMax: 0, versionMin: 0, isid: this.isid, tsih: 0, cid: 0, cmdSN: this.cmdSN, expStatSN: this.expStatSN, ...o,
     };
   }
 
@@ -114,8 +116,8 @@ export class RawIscsiClient {
     if (targetName) keys.push(['TargetName', targetName]);
     const r = await this.loginStep([...keys, ...extra]);
     if (r.h.statusClass === 0 && r.h.transit) {
-      this.headerDigest = r.keys.get('HeaderDigest') === 'CRC32C';
-      this.dataDigest = r.keys.get('DataDigest') === 'CRC32C';
+      this.headerDigest = this.receiver.headerDigest = r.keys.get('HeaderDigest') === 'CRC32C';
+      this.dataDigest = this.receiver.dataDigest = r.keys.get('DataDigest') === 'CRC32C';
     }
     return r;
   }
