@@ -199,11 +199,11 @@ export class LoginPhase {
     if (!this.authenticated) throw new LoginError(LoginStatus.AUTHENTICATION_FAILURE, 'not authenticated');
     let params = this.negotiator!.params();
     let session = this.existing;
+    const replaced = session?.connections.get(req.cid);
     if (session) {
       // A connection joining or reinstating (same CID) in an existing session keeps the session-wide values.
       params = { ...session.params, headerDigest: params.headerDigest, dataDigest: params.dataDigest,
         initiatorMaxRecvDataSegmentLength: params.initiatorMaxRecvDataSegmentLength, targetMaxRecvDataSegmentLength: params.targetMaxRecvDataSegmentLength };
-      session.connections.get(req.cid)?.destroy('connection reinstated');
     } else {
       const tpg = this.admission?.tpg;
       // Session reinstatement (RFC 7143 §6.3.5): same initiator port and target port, TSIH 0 → the old session ends.
@@ -228,6 +228,8 @@ export class LoginPhase {
     h.maxCmdSN = session.maxCmdSN;
     this.host.sendLogin(h, serializeText(out));
     this.host.enterFullFeature(session, req.cid, params);
+    // Connection reinstatement (RFC 7143 §6.3.4): the new connection took the CID, so the session outlives the old one.
+    replaced?.destroy('connection reinstated');
   }
 
   private response(req: LoginRequest, o: { status?: number; transit: boolean; nsg: number }): LoginResponse {
