@@ -14,21 +14,26 @@ async function runAgent(argv: string[]): Promise<void> {
     .description('Run the Outpost agent (iSCSI target) from a targetcli saveconfig.json')
     .requiredOption('--config <file>', 'saveconfig.json (rtslib-fb schema); created on first saveconfig')
     .option('--state-dir <dir>', 'state directory (admin socket, caches)', process.env.OUTPOST_STATE_DIR ?? DEFAULT_STATE_DIR)
-    .option('--gateway <url>', 'gateway URL for fleet policy')
+    .option('--gateway <url>', 'gateway URL for fleet policy (or OUTPOST_GATEWAY)', process.env.OUTPOST_GATEWAY)
     .option('--agent-token <token>', 'agent token issued by the gateway (or OUTPOST_AGENT_TOKEN)')
     .exitOverride();
   program.parse(argv, { from: 'user' });
   const o = program.opts<{ config: string; stateDir: string; gateway?: string; agentToken?: string }>();
   const log = createLogger('outpost-agent');
   const { startAgent } = await import('./main.js');
-  const agent = await startAgent({ configPath: o.config, stateDir: o.stateDir, log });
-  let link: { close(): Promise<void> } | undefined;
-  if (o.gateway) {
-    const token = o.agentToken ?? process.env.OUTPOST_AGENT_TOKEN;
-    if (!token) throw new Error('--gateway needs --agent-token (or OUTPOST_AGENT_TOKEN)');
-    const { startControlLink } = (await import(CONTROL_LINK)) as { startControlLink(o: object): Promise<{ close(): Promise<void> }> };
-    link = await startControlLink({ url: o.gateway, token, stateDir: o.stateDir, agent, log });
+  const token = o.agentToken ?? process.env.OUTPOST_AGENT_TOKEN;
+  if (o.gateway && !token) throw new Error('--gateway needs --agent-token (or OUTPOST_AGENT_TOKEN)');
+  const control = o.gateway ? ((await import(CONTROL_LINK)) as typeof import('./control/link.js')) : undefined;
+  // The last applied gateway policy is in force before the portals open: the gateway may be down.
+  let policy;
+  try {
+    policy = await control?.loadCachedPolicy(o.stateDir);
+  } catch (e) {
+    log.warn({ err: (e as Error).message }, 'cached gateway policy not applied; waiting for the gateway');
   }
+  const agent = await startAgent({ configPath: o.config, stateDir: o.stateDir, log, policy });
+  let link: { close(): Promise<void> } | undefined;
+  if (control && o.gateway && token) link = await control.startControlLink({ url: o.gateway, token, stateDir: o.stateDir, agent, log });
   let stopping = false;
   const stop = (sig: string) => {
     if (stopping) return;

@@ -26,6 +26,8 @@ export interface AgentOptions {
   log?: Logger;
   /** Serve the local admin API (default true). */
   admin?: boolean;
+  /** Gateway policy in force from the start (the cached one), so the portals open with its ACLs. */
+  policy?: PolicySnapshot;
 }
 
 export interface AgentStatus {
@@ -58,6 +60,11 @@ function aclPairs(root: RootConfig): Set<string> {
   return out;
 }
 
+function discoveryOf(p: PolicySnapshot): DiscoveryAuth | undefined {
+  const d = p.discovery_auth;
+  return d ? { enabled: d.enable, chap: { userid: d.userid, password: d.password, mutualUserid: d.mutual_userid ?? '', mutualPassword: d.mutual_password ?? '' } } : undefined;
+}
+
 export async function startAgent(opts: AgentOptions): Promise<Agent> {
   const log = opts.log ?? createLogger('outpost-agent');
   const configPath = resolvePath(opts.configPath);
@@ -70,6 +77,15 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   let generation = 0;
   let policy: PolicySnapshot | undefined;
   let managedDiscovery: DiscoveryAuth | undefined;
+  if (opts.policy) {
+    try {
+      validatePolicy(opts.policy);
+      policy = opts.policy;
+      managedDiscovery = discoveryOf(policy);
+    } catch (e) {
+      log.warn({ err: (e as Error).message }, 'initial gateway policy ignored');
+    }
+  }
   let server: IscsiServer | undefined;
   const runtime = new Runtime({ stateDir, log, portalHost: () => server });
   const registry = new LiveRegistry({
@@ -134,9 +150,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       // it is applied synchronously so callers can ack right after this returns.
       const before = aclPairs(model);
       policy = p;
-      managedDiscovery = p.discovery_auth
-        ? { enabled: p.discovery_auth.enable, chap: { userid: p.discovery_auth.userid, password: p.discovery_auth.password, mutualUserid: p.discovery_auth.mutual_userid ?? '', mutualPassword: p.discovery_auth.mutual_password ?? '' } }
-        : undefined;
+      managedDiscovery = discoveryOf(p);
       model = next;
       generation++;
       const after = aclPairs(model);

@@ -58,11 +58,19 @@ export async function startControlLink(opts: ControlLinkOptions): Promise<Contro
   const minBackoff = opts.minBackoffMs ?? 500;
   const maxBackoff = opts.maxBackoffMs ?? 30_000;
   const keepalive = opts.keepaliveMs ?? 15_000;
+  // The cached policy is applied before the first connect, so a restarted agent admits its initiators
+  // while the gateway is unreachable. Hello then carries its version; a cache that cannot be read or
+  // applied says 0, so the gateway's snapshot replaces whatever is there.
   let appliedVersion = 0;
   try {
-    appliedVersion = (await loadCachedPolicy(opts.stateDir))?.version ?? 0;
+    const cached = await loadCachedPolicy(opts.stateDir);
+    if (cached) {
+      agent.setManagedPolicy(cached);
+      appliedVersion = cached.version;
+      log.info({ version: cached.version, targets: Object.keys(cached.targets).length }, 'cached gateway policy applied');
+    }
   } catch (e) {
-    log.warn({ err: (e as Error).message }, 'ignoring unreadable cached policy');
+    log.warn({ err: (e as Error).message }, 'cached gateway policy not applied; waiting for the gateway');
   }
 
   let ws: WebSocket | undefined;
