@@ -17,6 +17,8 @@ import type { OutPdu } from './data-in.js';
 
 /** Largest data segment accepted before login completes (text keys only). */
 const LOGIN_MAX_DATA = 65536;
+/** Output bytes queued in the socket above which we stop reading new PDUs. */
+const OUTPUT_HIGH_WATER = 32 << 20;
 
 export class Connection implements SessionConnection {
   cid = 0;
@@ -35,6 +37,7 @@ export class Connection implements SessionConnection {
   private loginTimer?: NodeJS.Timeout;
   private pingTtt = RESERVED_TAG;
   private nextTtt = 1;
+  private inputPaused = false;
 
   constructor(
     readonly ctx: ServerContext,
@@ -157,6 +160,16 @@ export class Connection implements SessionConnection {
       });
     } finally {
       this.stream.uncork();
+    }
+    // An initiator that stops reading must not make us buffer without bound: stop reading its commands
+    // until the socket drains (responses already produced are bounded by the CmdSN window).
+    if (this.stream.writableLength > OUTPUT_HIGH_WATER && !this.inputPaused) {
+      this.inputPaused = true;
+      this.stream.pause();
+      this.stream.once('drain', () => {
+        this.inputPaused = false;
+        if (this.phase !== 'closed') this.stream.resume();
+      });
     }
   }
 

@@ -59,7 +59,8 @@ export class ScsiTask {
     this.countsInWindow = !h.immediate;
     this.expectedOutLength = h.write ? h.expectedDataTransferLength : 0;
     this.expectedInLength = h.read ? (h.write ? bidiReadLength ?? 0 : h.expectedDataTransferLength) : 0;
-    this.unsolicitedPending = h.write && !h.final;
+    // F=0 announces unsolicited Data-Out; with InitialR2T=Yes there is none to wait for (such PDUs get Reject).
+    this.unsolicitedPending = h.write && !h.final && !params.initialR2T && this.expectedOutLength > 0;
   }
 
   get dataComplete(): boolean {

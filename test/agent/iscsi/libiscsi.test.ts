@@ -1,6 +1,7 @@
 // RFC 7143 against a real initiator (libiscsi): discovery with and without CHAP, CHAP one-way and mutual,
 // ACL masking in SendTargets and login, and libiscsi's own iSCSI conformance suite (iscsi-test-cu).
 import { test, before, after } from 'node:test';
+import type { LogicalUnitHandle } from '../../../agent/scsi/port.js';
 import assert from 'node:assert/strict';
 import { TestRegistry, chap, lunView, NO_CHAP } from '../../helpers/iscsi-registry.js';
 import { startFabric, ramdiskLu, realCore, run, type Fabric } from '../../helpers/iscsi-fixture.js';
@@ -12,10 +13,12 @@ const I_STRANGER = 'iqn.2026-01.test:stranger';
 const T_PLAIN = 'iqn.2026-01.test:plain';
 const T_CHAP = 'iqn.2026-01.test:secure';
 const T_DEMO = 'iqn.2026-01.test:demo';
+const T_DEMO_AUTH = 'iqn.2026-01.test:demo-auth';
 
 let fabric: Fabric;
 let registry: TestRegistry;
 let closeLus: (() => Promise<void>)[] = [];
+let demoLu: LogicalUnitHandle;
 const url = (target: string, cred = '') => `iscsi://${cred}127.0.0.1:${fabric.port}/${target}/0`;
 const portalUrl = (cred = '') => `iscsi://${cred}127.0.0.1:${fabric.port}`;
 
@@ -39,6 +42,7 @@ before(async () => {
     }],
   });
   registry.addTarget({ name: T_DEMO, tpgs: [{ portals, generateNodeAcls: true, demoLuns: lunView([lu3]) }] });
+  demoLu = lu3;
 });
 
 after(async () => {
@@ -107,6 +111,30 @@ test('CHAP mutual: the target proves itself; a wrong expected target secret make
   // One-way initiator asking for mutual CHAP where the ACL has no target credentials: refused.
   const noMutual = await run('iscsi-inq', ['-i', I_CHAP, url(T_CHAP, 'chapuser%chapsecret12@')], env);
   assert.notEqual(noMutual.code, 0);
+});
+
+test('generate_node_acls: initiators without an ACL use the TPG-wide CHAP; an explicit ACL uses its own', async () => {
+  // Added only here: iscsi-ls -s in other tests would try (and fail) to log in to a CHAP-only demo target.
+  registry.addTarget({
+    name: T_DEMO_AUTH,
+    tpgs: [{
+      portals: [{ ip: '127.0.0.1', port: fabric.port }], generateNodeAcls: true, authentication: true, chap: chap('demouser', 'demosecret12'),
+      demoLuns: lunView([demoLu]), acls: [{ initiatorName: I_CHAP, chap: chap('chapuser', 'chapsecret12'), luns: lunView([demoLu]) }],
+    }],
+  });
+  try {
+  const ok = await run('iscsi-inq', ['-i', I_STRANGER, url(T_DEMO_AUTH, 'demouser%demosecret12@')]);
+  assert.equal(ok.code, 0, ok.stderr);
+  const wrong = await run('iscsi-inq', ['-i', I_STRANGER, url(T_DEMO_AUTH, 'demouser%wrongsecret1@')]);
+  assert.notEqual(wrong.code, 0);
+  assert.match(wrong.stderr + wrong.stdout, /Authentication failure|513/);
+  const aclOwn = await run('iscsi-inq', ['-i', I_CHAP, url(T_DEMO_AUTH, 'chapuser%chapsecret12@')]);
+  assert.equal(aclOwn.code, 0, aclOwn.stderr);
+  const aclTpg = await run('iscsi-inq', ['-i', I_CHAP, url(T_DEMO_AUTH, 'demouser%demosecret12@')]);
+  assert.notEqual(aclTpg.code, 0);
+  } finally {
+    registry.targetsList.pop();
+  }
 });
 
 test('libiscsi iscsi-test-cu iSCSI suite (CmdSN, DataSN, residuals, TMF, NOP, SendTargets) passes', async () => {
