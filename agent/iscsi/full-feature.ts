@@ -60,10 +60,16 @@ export class FullFeature {
   // --- SCSI Command / Data-Out / R2T ----------------------------------------------------------
 
   private onCommand(h: ScsiCommandHeader, raw: RawPdu): void {
-    if (this.session.type !== 'Normal') return this.conn.reject(RejectReason.PROTOCOL_ERROR, raw.bhs);
-    if (!raw.dataDigestOk) return this.conn.reject(RejectReason.DATA_DIGEST_ERROR, raw.bhs);
-    if (this.tasks.has(h.itt)) return this.conn.reject(RejectReason.TASK_IN_PROGRESS, raw.bhs);
-    if (raw.dataLength > 0 && !h.write) return this.conn.reject(RejectReason.PROTOCOL_ERROR, raw.bhs);
+    // A rejected non-immediate command still uses up its CmdSN so later commands are not held back;
+    // a digest error is the exception: the initiator resends with the same CmdSN (RFC 7143 §11.17.1).
+    const refuse = (reason: RejectReason) => {
+      if (!h.immediate && reason !== RejectReason.DATA_DIGEST_ERROR) this.session.admit(h.cmdSN, () => {}, false);
+      this.conn.reject(reason, raw.bhs);
+    };
+    if (this.session.type !== 'Normal') return refuse(RejectReason.PROTOCOL_ERROR);
+    if (!raw.dataDigestOk) return refuse(RejectReason.DATA_DIGEST_ERROR);
+    if (this.tasks.has(h.itt)) return refuse(RejectReason.TASK_IN_PROGRESS);
+    if (raw.dataLength > 0 && !h.write) return refuse(RejectReason.PROTOCOL_ERROR);
     let cdb = h.cdb;
     let bidi: number | undefined;
     try {
@@ -72,10 +78,10 @@ export class FullFeature {
         else if (a.type === AhsType.BIDI_READ_LENGTH && a.body.length >= 5) bidi = a.body.readUInt32BE(1);
       }
     } catch {
-      return this.conn.reject(RejectReason.INVALID_PDU_FIELD, raw.bhs);
+      return refuse(RejectReason.INVALID_PDU_FIELD);
     }
     const task = new ScsiTask(h, cdb, bidi, this.params);
-    if (task.addImmediate(raw.data, raw.dataLength)) return this.conn.reject(RejectReason.PROTOCOL_ERROR, raw.bhs);
+    if (task.addImmediate(raw.data, raw.dataLength)) return refuse(RejectReason.PROTOCOL_ERROR);
     this.tasks.set(h.itt, task);
     if (h.immediate) {
       task.sequenced = true;

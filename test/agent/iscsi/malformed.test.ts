@@ -214,3 +214,16 @@ test('fuzz: 300 random well-framed PDUs never crash the server', async () => {
   await new Promise((r) => setTimeout(r, 200));
   await assertServerHealthy();
 });
+
+test('a rejected command still uses its CmdSN: the next command is served, not held back', async () => {
+  const c = await loggedIn();
+  c.send({ opcode: Opcode.SCSI_COMMAND, immediate: false, itt: 300, final: true, read: false, write: false, attr: 1, lun: 0, expectedDataTransferLength: 0, cmdSN: c.cmdSN++, expStatSN: 0, cdb: Buffer.alloc(16) }, [Buffer.from('data without W')]);
+  const rej = await c.next();
+  assert.equal(rej?.header.opcode, Opcode.REJECT);
+  assert.equal((rej!.header as Reject).reason, RejectReason.PROTOCOL_ERROR);
+  c.send({ opcode: Opcode.SCSI_COMMAND, immediate: false, itt: 301, final: true, read: false, write: false, attr: 1, lun: 0, expectedDataTransferLength: 0, cmdSN: c.cmdSN++, expStatSN: 0, cdb: Buffer.alloc(16) });
+  const p = await c.next();
+  assert.equal(p?.header.opcode, Opcode.SCSI_RESPONSE);
+  assert.equal(p?.header.itt, 301);
+  c.close();
+});
