@@ -9,7 +9,7 @@ import { startFabric, type Fabric } from '../../helpers/iscsi-fixture.js';
 import { Opcode, RESERVED_TAG } from '../../../agent/iscsi/pdu/constants.js';
 import { parseText, serializeText } from '../../../agent/iscsi/text/codec.js';
 import { sendTargets } from '../../../agent/iscsi/discovery.js';
-import type { LogoutResponse, NopIn } from '../../../agent/iscsi/pdu/types.js';
+import type { LogoutResponse, NopIn, TextResponse } from '../../../agent/iscsi/pdu/types.js';
 import type { IscsiServerOptions } from '../../../agent/iscsi/server.js';
 
 const I = 'iqn.2026-01.test:sess-host';
@@ -134,6 +134,32 @@ test('a discovery session lists every reachable target and may not send SCSI com
   assert.equal((await c.next())?.header.opcode, Opcode.REJECT);
 });
 
+test('a SendTargets answer longer than the initiator\'s MaxRecvDataSegmentLength comes in C-bit parts', async () => {
+  const { fabric, registry } = await setup();
+  for (let i = 0; i < 60; i++) registry.addTarget({ name: `iqn.2026-01.test:many-${i}`, tpgs: [{ portals: [{ ip: '127.0.0.1', port: fabric.port }], generateNodeAcls: true }] });
+  const c = await connect(fabric);
+  const r = await c.login(I, undefined, [['MaxRecvDataSegmentLength', '512']]);
+  c.cmdSN = r.h.expCmdSN;
+  c.send({ opcode: Opcode.TEXT_REQUEST, immediate: false, itt: 9, final: true, cont: false, lun: 0, ttt: RESERVED_TAG, cmdSN: c.cmdSN++, expStatSN: c.expStatSN }, [serializeText([['SendTargets', 'All']])]);
+  const parts: Buffer[] = [];
+  for (let i = 0; i < 200; i++) {
+    const p = await c.next();
+    assert.equal(p?.header.opcode, Opcode.TEXT_RESPONSE);
+    const h = p!.header as TextResponse;
+    assert.ok(p!.data.length <= 512);
+    parts.push(p!.data);
+    if (h.final) {
+      assert.equal(h.ttt, RESERVED_TAG);
+      break;
+    }
+    assert.equal(h.cont, true);
+    c.send({ opcode: Opcode.TEXT_REQUEST, immediate: false, itt: 9, final: true, cont: false, lun: 0, ttt: h.ttt, cmdSN: c.cmdSN++, expStatSN: c.expStatSN }, []);
+  }
+  assert.ok(parts.length > 5);
+  const names = parseText(Buffer.concat(parts)).filter(([k]) => k === 'TargetName');
+  assert.equal(names.length, 62);
+});
+
 test('SendTargets formats IPv6 portals in brackets', () => {
   const tpg = { enabled: true, tag: 2, generateNodeAcls: true, portals: [{ ip: '::1', port: 3260 }, { ip: '::', port: 3261 }], acl: () => undefined };
   const registry = { targets: () => [{ name: 'iqn.x', tpgs: [tpg] }], target: () => ({ name: 'iqn.x', tpgs: [tpg] }), discoveryAuth: () => ({ enabled: false }) } as never;
@@ -143,7 +169,7 @@ test('SendTargets formats IPv6 portals in brackets', () => {
 });
 
 test('NOP-In keepalive: an idle connection is pinged; no answer drops it, an answer keeps it', async () => {
-  const { fabric } = await setup({ nopInIntervalMs: 100, nopInTimeoutMs: 300 });
+  const { fabric } = await setup({ nopInIntervalMs: 100, nopInTimeoutMs: 600 });
   const silent = await connect(fabric);
   await login(silent);
   const p = await silent.next(2000);
@@ -151,7 +177,7 @@ test('NOP-In keepalive: an idle connection is pinged; no answer drops it, an ans
   const ping = p!.header as NopIn;
   assert.equal(ping.itt, RESERVED_TAG);
   assert.notEqual(ping.ttt, RESERVED_TAG);
-  assert.equal(await silent.waitClosed(2000), true);
+  assert.equal(await silent.waitClosed(3000), true);
 
   const polite = await connect(fabric);
   await login(polite);
