@@ -1,0 +1,143 @@
+// The agent's control link (agent/control/link.ts) against a bare `ws` server speaking the protocol:
+// cached policy in force before any connection, hello version, bad frames from the gateway.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { startControlLink, type ManagedAgent } from '../../../agent/control/link.js';
+import { CACHE_FILE, saveCachedPolicy } from '../../../agent/control/policy-cache.js';
+import { silentLogger } from '../../../agent/lib/log.js';
+import { decodeAgentMessage, encodeMessage, type AgentMessage } from '../../../shared/control-protocol.js';
+import type { PolicySnapshot } from '../../../shared/policy.js';
+import { waitFor } from '../../helpers/gateway.js';
+import { freePort } from '../../helpers/net.js';
+
+const TARGET = 'iqn.2024-01.com.example:t';
+const cached: PolicySnapshot = {
+  version: 41,
+  targets: { [TARGET]: [{ initiator: 'iqn.1994-05.com.redhat:h', chap: { userid: 'u', password: 'cached-secret-123' }, mapped_luns: [{ index: 0, tpg_lun: 0, write_protect: false }] }] },
+};
+
+class Agent implements ManagedAgent {
+  readonly applied: PolicySnapshot[] = [];
+  reject = false;
+  setManagedPolicy(p: PolicySnapshot): void {
+    if (this.reject) throw new Error('refused by test');
+    this.applied.push(p);
+  }
+  servedTargets(): string[] {
+    return [TARGET];
+  }
+  status(): object {
+    return { sessions: [] };
+  }
+}
+
+/** A protocol peer on loopback that records what agents send and lets the test answer. */
+async function fakeGateway(port: number) {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port });
+  await new Promise((r) => wss.once('listening', r));
+  const received: AgentMessage[] = [];
+  const sockets: WebSocket[] = [];
+  wss.on('connection', (ws) => {
+    sockets.push(ws);
+    ws.on('message', (d, bin) => bin && received.push(decodeAgentMessage(d as Buffer)));
+  });
+  return {
+    received,
+    sockets,
+    close: () => new Promise<void>((r) => {
+      for (const s of wss.clients) s.terminate();
+      wss.close(() => r());
+    }),
+  };
+}
+
+async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'outpost-link-'));
+  try {
+    await fn(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+test('the cached policy is in force before the gateway is reachable; hello then carries its version', async () => {
+  await withDir(async (dir) => {
+    await saveCachedPolicy(dir, cached);
+    const port = await freePort(); // nothing listens yet: the gateway is down
+    const agent = new Agent();
+    const link = await startControlLink({ url: `http://127.0.0.1:${port}`, token: 't', stateDir: dir, agent, log: silentLogger, minBackoffMs: 50, maxBackoffMs: 200 });
+    try {
+      assert.deepEqual(agent.applied, [cached], 'applied when startControlLink returns');
+      assert.equal(link.appliedVersion, 41);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(link.connected, false);
+      const gw = await fakeGateway(port);
+      try {
+        const hello = await waitFor('hello', () => gw.received.find((m) => m.type === 'hello'), 5000);
+        assert.equal(hello.type === 'hello' && hello.applied_version, 41);
+        // a newer snapshot from the gateway replaces it, is acked and cached
+        const next: PolicySnapshot = { version: 42, targets: { [TARGET]: [] } };
+        gw.sockets[0]!.send(encodeMessage({ type: 'snapshot', policy: next }));
+        await waitFor('ack', () => gw.received.find((m) => m.type === 'ack' && m.version === 42), 5000);
+        assert.deepEqual(agent.applied.at(-1), next);
+      } finally {
+        await link.close();
+        await gw.close();
+      }
+    } finally {
+      await link.close();
+    }
+  });
+});
+
+test('a cache the agent refuses, or that is corrupt, is not applied and hello says version 0', async () => {
+  for (const mode of ['refused', 'corrupt'] as const) {
+    await withDir(async (dir) => {
+      await saveCachedPolicy(dir, cached);
+      if (mode === 'corrupt') await writeFile(join(dir, CACHE_FILE), '{"format":1,"version":41,"iv":"AA","tag":"AA","data":"AA"}');
+      const port = await freePort();
+      const gw = await fakeGateway(port);
+      const agent = new Agent();
+      agent.reject = mode === 'refused';
+      const link = await startControlLink({ url: `http://127.0.0.1:${port}`, token: 't', stateDir: dir, agent, log: silentLogger });
+      try {
+        const hello = await waitFor('hello', () => gw.received.find((m) => m.type === 'hello'), 5000);
+        assert.equal(hello.type === 'hello' && hello.applied_version, 0, mode);
+        assert.deepEqual(agent.applied, [], mode);
+      } finally {
+        await link.close();
+        await gw.close();
+      }
+    });
+  }
+});
+
+test('a malformed frame from the gateway drops that connection only; the link reconnects and keeps its policy', async () => {
+  await withDir(async (dir) => {
+    const port = await freePort();
+    const gw = await fakeGateway(port);
+    const agent = new Agent();
+    const link = await startControlLink({ url: `http://127.0.0.1:${port}`, token: 't', stateDir: dir, agent, log: silentLogger, minBackoffMs: 50, maxBackoffMs: 200 });
+    try {
+      await waitFor('first hello', () => gw.sockets.length === 1 && gw.received.length >= 1, 5000);
+      gw.sockets[0]!.send(encodeMessage({ type: 'snapshot', policy: cached }));
+      await waitFor('ack', () => gw.received.find((m) => m.type === 'ack'), 5000);
+      gw.sockets[0]!.send(Buffer.from([0xc1, 0xff, 0x00])); // not msgpack
+      const hellos = await waitFor('hello on a new connection', () => {
+        const h = gw.received.filter((m) => m.type === 'hello');
+        return h.length === 2 && h;
+      }, 5000);
+      assert.equal(gw.sockets.length, 2);
+      assert.equal(link.connected, true);
+      assert.equal(hellos[1]!.type === 'hello' && hellos[1]!.applied_version, 41, 'kept the applied policy');
+      assert.equal(agent.applied.length, 1);
+    } finally {
+      await link.close();
+      await gw.close();
+    }
+  });
+});
