@@ -40,11 +40,19 @@ export class FullFeature {
       case Opcode.TEXT_REQUEST:
         if (!raw.dataDigestOk) return this.conn.reject(RejectReason.DATA_DIGEST_ERROR, raw.bhs);
         return this.ordered(h.immediate, h.cmdSN, raw, () => this.text.handle(h as TextRequest, raw));
-      case Opcode.LOGOUT_REQUEST: return this.ordered(h.immediate, h.cmdSN, raw, () => void this.onLogout(h));
-      case Opcode.TMF_REQUEST: return this.ordered(h.immediate, h.cmdSN, raw, () => void this.onTmf(h, raw.bhs));
+      case Opcode.LOGOUT_REQUEST: return this.ordered(h.immediate, h.cmdSN, raw, () => this.guard(this.onLogout(h)));
+      case Opcode.TMF_REQUEST: return this.ordered(h.immediate, h.cmdSN, raw, () => this.guard(this.onTmf(h, raw.bhs)));
       case Opcode.SNACK_REQUEST: return this.conn.reject(RejectReason.COMMAND_NOT_SUPPORTED, raw.bhs); // ERL 0
       default: return this.conn.reject(RejectReason.PROTOCOL_ERROR, raw.bhs);
     }
+  }
+
+  /** An asynchronous handler's failure costs this connection, never the process. */
+  private guard(p: Promise<unknown>): void {
+    p.catch((e: unknown) => {
+      this.conn.ctx.log.error({ err: e }, 'iSCSI handler failed');
+      this.conn.destroy('internal error');
+    });
   }
 
   /** Runs a non-immediate request in CmdSN order; out-of-window ones are dropped (RFC 7143 §4.2.2.1). */
@@ -154,13 +162,13 @@ export class FullFeature {
     } catch (e) {
       p = Promise.reject(e);
     }
-    p.then(
+    this.guard(p.then(
       (resp) => this.complete(task, resp),
       (e: unknown) => {
         this.conn.ctx.log.error({ err: e, itt: task.itt }, 'core.execute rejected');
         this.complete(task, { status: ScsiStatus.CHECK_CONDITION, sense: INTERNAL_SENSE });
       },
-    );
+    ));
   }
 
   private complete(task: ScsiTask, resp: ScsiResponse): void {

@@ -28,7 +28,18 @@ export class MemoryCoreDouble implements TargetCore {
   /** When set, execute() waits for this before answering (to hold commands in flight). */
   gate?: Promise<void>;
 
-  async execute(cmd: ScsiCommand): Promise<ScsiResponse> {
+  /** Makes the next execute() break its contract (throw synchronously or reject), to test fabric containment. */
+  failNext?: 'throw' | 'reject';
+
+  execute(cmd: ScsiCommand): Promise<ScsiResponse> {
+    const fail = this.failNext;
+    this.failNext = undefined;
+    if (fail === 'throw') throw new Error('core double: synchronous failure');
+    if (fail === 'reject') return Promise.reject(new Error('core double: rejected'));
+    return this.run(cmd);
+  }
+
+  private async run(cmd: ScsiCommand): Promise<ScsiResponse> {
     this.commands.push(cmd);
     if (this.gate) await this.gate;
     const map = cmd.luns.get(cmd.lun);

@@ -227,3 +227,17 @@ test('a rejected command still uses its CmdSN: the next command is served, not h
   assert.equal(p?.header.itt, 301);
   c.close();
 });
+
+test('a core that throws or rejects yields CHECK CONDITION (HARDWARE ERROR), not a dead connection', async () => {
+  const c = await loggedIn();
+  for (const mode of ['throw', 'reject'] as const) {
+    core.failNext = mode;
+    const itt = c.nextItt();
+    c.send({ opcode: Opcode.SCSI_COMMAND, immediate: false, itt, final: true, read: false, write: false, attr: 1, lun: 0, expectedDataTransferLength: 0, cmdSN: c.cmdSN++, expStatSN: 0, cdb: Buffer.alloc(16) });
+    const p = await c.next();
+    assert.equal(p?.header.opcode, Opcode.SCSI_RESPONSE, mode);
+    assert.equal((p!.header as { status: number }).status, 2);
+    assert.equal(p!.data[2 + 2]! & 0x0f, 0x04);
+  }
+  c.close();
+});
