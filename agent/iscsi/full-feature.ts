@@ -20,7 +20,6 @@ const INTERNAL_SENSE = Buffer.from([0x70, 0, 0x04, 0, 0, 0, 0, 0x0a, 0, 0, 0, 0,
 
 export class FullFeature {
   readonly tasks = new Map<number, ScsiTask>();
-  private readonly execQueue: ScsiTask[] = [];
   private readonly text: TextConversation;
   private closedFlag = false;
 
@@ -89,11 +88,12 @@ export class FullFeature {
       return refuse(RejectReason.INVALID_PDU_FIELD);
     }
     const task = new ScsiTask(h, cdb, bidi, this.params);
+    task.start = () => this.run(task);
     if (task.addImmediate(raw.data, raw.dataLength)) return refuse(RejectReason.PROTOCOL_ERROR);
     this.tasks.set(h.itt, task);
     if (h.immediate) {
       task.sequenced = true;
-    } else if (!this.session.admit(h.cmdSN, () => { task.sequenced = true; this.execQueue.push(task); }, true)) {
+    } else if (!this.session.admit(h.cmdSN, () => { task.sequenced = true; this.session.enqueue(task); }, true)) {
       this.tasks.delete(h.itt);
       return this.dropOutOfWindow(h.cmdSN, raw);
     }
@@ -140,12 +140,7 @@ export class FullFeature {
   /** Delivers ready tasks: immediate ones at once, the rest strictly in CmdSN order. */
   private pump(task?: ScsiTask): void {
     if (task?.immediate && task.dataComplete && !task.executed) this.run(task);
-    while (this.execQueue.length > 0) {
-      const head = this.execQueue[0]!;
-      if (!head.aborted && !head.dataComplete) break;
-      this.execQueue.shift();
-      if (!head.aborted) this.run(head);
-    }
+    this.session.pump();
   }
 
   private run(task: ScsiTask): void {
@@ -198,8 +193,6 @@ export class FullFeature {
       t.aborted = true;
       t.executed = true;
       this.tasks.delete(t.itt);
-      const i = this.execQueue.indexOf(t);
-      if (i >= 0) this.execQueue.splice(i, 1);
       if (t.countsInWindow) {
         t.countsInWindow = false;
         this.session.release();
@@ -296,7 +289,7 @@ export class FullFeature {
       }
     }
     this.tasks.clear();
-    this.execQueue.length = 0;
+    if (!this.session.ended) this.session.pump(); // tasks of this connection no longer hold the queue
     this.afterResponse?.();
   }
 }

@@ -47,7 +47,8 @@ export class ScsiTask {
   sequenced = false;
   /** Whether it holds a slot in the session's command window. */
   countsInWindow: boolean;
-  dataInSN = 0;
+  /** Hands the task to the core (set by the connection that owns it). */
+  start: () => void = () => {};
 
   constructor(h: ScsiCommandHeader, cdb: Buffer, bidiReadLength: number | undefined, private readonly params: SessionParams) {
     this.itt = h.itt;

@@ -17,6 +17,13 @@ export interface SessionConnection {
   readonly activeTasks: number;
 }
 
+/** A command waiting for its turn: delivered to the core strictly in CmdSN order across all connections. */
+export interface QueuedTask {
+  readonly aborted: boolean;
+  readonly dataComplete: boolean;
+  start(): void;
+}
+
 export interface SessionInit {
   tsih: number;
   type: SessionType;
@@ -47,6 +54,8 @@ export class Session {
   private outstanding = 0;
   private readonly depth: number;
   private readonly waiting = new Map<number, () => void>();
+  private readonly execQueue: QueuedTask[] = [];
+  private pumping = false;
   ended = false;
 
   constructor(init: SessionInit, private readonly onEnd: (s: Session) => void) {
@@ -97,6 +106,27 @@ export class Session {
     if (this.outstanding > 0) this.outstanding--;
   }
 
+  /** Appends a sequenced command (called in CmdSN order from admit's deliver). */
+  enqueue(t: QueuedTask): void {
+    this.execQueue.push(t);
+  }
+
+  /** Starts every queued command whose Data-Out is complete, stopping at the first that still waits. */
+  pump(): void {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.execQueue.length > 0) {
+        const head = this.execQueue[0]!;
+        if (!head.aborted && !head.dataComplete) break;
+        this.execQueue.shift();
+        if (!head.aborted) head.start();
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+
   get inFlight(): number {
     return this.outstanding;
   }
@@ -121,6 +151,7 @@ export class Session {
     for (const c of [...this.connections.values()]) c.destroy(reason);
     this.connections.clear();
     this.waiting.clear();
+    this.execQueue.length = 0;
     this.onEnd(this);
   }
 }

@@ -94,6 +94,41 @@ test('connection reinstatement: a login with the TSIH and the same CID replaces 
   assert.equal((await b.next())?.header.itt, itt);
 });
 
+test('multiple connections per session (MaxConnections=2): CmdSN spans connections; closing one keeps the session', async () => {
+  const { fabric, registry, core } = await setup();
+  (registry.target(T)!.tpgs[0] as { parameters: Record<string, string> }).parameters = { MaxConnections: '2' };
+  const a = await connect(fabric);
+  const r = await a.loginStep([['InitiatorName', I], ['SessionType', 'Normal'], ['TargetName', T], ['MaxConnections', '4']], { cid: 1 });
+  assert.equal(r.keys.get('MaxConnections'), '2');
+  a.cmdSN = r.h.expCmdSN;
+  const b = await connect(fabric);
+  b.isid = a.isid;
+  const hb = await login(b, { tsih: r.h.tsih, cid: 2 });
+  assert.equal(hb.tsih, r.h.tsih);
+  const third = await connect(fabric);
+  third.isid = a.isid;
+  const t3 = await third.loginStep([['InitiatorName', I], ['SessionType', 'Normal'], ['TargetName', T]], { tsih: r.h.tsih, cid: 3 });
+  assert.equal((t3.h.statusClass << 8) | t3.h.statusDetail, 0x0206); // too many connections
+  // CmdSN is per session: the command on b (CmdSN n+1) waits for a's (CmdSN n), sent later.
+  const n = a.cmdSN;
+  const before = core.commands.length;
+  const cmd = (itt: number, cmdSN: number) => ({ opcode: Opcode.SCSI_COMMAND, immediate: false, itt, final: true, read: false, write: false, attr: 1, lun: 0, expectedDataTransferLength: 0, cmdSN, expStatSN: 0, cdb: Buffer.alloc(16) } as const);
+  b.send(cmd(501, (n + 1) >>> 0));
+  await new Promise((res) => setTimeout(res, 100));
+  assert.equal(core.commands.length, before, 'a command ahead of the window gap ran early');
+  a.send(cmd(500, n));
+  assert.equal((await a.next())?.header.itt, 500);
+  assert.equal((await b.next())?.header.itt, 501);
+  assert.deepEqual(core.commands.slice(before).map((c) => c.tag), [500, 501]);
+  // Logout of connection 2 only: the session and connection 1 stay.
+  b.send({ opcode: Opcode.LOGOUT_REQUEST, immediate: true, itt: 60, reason: 1, cid: 2, cmdSN: (n + 2) >>> 0, expStatSN: 0 });
+  assert.equal(((await b.next())?.header as LogoutResponse).response, 0);
+  assert.equal(await b.waitClosed(), true);
+  assert.equal(fabric.server.sessions()[0]?.connections.length, 1);
+  const itt = a.nopOut();
+  assert.equal((await a.next())?.header.itt, itt);
+});
+
 test('logout closes the session (Time2Wait from negotiation) and the core hears nexusLost; reason 2 is refused at ERL 0', async () => {
   const { fabric, core } = await setup();
   const c = await connect(fabric);
