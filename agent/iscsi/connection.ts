@@ -73,6 +73,10 @@ export class Connection implements SessionConnection {
     return this.ffp?.activeTasks ?? 0;
   }
 
+  abortHeld(match: (t: { readonly itt: number; readonly lun: number }) => boolean): number {
+    return this.ffp?.abortPending(match) ?? 0;
+  }
+
   /** A new target transfer tag, never RESERVED_TAG. */
   allocTtt(): number {
     const t = this.nextTtt;

@@ -15,6 +15,8 @@ export interface SessionConnection {
   destroy(reason: string): void;
   /** Number of tasks on this connection still waiting for a response. */
   readonly activeTasks: number;
+  /** Aborts tasks still held by the fabric (not yet given to the core) that match; returns how many. */
+  abortHeld(match: (t: { readonly itt: number; readonly lun: number }) => boolean): number;
 }
 
 /** A command waiting for its turn: delivered to the core strictly in CmdSN order across all connections. */

@@ -7,20 +7,26 @@ import type { FullFeature } from './full-feature.js';
 export async function taskManagement(ffp: FullFeature, h: TmfRequest): Promise<number> {
   const { conn, session } = ffp;
   const fn = h.fn;
+  // Tasks of this session may sit on any of its connections (multi-connection sessions).
+  const abortHeld = (match: (t: { itt: number; lun: number }) => boolean) => {
+    let n = 0;
+    for (const c of session.connections.values()) n += c.abortHeld(match);
+    return n;
+  };
   switch (fn) {
     case TmfFunction.ABORT_TASK: {
-      const held = ffp.abortPending((t) => t.itt === h.referencedTaskTag);
+      const held = abortHeld((t) => t.itt === h.referencedTaskTag);
       if (held > 0) return TmfResponse.COMPLETE;
       break;
     }
     case TmfFunction.ABORT_TASK_SET:
     case TmfFunction.CLEAR_TASK_SET:
     case TmfFunction.LOGICAL_UNIT_RESET:
-      ffp.abortPending((t) => t.lun === h.lun);
+      abortHeld((t) => t.lun === h.lun);
       break;
     case TmfFunction.TARGET_WARM_RESET:
     case TmfFunction.TARGET_COLD_RESET:
-      ffp.abortPending(() => true);
+      abortHeld(() => true);
       break;
     case TmfFunction.CLEAR_ACA:
       break;
