@@ -31,6 +31,8 @@ export function targetOffer(tpgParameters: Readonly<Record<string, string>>): Re
   const offer: Record<string, string> = { ...TARGET_DEFAULTS };
   for (const [k, v] of Object.entries(tpgParameters)) {
     const def = KEYS.get(k);
+    // LIO's MaxXmitDataSegmentLength caps what we send, whatever the initiator declares.
+    if (k === 'MaxXmitDataSegmentLength' && parseNumber(v) !== undefined) offer[k] = v;
     if (!def || def.kind === 'security' || def.kind === 'declarative' && k !== 'MaxRecvDataSegmentLength') continue;
     offer[k] = v;
   }
@@ -95,7 +97,7 @@ export class Negotiator {
     if (def.targetOnly) return 'Reject';
     if (def.fullFeatureOnly !== fullFeature && def.fullFeatureOnly) return 'Irrelevant';
     if (fullFeature && !def.fullFeatureOnly) return 'Reject'; // operational keys cannot be renegotiated in FFP here
-    if (def.leadingOnly && !this.leading) return 'Irrelevant';
+    if (def.leadingOnly && !this.leading && def.kind !== 'declarative') return 'Irrelevant';
     if (def.normalOnly && this.discovery) return 'Irrelevant';
     const ours = this.offer[def.name] ?? def.def;
     switch (def.kind) {
@@ -155,7 +157,7 @@ export class Negotiator {
     return {
       headerDigest: v('HeaderDigest') === 'CRC32C',
       dataDigest: v('DataDigest') === 'CRC32C',
-      initiatorMaxRecvDataSegmentLength: num('MaxRecvDataSegmentLength'),
+      initiatorMaxRecvDataSegmentLength: Math.min(num('MaxRecvDataSegmentLength'), parseNumber(this.offer.MaxXmitDataSegmentLength ?? '') ?? Infinity),
       targetMaxRecvDataSegmentLength: num('TargetMaxRecvDataSegmentLength'),
       maxConnections: num('MaxConnections'),
       initialR2T: yes('InitialR2T'),

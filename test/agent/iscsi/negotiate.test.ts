@@ -94,6 +94,12 @@ test('defaults apply when keys are not offered; LIO saveconfig values override o
   assert.equal(p.initiatorMaxRecvDataSegmentLength, 8192);
 });
 
+test('LIO MaxXmitDataSegmentLength caps the data segments we send', () => {
+  const n = new Negotiator(targetOffer({ MaxXmitDataSegmentLength: '65536' }));
+  n.negotiate([['MaxRecvDataSegmentLength', '262144']]);
+  assert.equal(n.params().initiatorMaxRecvDataSegmentLength, 65536);
+});
+
 test('a key negotiated twice in one login is an initiator error', () => {
   const n = new Negotiator(targetOffer({}));
   n.negotiate([['MaxBurstLength', '65536']]);
