@@ -64,7 +64,7 @@ export class Connection implements SessionConnection {
     });
     stream.on('error', (e) => this.destroy(`stream error: ${(e as Error).message}`));
     stream.on('close', () => this.destroy('closed by peer'));
-    stream.on('end', () => this.destroy('closed by peer'));
+    stream.on('end', () => this.end('closed by peer'));
     this.loginTimer = setTimeout(() => this.destroy('login timeout'), ctx.loginTimeoutMs);
     this.loginTimer.unref?.();
   }
