@@ -6,6 +6,12 @@ import type { Logger } from '../lib/log.js';
 import { BackstoreError, BackstoreErrorCode, type Backstore, type BackstorePlugin } from './backstore.js';
 
 const ZERO_CHUNK = Buffer.alloc(1 << 20);
+/**
+ * Ranges below this are zero-filled instead of punched: each punch spawns fallocate(1) (Node has no
+ * fallocate binding), which costs tens of milliseconds — far more than writing a few zero blocks.
+ * Large discards (mkfs, fstrim) still free space.
+ */
+const PUNCH_MIN_BYTES = 1 << 20;
 
 /** Finds an executable on PATH (used once at open time, never on the data path). */
 export async function findExecutable(name: string): Promise<string | undefined> {
@@ -140,7 +146,7 @@ export class FileStore implements Backstore {
     if (length === 0) return;
     if (this.readOnly) throw new BackstoreError(BackstoreErrorCode.IO, `${this.plugin} ${this.name}: read-only`);
     this.fh();
-    if (this.fallocate) {
+    if (this.fallocate && length >= PUNCH_MIN_BYTES) {
       try {
         await new Promise<void>((resolve, reject) => {
           execFile(this.fallocate!, ['--punch-hole', '--offset', String(offset), '--length', String(length), this.path], (err) => (err ? reject(err) : resolve()));
@@ -150,7 +156,7 @@ export class FileStore implements Backstore {
       } catch (err) {
         this.log?.warn({ backstore: this.name, err: (err as Error).message }, 'punch-hole failed; writing zeros instead');
       }
-    } else if (!this.warnedZeroFill) {
+    } else if (!this.fallocate && !this.warnedZeroFill) {
       this.warnedZeroFill = true;
       this.log?.info({ backstore: this.name }, 'fallocate(1) not available: unmap writes zeros (no space is freed)');
     }

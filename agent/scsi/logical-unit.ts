@@ -90,7 +90,7 @@ export class LogicalUnit implements LogicalUnitHandle {
       optimalTransferBlocks: Math.max(1, num(o.attributes, 'optimal_sectors', Math.min(maxSectors, 2048))),
       unmap: flag(o.attributes, 'emulate_tpu', thin),
       writeSameUnmap: flag(o.attributes, 'emulate_tpws', thin),
-      maxUnmapLbaCount: num(o.attributes, 'max_unmap_lba_count', 8 * 1024 * 1024),
+      maxUnmapLbaCount: num(o.attributes, 'max_unmap_lba_count', 1024 * 1024),
       maxUnmapDescriptors: num(o.attributes, 'max_unmap_block_desc_count', 128),
       unmapGranularity: Math.max(1, num(o.attributes, 'unmap_granularity', 1)),
       unmapGranularityAlignment: num(o.attributes, 'unmap_granularity_alignment', 0),

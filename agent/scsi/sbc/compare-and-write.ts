@@ -14,9 +14,11 @@ async function compareAndWrite(c: CommandContext): Promise<CommandResult> {
   if (n > lu.limits.maxCompareAndWriteBlocks) throw new SenseError('INVALID_CDB_FIELD', cdbField(13));
   checkWritable(c);
   lu.checkRange(lba, n);
-  if (n === 0) return { dataOutLength: 0 };
   const bs = lu.blockSize;
   const len = n * bs;
+  // The verify and write data must be exactly what the CDB describes (LIO does the same).
+  if (c.cmd.expectedOutLength !== 2 * len) throw new SenseError('INVALID_CDB_FIELD', cdbField(13));
+  if (n === 0) return { dataOutLength: 0 };
   const data = dataOutBuffer(c.cmd, 2 * len);
   const pending = lu.rangeLock.acquire(lba, lba + n, true);
   const held = pending instanceof Promise ? await pending : pending;

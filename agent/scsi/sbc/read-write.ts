@@ -1,5 +1,5 @@
 // SBC-4 §5.11–5.14, §5.35–5.46: READ/WRITE 6/10/12/16, WRITE AND VERIFY 10/12/16, WRITE ATOMIC(16).
-import { dataOutViews, readU64 } from '../cdb.js';
+import { dataOutLength, dataOutViews, readU64 } from '../cdb.js';
 import type { LogicalUnit } from '../logical-unit.js';
 import { AluaClass, DataDirection, ReservationClass, usage, type CommandContext, type CommandResult, type OpcodeEntry } from '../opcodes.js';
 import { SenseError, cdbField } from '../sense.js';
@@ -30,7 +30,16 @@ export async function doWrite(ctx: CommandContext, lba: number, n: number, byte1
   lu.checkRange(lba, n);
   if (n === 0) return { dataOutLength: 0 };
   const len = n << lu.blockShift;
-  const views = dataOutViews(ctx.cmd, len);
+  // Expected Data Transfer Length shorter than the CDB: write the whole blocks that arrived (the
+  // fabric reports the overflow residual from dataOutLength), as libiscsi's residual tests expect.
+  const got = ctx.cmd.dataOut.length === 1 ? ctx.cmd.dataOut[0].length : dataOutLength(ctx.cmd);
+  if (got < len) {
+    const whole = Math.floor(got / lu.blockSize);
+    if (whole === 0) return { dataOutLength: len };
+    n = whole;
+  }
+  const wlen = n << lu.blockShift;
+  const views = dataOutViews(ctx.cmd, wlen);
   const pending = lu.rangeLock.acquire(lba, lba + n, exclusive);
   const held = pending instanceof Promise ? await pending : pending;
   try {

@@ -44,11 +44,6 @@ async function unmap(c: CommandContext): Promise<CommandResult> {
   return { dataOutLength: avail };
 }
 
-function isZero(b: Buffer): boolean {
-  for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
-  return true;
-}
-
 async function writeSame(c: CommandContext, lba: number, nField: number, ndob: boolean): Promise<CommandResult> {
   const lu = c.lu;
   const byte1 = c.cdb[1];
@@ -65,7 +60,8 @@ async function writeSame(c: CommandContext, lba: number, nField: number, ndob: b
   const block = ndob ? Buffer.alloc(bs) : dataOutBuffer(c.cmd, bs);
   const result = { dataOutLength: ndob ? 0 : bs };
   if (n === 0) return result;
-  if (unmapBit && isZero(block)) {
+  // LIO model: UNMAP=1 deallocates whatever the Data-Out block holds (LBPRZ=1: it reads back as zeros).
+  if (unmapBit) {
     await unmapBlocks(lu, lba, n);
     return result;
   }
