@@ -18,6 +18,9 @@ const CRC_SENSE = Buffer.from([0x70, 0, 0x0b, 0, 0, 0, 0, 0x0a, 0, 0, 0, 0, 0x47
 /** HARDWARE ERROR / 44h 00h INTERNAL TARGET FAILURE, should the core ever throw. */
 const INTERNAL_SENSE = Buffer.from([0x70, 0, 0x04, 0, 0, 0, 0, 0x0a, 0, 0, 0, 0, 0x44, 0x00, 0, 0, 0, 0]);
 
+/** Far above any CmdSN window; only immediate commands can get near it. */
+const MAX_TASKS_PER_CONNECTION = 1024;
+
 export class FullFeature {
   readonly tasks = new Map<number, ScsiTask>();
   private readonly text: TextConversation;
@@ -76,6 +79,8 @@ export class FullFeature {
     if (this.session.type !== 'Normal') return refuse(RejectReason.PROTOCOL_ERROR);
     if (!raw.dataDigestOk) return refuse(RejectReason.DATA_DIGEST_ERROR);
     if (this.tasks.has(h.itt)) return refuse(RejectReason.TASK_IN_PROGRESS);
+    // Immediate commands bypass the CmdSN window; cap them so an initiator cannot pile up unbounded tasks.
+    if (h.immediate && this.tasks.size >= MAX_TASKS_PER_CONNECTION) return refuse(RejectReason.IMMEDIATE_COMMAND_REJECT);
     if (raw.dataLength > 0 && !h.write) return refuse(RejectReason.PROTOCOL_ERROR);
     let cdb = h.cdb;
     let bidi: number | undefined;
