@@ -1,7 +1,7 @@
 // `get`/`set` configuration groups (configshell ui_getgroup_*/ui_setgroup_*): global, attribute, parameter,
 // auth, discovery_auth, alua — each a view of a key/value map in the model.
 import { sameIscsiName } from '../config/names.js';
-import { iscsiFabric, parseStorageObjectPath, type FabricModuleConfig, type RootConfig } from '../config/schema.js';
+import { defaultAluaTpg, iscsiFabric, parseStorageObjectPath, type FabricModuleConfig, type RootConfig } from '../config/schema.js';
 import { managedRefusal } from './commands.js';
 import { DEFAULT_PREFS, ShellError, type PrefValue } from './host.js';
 import { findAcl, findSo, findTpg, type TreeNode } from './tree.js';
@@ -55,6 +55,30 @@ export function groupsFor(node: TreeNode, prefs: Record<string, PrefValue>): Rec
       g.attribute = {
         get: (root) => asStrings(soOf(root).attributes ?? {}),
         set: (root, name, value) => setScalar((soOf(root).attributes ??= {}), name, value, 'attribute'),
+      };
+      break;
+    }
+    case 'alua_tpg': {
+      // targetcli: /backstores/<type>/<so>/alua/<group> set alua alua_access_state=N (LIO tg_pt_gp attributes).
+      const grpOf = (root: RootConfig) => {
+        const so = findSo(root, ids.plugin as never, ids.so!) ?? err('Storage object no longer exists.');
+        so.alua_tpgs ??= [defaultAluaTpg()];
+        return so.alua_tpgs.find((x) => x.name === ids.alua) ?? err(`ALUA group ${ids.alua} no longer exists.`);
+      };
+      const ALLOWED: Record<string, readonly number[]> = {
+        alua_access_state: [0, 1, 2, 3, 4, 14, 15], alua_access_type: [0, 1, 2, 3], preferred: [0, 1], alua_access_status: [0, 1, 2],
+        nonop_delay_msecs: [], trans_delay_msecs: [], implicit_trans_secs: [],
+      };
+      g.alua = {
+        get: (root) => asStrings(Object.fromEntries(Object.entries(grpOf(root)).filter(([k]) => k !== 'name' && k !== 'tg_pt_gp_id'))),
+        set: (root, name, value) => {
+          const allowed = ALLOWED[name] ?? err(`Unknown alua parameter ${name}. Known: ${Object.keys(ALLOWED).join(', ')}`);
+          if (!/^\d+$/.test(value)) err(`Syntax error, '${value}' is not a NUMBER (alua ${name}).`);
+          const n = Number(value);
+          if (allowed.length > 0 && !allowed.includes(n)) err(`Invalid value ${value} for alua ${name}; allowed: ${allowed.join(', ')}.`);
+          grpOf(root)[name] = n;
+        },
+        values: (name) => (ALLOWED[name] ?? []).map(String),
       };
       break;
     }
