@@ -8,6 +8,7 @@ import type { PortalAddress } from '../iscsi/target-registry.js';
 import type { Logger } from '../lib/log.js';
 import type { AluaGroupConfig } from '../scsi/port.js';
 import { createLogicalUnit, type LogicalUnit } from '../scsi/logical-unit.js';
+import { aluaMembers, relativePortIds } from './ports.js';
 import { iscsiTargets, storageObjectPath, type RootConfig, type StorageObjectConfig } from './schema.js';
 
 /** What reconcile needs of the iSCSI fabric (agent/iscsi/server.ts IscsiServer). */
@@ -30,6 +31,8 @@ interface Plan {
   removed: UnitEntry[];
   bound: Array<{ key: string; addr: PortalAddress }>;
   unbound: Array<{ key: string; addr: PortalAddress }>;
+  /** The model being made current (ALUA groups and member ports are applied from it on commit). */
+  model: RootConfig;
 }
 
 function backstoreSpec(so: StorageObjectConfig): BackstoreSpec {
@@ -49,14 +52,20 @@ export function storageWwn(so: StorageObjectConfig): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
-function aluaGroups(so: StorageObjectConfig): AluaGroupConfig[] {
+export function aluaGroups(so: StorageObjectConfig): AluaGroupConfig[] {
   return (so.alua_tpgs ?? []).map((g) => ({
     name: g.name, id: g.tg_pt_gp_id, accessState: g.alua_access_state ?? 0, accessType: g.alua_access_type ?? 3, preferred: Boolean(g.preferred),
   }));
 }
 
+/**
+ * What forces a reopen. ALUA groups are left out: an access-state change (failover, maintenance) is
+ * applied to the running LU, never by closing it — that would drop a ramdisk's data and every
+ * reservation, and fail commands in flight on the other paths.
+ */
 function signature(so: StorageObjectConfig): string {
-  return JSON.stringify([so, storageWwn(so)]);
+  const { alua_tpgs: _alua, ...rest } = so;
+  return JSON.stringify([rest, storageWwn(so)]);
 }
 
 export function portalKey(ip: string, port: number): string {
@@ -90,7 +99,7 @@ export class Runtime {
    * prepared part and throws; lenient (startup): failures are recorded on the entry and logged.
    */
   async prepare(next: RootConfig, strict: boolean): Promise<Plan> {
-    const plan: Plan = { opened: [], replaced: [], removed: [], bound: [], unbound: [] };
+    const plan: Plan = { opened: [], replaced: [], removed: [], bound: [], unbound: [], model: next };
     const wanted = new Map(next.storage_objects.map((so) => [storageObjectPath(so), so]));
     try {
       for (const [path, so] of wanted) {
@@ -146,9 +155,21 @@ export class Runtime {
     for (const e of plan.removed) this.units.delete(e.path);
     for (const b of plan.bound) this.portals.set(b.key, b.addr);
     for (const u of plan.unbound) this.portals.delete(u.key);
+    this.applyAlua(plan.model);
     const host = this.opts.portalHost();
     for (const u of plan.unbound) await Promise.resolve(host?.removePortal(u.addr)).catch((err) => this.opts.log.warn({ err }, 'removePortal failed'));
     for (const e of [...plan.replaced, ...plan.removed]) await e.lu?.close().catch((err) => this.opts.log.warn({ err, path: e.path }, 'closing unit failed'));
+  }
+
+  /** ALUA groups, states and member ports of every running LU from `root` (SPC-4 §5.15). */
+  private applyAlua(root: RootConfig): void {
+    const ids = relativePortIds(root);
+    for (const so of root.storage_objects) {
+      const lu = this.units.get(storageObjectPath(so))?.lu;
+      if (!lu) continue;
+      if (lu.alua.reconfigure(aluaGroups(so))) lu.ua.establishOthers(undefined, 'ASYMMETRIC_ACCESS_STATE_CHANGED');
+      lu.alua.setPorts(aluaMembers(root, storageObjectPath(so), ids));
+    }
   }
 
   async closeAll(): Promise<void> {

@@ -4,6 +4,7 @@
 import type { AclView, ChapCredentials, DiscoveryAuth, TargetRegistry, TargetView, TpgView } from '../iscsi/target-registry.js';
 import type { LogicalUnitHandle, LunMapping, LunView } from '../scsi/port.js';
 import { effectiveAcls } from './managed.js';
+import { relativePortId, relativePortIds } from './ports.js';
 import { sameIscsiName } from './names.js';
 import { iscsiFabric, iscsiTargets, type RootConfig, type TargetConfig, type TpgConfig } from './schema.js';
 
@@ -89,11 +90,12 @@ export class LiveRegistry implements TargetRegistry {
     return out;
   }
 
-  private tpgView(t: TargetConfig, tpg: TpgConfig): TpgView {
+  private tpgView(t: TargetConfig, tpg: TpgConfig, ids: ReadonlyMap<string, number>): TpgView {
     const attrs = tpg.attributes;
     return {
       targetName: t.wwn,
       tag: tpg.tag,
+      relativePortId: relativePortId(ids, t.wwn, tpg.tag),
       enabled: tpg.enable,
       portals: tpg.portals.map((p) => ({ ip: p.ip_address.replace(/^\[(.*)\]$/, '$1'), port: p.port })),
       authentication: Number(attrs.authentication ?? 0) === 1,
@@ -112,12 +114,17 @@ export class LiveRegistry implements TargetRegistry {
   }
 
   targets(): readonly TargetView[] {
-    return iscsiTargets(this.state.model()).map((t) => ({ name: t.wwn, tpgs: t.tpgs.map((g) => this.tpgView(t, g)) }));
+    const root = this.state.model();
+    const ids = relativePortIds(root);
+    return iscsiTargets(root).map((t) => ({ name: t.wwn, tpgs: t.tpgs.map((g) => this.tpgView(t, g, ids)) }));
   }
 
   target(name: string): TargetView | undefined {
-    const t = iscsiTargets(this.state.model()).find((x) => sameIscsiName(x.wwn, name));
-    return t && { name: t.wwn, tpgs: t.tpgs.map((g) => this.tpgView(t, g)) };
+    const root = this.state.model();
+    const t = iscsiTargets(root).find((x) => sameIscsiName(x.wwn, name));
+    if (!t) return undefined;
+    const ids = relativePortIds(root);
+    return { name: t.wwn, tpgs: t.tpgs.map((g) => this.tpgView(t, g, ids)) };
   }
 
   discoveryAuth(): DiscoveryAuth {

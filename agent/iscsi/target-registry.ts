@@ -29,6 +29,8 @@ export interface AclView {
 export interface TpgView {
   readonly targetName: string;
   readonly tag: number; // TPGT
+  /** SPC-4 relative target port identifier of this TPG (unique per LU's ports); defaults to the TPGT. */
+  readonly relativePortId?: number;
   readonly enabled: boolean;
   readonly portals: readonly PortalAddress[];
   /** attribute authentication=1: CHAP is required. */

@@ -25,10 +25,10 @@ export interface LoginHost {
   enterFullFeature(session: Session, cid: number, params: SessionParams): void;
 }
 
-function buildNexus(initiatorName: string, isid: string, targetName: string, tpgt: number): Nexus {
+function buildNexus(initiatorName: string, isid: string, targetName: string, tpgt: number, relativePortId = tpgt): Nexus {
   const initiatorPortName = `${initiatorName},i,0x${isid}`;
   const targetPortName = `${targetName},t,0x${tpgt.toString(16).padStart(4, '0')}`;
-  return { id: `${initiatorPortName}|${targetPortName}`, initiatorName, isid, initiatorPortName, targetName, tpgt, targetPortName, relativeTargetPortId: tpgt };
+  return { id: `${initiatorPortName}|${targetPortName}`, initiatorName, isid, initiatorPortName, targetName, tpgt, targetPortName, relativeTargetPortId: relativePortId };
 }
 
 export class LoginPhase {
@@ -214,7 +214,7 @@ export class LoginPhase {
         isid: req.isid,
         targetName: this.discovery ? '' : this.targetName,
         tpg,
-        nexus: tpg ? buildNexus(this.initiatorName, req.isid, this.targetName, tpg.tag) : undefined,
+        nexus: tpg ? buildNexus(this.initiatorName, req.isid, this.targetName, tpg.tag, tpg.relativePortId) : undefined,
         luns: this.admission?.luns,
         params,
         cmdSN: this.cmdSN,
