@@ -58,6 +58,12 @@ export class LogicalUnit implements LogicalUnitHandle {
   readonly blocks: number;
   readonly limits: LuLimits;
   readonly readOnly: boolean;
+  /**
+   * log2(logical blocks per physical block), READ CAPACITY(16). 0 unless the `physical_block_exponent`
+   * attribute says otherwise: with 4 KiB physical blocks GET LBA STATUS would have to report per-block
+   * allocation, which the backstore contract cannot tell.
+   */
+  readonly physicalBlockExponent: number;
 
   readonly ua = new UnitAttentions();
   readonly alua: AluaGroups;
@@ -81,6 +87,7 @@ export class LogicalUnit implements LogicalUnitHandle {
     this.blockSize = bs;
     this.blockShift = 31 - Math.clz32(bs);
     this.blocks = Math.floor(o.backstore.size / bs);
+    this.physicalBlockExponent = Math.max(0, Math.min(15, num(o.attributes, 'physical_block_exponent', 0)));
     if (this.blocks < 1) throw new Error(`${o.name}: backstore smaller than one block`);
     this.readOnly = (o.backstore as { readOnly?: boolean }).readOnly === true || flag(o.attributes, 'readonly', false);
     const thin = o.backstore.thinProvisioned;

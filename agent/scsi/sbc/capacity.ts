@@ -22,7 +22,8 @@ function readCapacity16(c: CommandContext): CommandResult {
   const b = Buffer.alloc(32);
   writeU64(b, 0, c.lu.lastLba);
   b.writeUInt32BE(c.lu.blockSize, 8);
-  // byte 13: logical blocks per physical block exponent 0; byte 14: LBPME, LBPRZ (unmapped blocks read as zeros).
+  // byte 13: logical blocks per physical block exponent; byte 14: LBPME, LBPRZ (unmapped blocks read as zeros).
+  b[13] = c.lu.physicalBlockExponent & 0x0f;
   if (lbpme(c)) b[14] = 0x80 | 0x40;
   return { data: trimToAllocation(b, alloc) };
 }

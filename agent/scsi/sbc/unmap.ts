@@ -57,6 +57,8 @@ async function writeSame(c: CommandContext, lba: number, nField: number, ndob: b
   if (n > lu.limits.maxWriteSameBlocks) throw new SenseError('INVALID_CDB_FIELD', cdbField(nField === 0 ? 2 : 10));
   lu.checkRange(lba, n);
   const bs = lu.blockSize;
+  // Exactly one logical block of Data-Out (none with NDOB): anything else is malformed.
+  if (!ndob && c.cmd.expectedOutLength !== bs) throw new SenseError('INVALID_CDB_FIELD', cdbField(nField === 0 ? 2 : 10));
   const block = ndob ? Buffer.alloc(bs) : dataOutBuffer(c.cmd, bs);
   const result = { dataOutLength: ndob ? 0 : bs };
   if (n === 0) return result;
