@@ -38,8 +38,8 @@ export class Ramdisk implements Backstore {
 
   async read(offset: number, length: number): Promise<Buffer> {
     const chunks = this.live(offset, length);
-    const out = Buffer.alloc(length);
-    if (this.nullio) return out;
+    if (this.nullio) return Buffer.alloc(length);
+    const out = Buffer.allocUnsafe(length); // every byte is copied or zero-filled below
     for (let done = 0; done < length; ) {
       const pos = offset + done;
       const idx = Math.floor(pos / CHUNK);
@@ -47,6 +47,7 @@ export class Ramdisk implements Backstore {
       const n = Math.min(CHUNK - within, length - done);
       const c = chunks[idx];
       if (c) c.copy(out, done, within, within + n);
+      else out.fill(0, done, done + n);
       done += n;
     }
     return out;

@@ -66,10 +66,11 @@ export class Core implements TargetCore {
     const lu = mapping.lu as LogicalUnit;
     if (lu.ua.know(cmd.nexus.id)) this.attach(cmd.nexus, mapping);
     const task = lu.tasks.begin(cmd.nexus.id, cmd.tag, cmd.attr);
-    const run = this.run(cmd, mapping, lu, task);
-    if (task.aborted) return run;
-    const aborted = new Promise<ScsiResponse>((resolve) => (task.abortWith = resolve));
-    return Promise.race([run, aborted]);
+    // One promise settled by whichever comes first: the command's end or an abort (run never rejects).
+    return new Promise<ScsiResponse>((resolve) => {
+      task.abortWith = resolve;
+      this.run(cmd, mapping, lu, task).then(resolve);
+    });
   }
 
   private async run(cmd: ScsiCommand, mapping: LunMapping, lu: LogicalUnit, task: Task): Promise<ScsiResponse> {
