@@ -193,7 +193,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     soInfo(path) {
       const e = runtime.units.get(path);
       if (!e) return undefined;
-      return e.error ? { error: e.error } : { size: e.lu?.backstore.size };
+      return e.error ? { error: e.error } : { size: e.lu?.backstore.size, stats: e.lu?.backstore.stats?.() };
     },
     prefs: () => prefs.all(),
     setPref: (n, v) => prefs.set(n, v),
