@@ -9,6 +9,7 @@ import { emptyRoot, type RootConfig } from '../config/schema.js';
 import { objectCommands, type CommandSpec, type RunCtx } from './commands.js';
 import { groupsFor } from './groups.js';
 import { DEFAULT_PREFS, ShellError, type PrefValue, type ShellHost } from './host.js';
+import { renderLiveStats } from './live-stats.js';
 import { renderTree } from './render.js';
 import { buildTree, resolve, type TreeNode } from './tree.js';
 import { parseBool } from './values.js';
@@ -134,9 +135,12 @@ export class ShellEngine {
       case 'help':
         out.push(...this.help(node, positional[0]));
         return;
-      case 'info':
+      case 'info': {
         out.push(...info(this.host.model(), node));
+        const stats = node.kind === 'so' ? this.host.soInfo(node.path)?.stats : undefined;
+        if (stats) out.push(...renderLiveStats(stats));
         return;
+      }
       case 'status': {
         const [desc, ok] = node.summary();
         out.push(`Status for ${node.path}: ${desc || (ok === true ? 'OK' : ok === false ? 'ERROR' : '...')}`);

@@ -16,6 +16,8 @@ export type NodeKind =
 export interface SoInfo {
   size?: number;
   error?: string;
+  /** Live figures from the open backstore (Backstore.stats()); present only when an agent runs it. */
+  stats?: Record<string, number | string | null>;
 }
 
 export interface TreeContext {
@@ -80,8 +82,21 @@ function soSummary(ctx: TreeContext, so: StorageObjectConfig): [string, boolean 
     case 'block': return [`${so.dev} (${size}) ${so.readonly ? 'ro ' : ''}${wb} ${status}`, true];
     case 'rd_mcp': return [`${so.nullio ? 'nullio ' : ''}(${size}) ${status}`, true];
     case 'pscsi': return [`${so.dev} ${status}`, true];
-    case 'object': return [`s3://${so.bucket}/${so.prefix ?? ''} (${size}) ${status}`, true];
+    case 'object': return objectSummary(so, size, status, info?.stats);
   }
+}
+
+/** `s3://bucket/prefix (size) write-back cached 4.0MiB/32.0MiB dirty 0 bytes activated`; live figures when running. */
+function objectSummary(so: StorageObjectConfig, size: string, status: string, stats?: Record<string, number | string | null>): [string, boolean | null] {
+  const parts = [`s3://${so.bucket}/${so.prefix ?? ''}`, `(${size})`, so.write_back === false ? 'write-thru' : 'write-back'];
+  const n = (k: string): number | undefined => (typeof stats?.[k] === 'number' ? stats[k] as number : undefined);
+  const cached = n('cached_bytes');
+  const cap = n('cache_size');
+  const dirty = n('dirty_bytes');
+  if (cached !== undefined && cap !== undefined) parts.push(`cached ${bytesToHuman(cached)}/${bytesToHuman(cap)}`);
+  if (dirty !== undefined) parts.push(`dirty ${bytesToHuman(dirty)}`);
+  parts.push(status);
+  return [parts.join(' '), true];
 }
 
 function tpgSummary(tpg: TpgConfig): [string, boolean | null] {
