@@ -22,6 +22,12 @@ export class BackstoreError extends Error {
   }
 }
 
+export interface AllocationRange {
+  offset: number;
+  length: number;
+  mapped: boolean;
+}
+
 export type BackstorePlugin = 'fileio' | 'block' | 'rd_mcp' | 'object';
 
 export interface Backstore {
@@ -43,6 +49,12 @@ export interface Backstore {
   unmap(offset: number, length: number): Promise<void>;
   /** Flushes and releases resources. Further calls fail with CLOSED. */
   close(): Promise<void>;
+  /**
+   * Provisioning map of [offset, offset+length) (GET LBA STATUS): ranges in ascending order that cover it
+   * exactly; mapped=false where the store holds nothing and reads return zeros. Optional: without it every
+   * range is reported mapped.
+   */
+  allocation?(offset: number, length: number): Promise<AllocationRange[]>;
   /** Figures for `info`/status (cache stats for object LUNs). */
   stats?(): Record<string, number | string | null>;
 }
