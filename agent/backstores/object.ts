@@ -2,7 +2,7 @@
 // block cache (agent/cache/). The bucket holds a descriptor, immutable chunk objects and paged manifests.
 import { join } from 'node:path';
 import { silentLogger, type Logger } from '../lib/log.js';
-import { BackstoreError, BackstoreErrorCode, type Backstore } from './backstore.js';
+import { BackstoreError, BackstoreErrorCode, type AllocationRange, type Backstore } from './backstore.js';
 import { ChunkCache } from '../cache/chunk-cache.js';
 import type { ChunkRemote } from '../cache/remote.js';
 import { Bucket } from './object/bucket.js';
@@ -58,7 +58,7 @@ class ObjectBackstore implements Backstore {
 
   constructor(readonly size: number, readonly writeBack: boolean, private readonly cache: ChunkCache, private readonly bucket: Bucket,
     private readonly manifest: VolumeManifest, private readonly closeTimeoutMs: number, private readonly sweeping: Promise<unknown>,
-    private readonly log: Logger) {}
+    private readonly log: Logger, private readonly chunkSize: number) {}
 
   private check(offset: number, length: number): void {
     if (this.closed) throw new BackstoreError(BackstoreErrorCode.CLOSED, 'object backstore is closed');
@@ -87,6 +87,23 @@ class ObjectBackstore implements Backstore {
   async unmap(offset: number, length: number): Promise<void> {
     this.check(offset, length);
     await this.cache.unmap(offset, length);
+  }
+
+  /** Backstore.allocation at chunk granularity: a chunk neither cached nor in the manifest reads as zeros. */
+  async allocation(offset: number, length: number): Promise<AllocationRange[]> {
+    this.check(offset, length);
+    const cs = this.chunkSize;
+    const out: AllocationRange[] = [];
+    for (let pos = offset; pos < offset + length; ) {
+      const idx = Math.floor(pos / cs);
+      const end = Math.min((idx + 1) * cs, offset + length);
+      const mapped = this.cache.allocated(idx);
+      const last = out[out.length - 1];
+      if (last && last.mapped === mapped) last.length += end - pos;
+      else out.push({ offset: pos, length: end - pos, mapped });
+      pos = end;
+    }
+    return out;
   }
 
   async close(): Promise<void> {
@@ -161,7 +178,7 @@ export async function openObjectBackstore(spec: ObjectBackstoreSpec, ctx: { stat
     });
     const sweeping = manifest.sweep().then((n) => { if (n) log.info({ deleted: n }, 'object volume: swept unreferenced objects'); },
       (err: Error) => log.warn({ err: err.message }, 'object volume: sweep failed'));
-    return new ObjectBackstore(size, spec.write_back ?? true, cache, bucket, manifest, num(spec.close_timeout_ms, 'close_timeout_ms', 60_000), sweeping, log);
+    return new ObjectBackstore(size, spec.write_back ?? true, cache, bucket, manifest, num(spec.close_timeout_ms, 'close_timeout_ms', 60_000), sweeping, log, chunkSize);
   } catch (e) {
     bucket.destroy();
     if (e instanceof BackstoreError) throw e;

@@ -350,6 +350,12 @@ export class ChunkCache {
     this.flusher.kick();
   }
 
+  /** Whether chunk `index` holds data: a cached copy (clean or dirty) or an object named by the staged manifest. */
+  allocated(index: number): boolean {
+    const e = this.entries.get(index);
+    return (e !== undefined && !e.removed) || this.o.remote.idOf(index) !== undefined;
+  }
+
   /** Called by the flusher after a manifest covering `epoch` is written. */
   committed(epoch: number): void {
     for (const e of this.entries.values()) {

@@ -1,4 +1,4 @@
-// SBC-4 §5.20–5.21 READ CAPACITY 10/16 and §5.8 GET LBA STATUS.
+// SBC-4 §5.20–5.21 READ CAPACITY 10/16 and §5.8 GET LBA STATUS (provisioning from Backstore.allocation).
 import { readU64, trimToAllocation, writeU64 } from '../cdb.js';
 import { AluaClass, DataDirection, ReservationClass, usage, type CommandContext, type CommandResult, type OpcodeEntry } from '../opcodes.js';
 import { SenseError, cdbField } from '../sense.js';
@@ -28,16 +28,57 @@ function readCapacity16(c: CommandContext): CommandResult {
   return { data: trimToAllocation(b, alloc) };
 }
 
-/** GET LBA STATUS: the contract gives no allocation map, so the whole range is reported as mapped. */
-function getLbaStatus(c: CommandContext): CommandResult {
+/** Most bytes one GET LBA STATUS examines; the initiator asks again from where the last descriptor ends. */
+const LBA_STATUS_SPAN = 16 * 2 ** 30;
+const MAX_DESCRIPTORS = 1024;
+const ProvisioningStatus = { MAPPED: 0, DEALLOCATED: 1 } as const;
+
+/**
+ * [start, end) runs of mapped (true) / deallocated (false) LBAs from the backstore's byte map. A block that is
+ * partly mapped counts as mapped; without allocation() everything is mapped.
+ */
+async function lbaRuns(c: CommandContext, lba: number, count: number): Promise<Array<[number, number, boolean]>> {
+  const bs = c.lu.blockSize;
+  const ranges = c.lu.backstore.allocation ? await c.lu.backstore.allocation(lba * bs, count * bs) : [{ offset: lba * bs, length: count * bs, mapped: true }];
+  const runs: Array<[number, number, boolean]> = [];
+  let at = lba;
+  for (const r of ranges) {
+    if (!r.mapped || r.length === 0) continue;
+    const s = Math.max(at, Math.floor(r.offset / bs));
+    const e = Math.min(lba + count, Math.ceil((r.offset + r.length) / bs));
+    if (e <= s) continue;
+    if (s > at) runs.push([at, s, false]);
+    const last = runs[runs.length - 1];
+    if (last && last[2] && last[1] === s) last[1] = e;
+    else runs.push([s, e, true]);
+    at = e;
+  }
+  if (at < lba + count) runs.push([at, lba + count, false]);
+  return runs;
+}
+
+/** SBC-4 §5.8 GET LBA STATUS: descriptors from the starting LBA, mapped or deallocated (LBPRZ: reads as zeros). */
+async function getLbaStatus(c: CommandContext): Promise<CommandResult> {
   const lba = readU64(c.cdb, 2);
   const alloc = c.cdb.readUInt32BE(10);
+  const reportType = c.cdb[14] & 0x07; // 0 all, 1 non-zero status, 2 mapped, 3 deallocated
+  if (reportType > 3) throw new SenseError('INVALID_CDB_FIELD', cdbField(14, 2));
   if (lba > c.lu.lastLba) throw new SenseError('LBA_OUT_OF_RANGE');
-  const b = Buffer.alloc(24);
-  b.writeUInt32BE(20, 0);
-  writeU64(b, 8, lba);
-  b.writeUInt32BE(Math.min(c.lu.blocks - lba, 0xffffffff), 16);
-  b[20] = 0; // mapped (or unknown)
+  const count = Math.min(c.lu.blocks - lba, Math.max(1, Math.floor(LBA_STATUS_SPAN / c.lu.blockSize)));
+  const descs: Array<[number, number, number]> = [];
+  for (const [s, e, mapped] of await lbaRuns(c, lba, count)) {
+    const status = mapped ? ProvisioningStatus.MAPPED : ProvisioningStatus.DEALLOCATED;
+    if ((reportType === 1 || reportType === 3) && mapped) continue;
+    if (reportType === 2 && !mapped) continue;
+    for (let x = s; x < e && descs.length < MAX_DESCRIPTORS; x += 0xffffffff) descs.push([x, Math.min(e - x, 0xffffffff), status]);
+  }
+  const b = Buffer.alloc(8 + 16 * descs.length);
+  b.writeUInt32BE(b.length - 4, 0);
+  descs.forEach(([x, n, status], i) => {
+    writeU64(b, 8 + 16 * i, x);
+    b.writeUInt32BE(n, 16 + 16 * i);
+    b[20 + 16 * i] = status;
+  });
   return { data: trimToAllocation(b, alloc) };
 }
 
