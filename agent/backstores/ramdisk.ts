@@ -1,4 +1,5 @@
 // LIO rd_mcp backstore: memory, allocated in chunks on first write; unwritten ranges read as zeros.
+import { allocData } from '../lib/slab.js';
 import { BackstoreError, BackstoreErrorCode, type AllocationRange, type Backstore } from './backstore.js';
 
 const CHUNK = 1 << 20; // 1 MiB chunks
@@ -39,7 +40,7 @@ export class Ramdisk implements Backstore {
   async read(offset: number, length: number): Promise<Buffer> {
     const chunks = this.live(offset, length);
     if (this.nullio) return Buffer.alloc(length);
-    const out = Buffer.allocUnsafe(length); // every byte is copied or zero-filled below
+    const out = allocData(length); // every byte is copied or zero-filled below
     for (let done = 0; done < length; ) {
       const pos = offset + done;
       const idx = Math.floor(pos / CHUNK);

@@ -38,6 +38,13 @@ export class Connection implements SessionConnection {
   private pingTtt = RESERVED_TAG;
   private nextTtt = 1;
   private inputPaused = false;
+  /** Output is corked until the end of this event-loop turn (see write). */
+  private corked = false;
+  private readonly uncorkTurn = (): void => {
+    this.corked = false;
+    if (!this.stream.destroyed) this.stream.uncork();
+  };
+  private frameOpts = { headerDigest: false, dataDigest: false };
 
   constructor(
     readonly ctx: ServerContext,
@@ -133,6 +140,7 @@ export class Connection implements SessionConnection {
     // Digests start with the first PDU after the final Login Response (RFC 7143 §6.1.4? ,§13.1).
     this.headerDigest = this.receiver.headerDigest = params.headerDigest;
     this.dataDigest = this.receiver.dataDigest = params.dataDigest;
+    this.frameOpts = { headerDigest: this.headerDigest, dataDigest: this.dataDigest };
     this.receiver.maxDataSegmentLength = params.targetMaxRecvDataSegmentLength;
     this.ffp = new FullFeature(this, session, params);
     this.startKeepalive();
@@ -151,19 +159,25 @@ export class Connection implements SessionConnection {
     }
   }
 
-  /** Writes PDUs as one corked batch: headers share one allocation, payloads go out as views. */
+  /**
+   * Queues PDUs for sending: headers share one allocation, payloads go out as views. The socket stays
+   * corked until the end of the current event-loop turn (setImmediate runs after the I/O callbacks of
+   * the turn), so the Data-In and status of every command completed in one turn leave in one writev.
+   */
   write(pdus: readonly OutPdu[]): void {
     if (this.phase === 'closed' || this.stream.destroyed) return;
-    const opts = { headerDigest: this.headerDigest, dataDigest: this.dataDigest };
+    const opts = this.frameOpts;
     const hdrSize = BHS_LENGTH + 4;
     const space = Buffer.allocUnsafe(hdrSize * pdus.length);
-    this.stream.cork();
-    try {
-      pdus.forEach((p, i) => {
-        for (const b of framePdu(p.h, p.data, opts, space.subarray(i * hdrSize, (i + 1) * hdrSize))) this.stream.write(b);
-      });
-    } finally {
-      this.stream.uncork();
+    if (!this.corked) {
+      this.corked = true;
+      this.stream.cork();
+      setImmediate(this.uncorkTurn);
+    }
+    for (let i = 0; i < pdus.length; i++) {
+      const p = pdus[i]!;
+      const bufs = framePdu(p.h, p.data, opts, space.subarray(i * hdrSize, (i + 1) * hdrSize));
+      for (let j = 0; j < bufs.length; j++) this.stream.write(bufs[j]);
     }
     // An initiator that stops reading must not make us buffer without bound: stop reading its commands
     // until the socket drains (responses already produced are bounded by the CmdSN window).
@@ -228,6 +242,8 @@ export class Connection implements SessionConnection {
   destroy(reason: string): void {
     if (this.phase === 'closed') return;
     this.teardown(reason);
+    // Hand what this turn queued (a Reject before a protocol-error close) to the socket first.
+    if (this.corked) this.uncorkTurn();
     this.stream.destroy();
   }
 
