@@ -1,0 +1,207 @@
+// Issue 6 bench rows: object LUNs (s3rver on loopback) in one agent next to a fileio LUN — cached 4 KiB random and
+// 128 KiB sequential reads (ratio object/fileio, same run), sustained sequential writes with the flusher running,
+// and PUTs per GiB written (from the LUN's stats via `outpost … info`). Standalone: node dist/scripts/bench/object.js
+import { closeSync, existsSync, openSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { freePort } from '../../test/helpers/net.js';
+import { startS3rver } from '../../test/helpers/s3rver.js';
+import { onCleanup, run, runCleanups, sleep, startDaemon, terminate } from './proc.js';
+import { lastLines } from './parse.js';
+import { runOnce, type RunContext, type Sample } from './runner.js';
+import { fillFile, type Endpoint, type TargetUnderTest } from './target.js';
+import { WORKLOADS } from './workloads.js';
+import { fmt, median } from './report.js';
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+const IQN = 'iqn.2024-01.dev.outpost.bench:object';
+const READ_SIZE = 256 * MiB;
+const WRITE_SIZE = GiB;
+const WRITE_CACHE = 128 * MiB;
+
+export interface ObjectBenchOptions {
+  repoRoot: string;
+  workDir: string;
+  duration: number;
+  reps: number;
+  initiatorName: string;
+}
+
+type Stats = Map<string, number | string>;
+
+/** One LUN of the bench agent as a TargetUnderTest (endpoint('file') is that LUN), for runner.runOnce. */
+function lunTarget(name: string, portal: string, lun: number, pid: number | undefined): TargetUnderTest {
+  return { name, unavailable: undefined, pid, blockSize: 512, notes: [], endpoint: (): Endpoint => ({ portal, iqn: IQN, lun }) };
+}
+
+function qemuOpts(portal: string, lun: number, initiator: string): string {
+  return `driver=iscsi,transport=tcp,portal=${portal},target=${IQN},lun=${lun},initiator-name=${initiator}`;
+}
+
+/** Runs the object rows; returns a markdown section. Cleans up its agent, s3rver and files itself. */
+export async function objectBench(o: ObjectBenchOptions): Promise<string> {
+  const dir = await mkdtemp(join(o.workDir, 'object-'));
+  const s3 = await startS3rver('outpost-bench');
+  const stateDir = join(dir, 'state');
+  await mkdir(stateDir, { recursive: true });
+  const port = await freePort();
+  const portal = `127.0.0.1:${port}`;
+  const filePath = join(dir, 'fileio.img');
+  await fillFile(filePath, READ_SIZE);
+  const obj = (name: string, size: number, cache: number, wwn: string) => ({
+    plugin: 'object', name, size, bucket: s3.bucket, prefix: `bench/${name}`, endpoint: s3.endpoint, force_path_style: true,
+    cache_size: cache, write_back: true, wwn, attributes: { block_size: 512 },
+  });
+  const config = {
+    fabric_modules: [],
+    storage_objects: [
+      { plugin: 'fileio', name: 'ob_file', dev: filePath, size: READ_SIZE, write_back: true, wwn: '5e1f0c2a-0b3e-4d6a-9f1e-0000000000a1', attributes: { block_size: 512 } },
+      obj('ob_read', READ_SIZE, READ_SIZE + 64 * MiB, '5e1f0c2a-0b3e-4d6a-9f1e-0000000000a2'),
+      obj('ob_write', WRITE_SIZE, WRITE_CACHE, '5e1f0c2a-0b3e-4d6a-9f1e-0000000000a3'),
+    ],
+    targets: [{ fabric: 'iscsi', wwn: IQN, tpgs: [{
+      tag: 1, enable: true, attributes: { authentication: 0, generate_node_acls: 1, demo_mode_write_protect: 0, cache_dynamic_acls: 1 },
+      parameters: { AuthMethod: 'None' },
+      luns: ['/backstores/fileio/ob_file', '/backstores/object/ob_read', '/backstores/object/ob_write'].map((storage_object, index) => ({ index, storage_object })),
+      node_acls: [], portals: [{ ip_address: '127.0.0.1', port, iser: false, offload: false }],
+    }] }],
+  };
+  const configPath = join(dir, 'saveconfig.json');
+  await writeFile(configPath, JSON.stringify(config, null, 2));
+  const logPath = join(dir, 'agent.log');
+  const logFd = openSync(logPath, 'a');
+  const env = { ...process.env, ...s3.env, OUTPOST_LOG_LEVEL: process.env.OUTPOST_LOG_LEVEL ?? 'warn' };
+  const child = startDaemon(process.execPath, [join(o.repoRoot, 'bin/outpost.js'), 'agent', '--config', configPath, '--state-dir', stateDir], logFd, env);
+  closeSync(logFd);
+  let stopped = false;
+  const stop = async (): Promise<void> => {
+    if (stopped) return;
+    stopped = true;
+    await terminate(child, 60_000);
+    await s3.dispose();
+    await rm(dir, { recursive: true, force: true });
+  };
+  onCleanup(stop);
+  const fail = async (what: string): Promise<never> => {
+    throw new Error(`${what} (agent log: ${lastLines(await readFile(logPath, 'utf8').catch(() => ''), 3)})`);
+  };
+
+  const stats = async (name: string): Promise<Stats> => {
+    const r = await run(process.execPath, [join(o.repoRoot, 'bin/outpost.js'), '--state-dir', stateDir, `/backstores/object/${name}`, 'info'], { timeoutMs: 20_000, env });
+    if (r.code !== 0) return fail(`outpost info ${name}: ${r.stdout}${r.stderr}`);
+    const m: Stats = new Map();
+    for (const l of r.stdout.split('\n').slice(r.stdout.split('\n').indexOf('live:') + 1)) {
+      const i = l.indexOf(': ');
+      if (!l.startsWith('  ') || i < 0) continue;
+      const v = l.slice(i + 2);
+      const n = /\((\d+)\)$/.exec(v) ?? /^([\d.]+)( ms|%)?$/.exec(v);
+      m.set(l.slice(2, i), n ? Number(n[1]) * (v.endsWith(' s') ? 1000 : 1) : v);
+    }
+    return m;
+  };
+  const num = (s: Stats, k: string): number => {
+    const v = s.get(k);
+    if (typeof v !== 'number') throw new Error(`stat ${k} missing or not a number: ${String(v)}`);
+    return v;
+  };
+  const drain = async (name: string, timeoutMs: number): Promise<void> => {
+    const deadline = Date.now() + timeoutMs;
+    while (num(await stats(name), 'dirty bytes') > 0 || num(await stats(name), 'uploads in flight') > 0) {
+      if (Date.now() > deadline) await fail(`${name} still dirty after ${timeoutMs} ms`);
+      await sleep(200);
+    }
+  };
+
+  try {
+    for (let i = 0; ; i++) {
+      if (child.exitCode !== null || child.signalCode !== null) await fail('agent exited');
+      const r = await run('iscsi-readcapacity16', [`iscsi://${portal}/${IQN}/2`], { timeoutMs: 5000 });
+      if (r.code === 0) break;
+      if (i > 60) await fail(`agent does not serve the object LUN: ${lastLines(r.stdout + r.stderr)}`);
+      await sleep(250);
+    }
+
+    // Sustained sequential write: 1 GiB through a 128 MiB cache, so most of it waits on the flusher (backpressure).
+    console.error(`[object] sequential write of ${WRITE_SIZE / GiB} GiB, 128 KiB QD16, through a ${WRITE_CACHE / MiB} MiB cache…`);
+    const w0 = await stats('ob_write');
+    const t0 = performance.now();
+    const wr = await run('qemu-img', ['bench', '-w', '-t', 'none', '-c', String(WRITE_SIZE / (128 * 1024)), '-d', '16', '-s', '128k', '--pattern=165',
+      '--image-opts', qemuOpts(portal, 2, o.initiatorName)], { timeoutMs: 1_200_000 });
+    const tWrite = (performance.now() - t0) / 1000;
+    if (wr.code !== 0) await fail(`qemu-img bench -w: ${lastLines(wr.stdout + wr.stderr)}`);
+    await drain('ob_write', 600_000);
+    const tDrain = (performance.now() - t0) / 1000;
+    const w1 = await stats('ob_write');
+    const puts = num(w1, 'PUT count') - num(w0, 'PUT count');
+    const uploaded = num(w1, 'bytes uploaded') - num(w0, 'bytes uploaded');
+    console.error(`[object] write: ${fmt(WRITE_SIZE / MiB / tWrite)} MiB/s acknowledged, ${fmt(WRITE_SIZE / MiB / tDrain)} MiB/s until uploaded; ${puts} PUTs`);
+
+    // Cached reads: fill the read LUN (fits in its cache), let the flusher finish, then alternate fileio/object runs.
+    const fill = await run('qemu-img', ['bench', '-w', '-t', 'none', '-c', String(READ_SIZE / (128 * 1024)), '-d', '16', '-s', '128k', '--pattern=90',
+      '--image-opts', qemuOpts(portal, 1, o.initiatorName)], { timeoutMs: 600_000 });
+    if (fill.code !== 0) await fail(`qemu-img bench fill: ${lastLines(fill.stdout + fill.stderr)}`);
+    await drain('ob_read', 300_000);
+    const r0 = await stats('ob_read');
+    const pid = child.pid;
+    const targets = [lunTarget('fileio', portal, 0, pid), lunTarget('object', portal, 1, pid)];
+    const ctx: RunContext = { duration: o.duration, initiatorName: o.initiatorName, rates: new Map() };
+    const rows: Array<{ label: string; unit: string; file: number | undefined; object: number | undefined }> = [];
+    for (const id of ['rr4k', 'sr128k']) {
+      const w = WORKLOADS.find((x) => x.id === id);
+      if (!w) throw new Error(`workload ${id} not defined in scripts/bench/workloads.ts`);
+      const samples: Record<string, Sample[]> = { fileio: [], object: [] };
+      for (let rep = 1; rep <= o.reps; rep++) {
+        for (const t of targets) {
+          const s = await runOnce(w, t, ctx);
+          samples[t.name]!.push(s);
+          console.error(`[object ${id}] ${t.name} run ${rep}/${o.reps}: ${fmt(s.value, s.value < 10 ? 2 : 0)} ${w.unit}`);
+        }
+      }
+      rows.push({ label: `cached ${w.label}`, unit: w.unit, file: median(samples.fileio!.map((s) => s.value)), object: median(samples.object!.map((s) => s.value)) });
+    }
+    const r1 = await stats('ob_read');
+    const getsDuringReads = num(r1, 'GET count') - num(r0, 'GET count');
+
+    const ratio = (a: number | undefined, b: number | undefined): string => (a !== undefined && b ? (a / b).toFixed(2) : 'n/a');
+    const lines = [
+      '',
+      '### Object-storage LUN (issue 6)',
+      '',
+      `One agent serving a fileio LUN (${READ_SIZE / MiB} MiB file) and object LUNs on s3rver (loopback, its own process); ${o.reps} runs each, median, alternating fileio/object.`,
+      '',
+      '| workload | fileio | object | object/fileio |',
+      '| --- | ---: | ---: | ---: |',
+      ...rows.map((r) => `| ${r.label} | ${fmt(r.file)} ${r.unit} | ${fmt(r.object)} ${r.unit} | ${ratio(r.object, r.file)} |`),
+      `| sequential write 128 KiB QD16, ${WRITE_SIZE / GiB} GiB through a ${WRITE_CACHE / MiB} MiB cache (flusher running): acknowledged | | ${fmt(WRITE_SIZE / MiB / tWrite)} MiB/s | |`,
+      `| same, until every byte is uploaded and in a manifest | | ${fmt(WRITE_SIZE / MiB / tDrain)} MiB/s | |`,
+      `| PUTs per GiB written (chunks + manifests) | | ${fmt((puts * GiB) / WRITE_SIZE)} | |`,
+      '',
+      `Read LUN: ${READ_SIZE / MiB} MiB with a ${(READ_SIZE + 64 * MiB) / MiB} MiB cache, filled and uploaded before the reads; hit ratio ${String(r1.get('hit ratio'))}%, ${getsDuringReads} GETs during the read runs. ` +
+        `Write LUN: ${fmt(uploaded / MiB)} MiB uploaded in ${puts} PUTs (4 MiB chunks).`,
+      '',
+    ];
+    return lines.join('\n');
+  } finally {
+    await stop();
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+  const quick = process.argv.includes('--quick');
+  (async () => {
+    if (!existsSync(join(repoRoot, 'bin/outpost.js'))) throw new Error('run from a built tree (npm run build)');
+    const workDir = await mkdtemp(join(tmpdir(), 'outpost-bench-object-'));
+    onCleanup(() => rm(workDir, { recursive: true, force: true }));
+    const md = await objectBench({ repoRoot, workDir, duration: quick ? 2 : 4, reps: quick ? 2 : 3, initiatorName: `iqn.2024-01.dev.outpost.bench:init-${process.pid}` });
+    process.stdout.write(md);
+    await runCleanups();
+  })().catch(async (err: Error) => {
+    console.error(`bench object: ${err.message}`);
+    await runCleanups();
+    process.exit(1);
+  });
+}
