@@ -15,6 +15,7 @@ import { runOnce, cpuPerGiB, type RunContext, type Sample } from './bench/runner
 import { loopbackCeiling, memoryCheck } from './bench/extras.js';
 import { newestProfile, profileTable } from './bench/cpuprofile.js';
 import { renderMarkdown, spliceReport, median, fmt, type Cell, type Report, type RowResult } from './bench/report.js';
+import { objectBench } from './bench/object.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -25,6 +26,7 @@ interface Opts {
   only?: string;
   targets: string;
   memory: boolean;
+  object: boolean;
   ceiling: boolean;
   sessions: number;
   markdown?: string;
@@ -47,6 +49,7 @@ function parseArgs(argv: string[]): Opts {
     .option('--only <ids>', 'comma-separated workload ids, prefixes ending in *, or groups main,digest,ram')
     .option('--targets <names>', 'which targets to run: agent,tgt', 'agent,tgt')
     .option('--no-memory', 'skip the 64-session memory check')
+    .option('--no-object', 'skip the object-storage LUN rows (issue 6; scripts/bench/object.ts)')
     .option('--no-ceiling', 'skip the iperf3 loopback ceiling')
     .addOption(new Option('--sessions <n>', 'sessions in the memory check').default(64).argParser(num))
     .option('--markdown <file>', 'also write the report to FILE (replaces the generated section of docs/benchmarks.md)')
@@ -207,6 +210,9 @@ async function main(): Promise<void> {
   if (opts.agentEnv.length) notes.push(`agent environment: ${opts.agentEnv.join(' ')}.`);
   if (opts.cpuProf) notes.push(`agent ran under node --cpu-prof (profile in ${opts.cpuProf}); its figures include the profiler's overhead.`);
 
+  const objectMd = opts.object && wanted.includes('agent')
+    ? await objectBench({ repoRoot, workDir, duration, reps, initiatorName: ctx.initiatorName }).catch((e: Error) => `\nObject-storage LUN rows failed: ${e.message}\n`)
+    : '';
   await runCleanups();
   const report: Report = {
     date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
@@ -214,7 +220,7 @@ async function main(): Promise<void> {
     settings: `${reps} runs per workload and target (median), ${duration} s per run, order agent/tgt alternating${opts.quick ? ', --quick' : ''}`,
     rows, ceilingMiBs, ceilingNa, memory, peakRss, notes,
   };
-  let md = renderMarkdown(report);
+  let md = renderMarkdown(report) + objectMd;
   if (opts.cpuProf) {
     // The agent writes its profile when it exits, i.e. during the cleanup above.
     const prof = await newestProfile(resolve(opts.cpuProf));
