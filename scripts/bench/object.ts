@@ -160,7 +160,7 @@ export async function objectBench(o: ObjectBenchOptions): Promise<string> {
           console.error(`[object ${id}] ${t.name} run ${rep}/${o.reps}: ${fmt(s.value, s.value < 10 ? 2 : 0)} ${w.unit}`);
         }
       }
-      rows.push({ label: `cached ${w.label}`, unit: w.unit, file: median(samples.fileio!.map((s) => s.value)), object: median(samples.object!.map((s) => s.value)) });
+      rows.push({ label: `cached ${w.label.replace(/^file: /, '')}`, unit: w.unit, file: median(samples.fileio!.map((s) => s.value)), object: median(samples.object!.map((s) => s.value)) });
     }
     const r1 = await stats('ob_read');
     const getsDuringReads = num(r1, 'GET count') - num(r0, 'GET count');
