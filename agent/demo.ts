@@ -87,6 +87,8 @@ async function main(): Promise<void> {
   process.env.AWS_ACCESS_KEY_ID ??= 'S3RVER';
   process.env.AWS_SECRET_ACCESS_KEY ??= 'S3RVER';
   process.env.AWS_REGION ??= 'us-east-1';
+  // The SDK warns that releases after January 2027 need Node 22; the lockfile pins one that runs on 20.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
   const s3 = await startS3();
   const adminToken = process.env.OUTPOST_ADMIN_TOKEN ?? (await secret('admin-token', () => randomBytes(18).toString('base64url')));

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { BackstoreError, BackstoreErrorCode } from '../backstores/backstore.js';
 import type { Logger } from '../lib/log.js';
 import { SECTOR, SectorBitmap } from './bitmap.js';
-import { newEntry, readInto, writeAt, type Entry } from './entry.js';
+import { forgetHandle, forgetHandlesUnder, newEntry, readInto, writeAt, type Entry } from './entry.js';
 import { Flusher } from './flusher.js';
 import { Journal, readJournal, type JournalRound } from './journal.js';
 import type { ChunkRemote } from './remote.js';
@@ -123,6 +123,7 @@ export class ChunkCache {
     this.unsynced.delete(e);
     this.unlinking++;
     try {
+      await forgetHandle(e.path);
       await unlink(e.path).catch(() => undefined);
     } finally {
       this.unlinking--;
@@ -429,6 +430,7 @@ export class ChunkCache {
     const drained = await this.flusher.drain(timeoutMs);
     this.flusher.stop();
     await this.flush();
+    await forgetHandlesUnder(this.chunksDir);
     return drained;
   }
 }

@@ -1,5 +1,5 @@
 // Block cache: one cached chunk (a file <index>-<n> under chunks/) and its state.
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { Mutex } from './mutex.js';
 import type { SectorBitmap } from './bitmap.js';
 
@@ -37,10 +37,57 @@ export function newEntry(index: number, dir: string, file: string): Entry {
   };
 }
 
+/**
+ * Open chunk files, kept across reads and writes: opening and closing a file per 4 KiB read cost more
+ * than the read itself. Bounded LRU; a handle in use is never closed under its user.
+ */
+const MAX_OPEN = 256;
+interface Slot { fh: Promise<FileHandle>; users: number; closing?: boolean }
+const handles = new Map<string, Slot>();
+
+async function withHandle<T>(path: string, fn: (fh: FileHandle) => Promise<T>): Promise<T> {
+  let slot = handles.get(path);
+  if (slot) handles.delete(path); // re-insert below: Map order is the LRU order
+  else {
+    slot = { fh: open(path, 'r+'), users: 0 };
+    slot.fh.catch(() => { if (handles.get(path) === slot) handles.delete(path); });
+  }
+  handles.set(path, slot);
+  slot.users++;
+  try {
+    return await fn(await slot.fh);
+  } finally {
+    slot.users--;
+    if (handles.size > MAX_OPEN) trimHandles();
+  }
+}
+
+function trimHandles(): void {
+  for (const [path, slot] of handles) {
+    if (handles.size <= MAX_OPEN) return;
+    if (slot.users > 0) continue;
+    handles.delete(path);
+    void slot.fh.then((fh) => fh.close(), () => undefined).catch(() => undefined);
+  }
+}
+
+/** Closes the cached handle of a chunk file about to be removed or replaced. */
+export async function forgetHandle(path: string): Promise<void> {
+  const slot = handles.get(path);
+  if (!slot) return;
+  handles.delete(path);
+  await slot.fh.then((fh) => fh.close(), () => undefined).catch(() => undefined);
+}
+
+/** Closes every cached handle below `dir` (the cache is closing). */
+export async function forgetHandlesUnder(dir: string): Promise<void> {
+  const prefix = dir.endsWith('/') ? dir : `${dir}/`;
+  await Promise.all([...handles.keys()].filter((p) => p.startsWith(prefix)).map((p) => forgetHandle(p)));
+}
+
 /** Reads [pos, pos+dst.length) of the file into dst; bytes past EOF read as zeros (files are sparse). */
 export async function readInto(path: string, dst: Buffer, pos: number): Promise<void> {
-  const fh = await open(path, 'r');
-  try {
+  await withHandle(path, async (fh) => {
     let done = 0;
     while (done < dst.length) {
       const { bytesRead } = await fh.read(dst, done, dst.length - done, pos + done);
@@ -48,15 +95,12 @@ export async function readInto(path: string, dst: Buffer, pos: number): Promise<
       done += bytesRead;
     }
     if (done < dst.length) dst.fill(0, done);
-  } finally {
-    await fh.close();
-  }
+  });
 }
 
 /** Positional writev of `bufs` at `pos`, completing short writes. */
 export async function writeAt(path: string, bufs: readonly Buffer[], pos: number): Promise<void> {
-  const fh = await open(path, 'r+');
-  try {
+  await withHandle(path, async (fh) => {
     let total = 0;
     for (const b of bufs) total += b.length;
     let { bytesWritten } = await fh.writev(bufs as Buffer[], pos);
@@ -72,7 +116,5 @@ export async function writeAt(path: string, bufs: readonly Buffer[], pos: number
         break;
       }
     }
-  } finally {
-    await fh.close();
-  }
+  });
 }
