@@ -50,6 +50,8 @@ export class Negotiator {
   /** Negotiated or declared values so far (RFC defaults until negotiated). */
   readonly values = new Map<string, string>();
   private readonly seen = new Set<string>();
+  /** The value first offered for each key: libiscsi repeats InitiatorName/TargetName/SessionType unchanged after AuthMethod=None. */
+  private readonly offered = new Map<string, string>();
   discovery = false;
 
   constructor(private readonly offer: Readonly<Record<string, string>>, private readonly leading = true) {
@@ -74,8 +76,14 @@ export class Negotiator {
         continue;
       }
       if (value === 'NotUnderstood' || value === 'Irrelevant' || value === 'Reject') continue; // answers to our declarations
-      if (this.seen.has(key) && !opts.fullFeature) throw new NegotiationError(`key ${key} negotiated twice`);
+      if (this.seen.has(key) && !opts.fullFeature) {
+        // An identical repeat of a declaration restates it (libiscsi does this after AuthMethod=None);
+        // repeating a negotiated key, or changing a declaration, is an initiator error (RFC 7143 §6.2).
+        if (def.kind === 'declarative' && this.offered.get(key) === value) continue;
+        throw new NegotiationError(`key ${key} negotiated twice`);
+      }
       this.seen.add(key);
+      this.offered.set(key, value);
       const answer = this.answer(def, value, opts.fullFeature ?? false);
       if (answer !== undefined) out.push([key, answer]);
     }

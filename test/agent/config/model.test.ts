@@ -11,7 +11,7 @@ import { isValidIscsiName } from '../../../agent/config/names.js';
 import { bytesToHuman, humanToBytes } from '../../../agent/config/size.js';
 import { readConfigFile, saveConfigFile } from '../../../agent/config/store.js';
 
-const FIXTURE = '/work/shared/fixtures/lio-saveconfig-rhel.json';
+const FIXTURE = new URL('../../../../test/fixtures/lio-saveconfig-rhel.json', import.meta.url).pathname;
 
 async function fixture(dir: string): Promise<Record<string, any>> {
   const doc = JSON.parse(await readFile(FIXTURE, 'utf8'));

@@ -119,3 +119,10 @@ test('text codec: NUL-separated pairs, malformed input rejected, number and bina
   assert.equal(decodeBinary('0b3q2+7w==')?.toString('hex'), 'deadbeef');
   assert.equal(decodeBinary('zz'), undefined);
 });
+
+test('an unchanged repeat of a declaration (libiscsi after AuthMethod=None) is accepted; a changed one is an error', () => {
+  const n = new Negotiator(targetOffer({}));
+  n.negotiate([['InitiatorName', 'iqn.2026-01.test:a'], ['SessionType', 'Normal']]);
+  assert.deepEqual(n.negotiate([['InitiatorName', 'iqn.2026-01.test:a'], ['SessionType', 'Normal']]), []);
+  assert.throws(() => n.negotiate([['InitiatorName', 'iqn.2026-01.test:b']]), NegotiationError);
+});

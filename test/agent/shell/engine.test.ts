@@ -130,7 +130,7 @@ test('RHEL saveconfig.json survives restoreconfig → saveconfig without losing 
   const s = await setup();
   try {
     const { writeFile } = await import('node:fs/promises');
-    const doc = JSON.parse(await readFile('/work/shared/fixtures/lio-saveconfig-rhel.json', 'utf8'));
+    const doc = JSON.parse(await readFile(new URL('../../../../test/fixtures/lio-saveconfig-rhel.json', import.meta.url), 'utf8'));
     doc.storage_objects[0].dev = join(s.dir, 'disk1_file');
     doc.storage_objects[1].dev = join(s.dir, 'block1');
     doc.targets[0].tpgs[0].portals[0].ip_address = '127.0.0.1';
