@@ -1,5 +1,19 @@
 #!/usr/bin/env node
 // The outpost command: agent daemon, gateway, and the targetcli-style shell.
+//
+// This file is CommonJS (bin/package.json): the ESM loader reads modules through libuv's threadpool,
+// which would start the pool before the line below could size it. The CommonJS loader reads synchronously.
+'use strict';
+
+// libuv's threadpool carries every backstore pread/pwritev. Page-cache I/O is CPU-bound, and more
+// workers than cores only add futex wake-ups and context switches per I/O: on the 2-core bench VM,
+// 2 workers instead of libuv's default 4 cut the agent's CPU per GiB by about a third
+// (docs/benchmarks.md). One worker per core, at least 2 and at most 16; set UV_THREADPOOL_SIZE to
+// override (for example higher for LUNs on slow disks, where more parallel requests help).
+if (process.env.UV_THREADPOOL_SIZE === undefined) {
+  process.env.UV_THREADPOOL_SIZE = String(Math.min(16, Math.max(2, require('node:os').availableParallelism())));
+}
+
 import('../dist/agent/cli.js').then((m) => m.main(process.argv.slice(2))).catch((err) => {
   console.error(err instanceof Error ? err.message : err);
   process.exit(1);
