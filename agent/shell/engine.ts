@@ -6,9 +6,10 @@ import { resolve as resolvePath } from 'node:path';
 import { loadConfig } from '../config/load.js';
 import { applyManagedAcls } from '../config/managed.js';
 import { emptyRoot, type RootConfig } from '../config/schema.js';
+import { bookmarksAction, completeBookmarkRefs, completeBookmarks, encodeBookmarks, expandBookmark, readBookmarks } from './bookmarks.js';
 import { objectCommands, type CommandSpec, type RunCtx } from './commands.js';
 import { groupsFor } from './groups.js';
-import { DEFAULT_PREFS, ShellError, type PrefValue, type ShellHost } from './host.js';
+import { BOOKMARKS_PREF, DEFAULT_PREFS, ShellError, type PrefValue, type ShellHost } from './host.js';
 import { renderLiveStats } from './live-stats.js';
 import { renderTree } from './render.js';
 import { buildTree, resolve, type TreeNode } from './tree.js';
@@ -63,7 +64,7 @@ export function tokenize(line: string): string[] {
   return out;
 }
 
-const GENERIC = ['cd', 'exit', 'get', 'help', 'info', 'ls', 'pwd', 'refresh', 'set', 'status', 'version'] as const;
+const GENERIC = ['bookmarks', 'cd', 'exit', 'get', 'help', 'info', 'ls', 'pwd', 'refresh', 'set', 'status', 'version'] as const;
 const ROOT_ONLY = ['clearconfig', 'restoreconfig', 'saveconfig', 'sessions'] as const;
 const PATH_LIKE = /^(\/|\.{1,2}$|\.{1,2}\/|@)|\//;
 
@@ -101,9 +102,15 @@ export class ShellEngine {
     const tokens = tokenize(req.line);
     if (tokens.length === 0) return;
     let node = resolve(tree, '/', res.cwd)!;
+    const marks = readBookmarks(this.host.prefs());
+    /** A path argument: `@NAME` stands for the bookmarked path (configshell). */
+    const at = (base: string, p: string) => {
+      const q = expandBookmark(marks, p);
+      return resolve(tree, base, q) ?? fail(`No such path ${absolute(base, q)}`);
+    };
     if (PATH_LIKE.test(tokens[0]!) || (tokens.length > 1 && !this.commandsAt(node).includes(tokens[0]!) && resolve(tree, res.cwd, tokens[0]!))) {
       const p = tokens.shift()!;
-      node = resolve(tree, res.cwd, p) ?? fail(`No such path ${absolute(res.cwd, p)}`);
+      node = at(res.cwd, p);
       if (tokens.length === 0) tokens.push('cd'); // "targetcli /iscsi" alone: like configshell, go there
       else if (tokens[0] === 'cd') fail('cd takes the path as its argument.');
     }
@@ -114,10 +121,26 @@ export class ShellEngine {
       case 'cd': {
         if (positional.length > 1) fail('Too many parameters for command cd.');
         const target = positional[0] ?? (node === resolve(tree, '/', res.cwd) && tokens.length === 0 ? '/' : '.');
-        const dest = target === '-' ? resolve(tree, '/', res.prevCwd) ?? tree : resolve(tree, node.path, target) ?? fail(`No such path ${absolute(node.path, target)}`);
+        const dest = target === '-' ? resolve(tree, '/', res.prevCwd) ?? tree : at(node.path, target);
         if (dest.path !== res.cwd) {
           res.prevCwd = res.cwd;
           res.cwd = dest.path;
+        }
+        return;
+      }
+      case 'bookmarks': {
+        if (positional.length > 2 || Object.keys(keywords).some((k) => k !== 'action' && k !== 'bookmark')) fail(`Too many parameters for command bookmarks: bookmarks action [bookmark]`);
+        const r = bookmarksAction(marks, node.path, positional[0] ?? keywords.action, positional[1] ?? keywords.bookmark);
+        if (r.kind === 'show') out.push(...r.lines);
+        else if (r.kind === 'save') {
+          await this.host.setPref(BOOKMARKS_PREF, encodeBookmarks(r.bookmarks));
+          out.push(r.message);
+        } else {
+          const dest = at('/', r.path);
+          if (dest.path !== res.cwd) {
+            res.prevCwd = res.cwd;
+            res.cwd = dest.path;
+          }
         }
         return;
       }
@@ -126,7 +149,7 @@ export class ShellEngine {
         return;
       case 'ls': {
         const path = positional[0] ?? keywords.path;
-        const target = path ? resolve(tree, node.path, path) ?? fail(`No such path ${absolute(node.path, path)}`) : node;
+        const target = path ? at(node.path, path) : node;
         const d = positional[1] ?? keywords.depth;
         const depth = d === undefined ? (Number(this.prefs().tree_max_depth) || undefined) : /^\d+$/.test(d) ? Number(d) : fail(`Syntax error, '${d}' is not a NUMBER.`);
         out.push(...renderTree(target, { width: req.width, depth }));
@@ -184,6 +207,7 @@ export class ShellEngine {
     if (topic) {
       const spec = specs[topic];
       if (spec) return ['SYNTAX', '======', syntax(topic, spec), '', 'DESCRIPTION', '===========', spec.help];
+      if (topic === 'bookmarks') return ['SYNTAX', '======', 'bookmarks action [bookmark]', '', 'DESCRIPTION', '===========', BOOKMARKS_HELP];
       if (this.commandsAt(node).includes(topic)) return [`${topic}: see the targetcli manual; same syntax and behaviour.`];
       fail(`Cannot find help topic ${topic}.`);
     }
@@ -296,18 +320,21 @@ export class ShellEngine {
     const done = words.filter((w) => w !== '');
     let node = resolve(tree, '/', cwd)!;
     const firstIsPath = done.length > 0 && PATH_LIKE.test(done[0]!);
+    const marks = readBookmarks(this.host.prefs());
     if (done.length === 0) {
+      if (text.startsWith('@')) return completeBookmarkRefs(marks, text);
       const cmds = this.commandsAt(node).filter((c) => c.startsWith(text)).map((c) => `${c} `);
       return [...cmds, ...completePath(tree, cwd, text)];
     }
     if (firstIsPath) {
-      node = resolve(tree, cwd, done[0]!) ?? node;
+      node = resolve(tree, cwd, expandBookmark(marks, done[0]!)) ?? node;
       done.shift();
       if (done.length === 0) return this.commandsAt(node).filter((c) => c.startsWith(text)).map((c) => `${c} `);
     }
     const cmd = done.shift()!;
     const given = done;
-    if (cmd === 'cd' || cmd === 'ls') return given.length === 0 ? completePath(tree, node.path, text) : [];
+    if (cmd === 'cd' || cmd === 'ls') return given.length > 0 ? [] : text.startsWith('@') ? completeBookmarkRefs(marks, text) : completePath(tree, node.path, text);
+    if (cmd === 'bookmarks') return completeBookmarks(marks, given, text);
     if (cmd === 'help') return this.commandsAt(node).filter((c) => c.startsWith(text));
     if (cmd === 'set' || cmd === 'get') {
       const groups = groupsFor(node, this.host.prefs());
@@ -339,6 +366,10 @@ export class ShellEngine {
     return [...vals, ...(text || vals.length === 0 ? kws : [])];
   }
 }
+
+const BOOKMARKS_HELP = `Manage your bookmarks. action is one of: add (bookmarks the current path as NAME), del (deletes a bookmark),
+go (takes you to a bookmarked path), show (lists your bookmarks). A bookmark works wherever a path does:
+\`cd @NAME\`, \`@NAME ls\`, \`ls @NAME\`.`;
 
 function fail(msg: string): never {
   throw new ShellError(msg);

@@ -43,7 +43,7 @@ export function groupsFor(node: TreeNode, prefs: Record<string, PrefValue>): Rec
   const g: Record<string, Group> = {
     global: {
       prefs: true,
-      get: () => asStrings({ ...DEFAULT_PREFS, ...prefs }),
+      get: () => asStrings(Object.fromEntries(Object.entries({ ...DEFAULT_PREFS, ...prefs }).filter(([k]) => k in DEFAULT_PREFS))),
       values: (name) => (typeof DEFAULT_PREFS[name] === 'boolean' ? ['true', 'false'] : []),
     },
   };

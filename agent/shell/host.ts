@@ -11,6 +11,9 @@ export class ShellError extends Error {
 
 export type PrefValue = boolean | number | string;
 
+/** Pref key carrying the bookmarks (JSON object name → path) between engine, host and PrefsStore. */
+export const BOOKMARKS_PREF = 'bookmarks';
+
 /** targetcli's global preferences that change command behaviour (configshell prefs). */
 export const DEFAULT_PREFS: Readonly<Record<string, PrefValue>> = {
   auto_add_default_portal: true,
