@@ -44,11 +44,39 @@ export interface LuLimits {
   readonly threePc: boolean;
 }
 
+/**
+ * Attributes fixed for the LU's lifetime (geometry and access mode, derived once in the constructor):
+ * changing one needs a new LogicalUnit. Every other attribute can change on the running LU (updateAttributes).
+ */
+export const GEOMETRY_ATTRIBUTES: readonly string[] = ['block_size', 'physical_block_exponent', 'readonly'];
+
+function deriveLimits(a: Attrs, backstore: Backstore): LuLimits {
+  const thin = backstore.thinProvisioned;
+  const maxSectors = num(a, 'hw_max_sectors', num(a, 'max_sectors', 16384));
+  return {
+    maxTransferBlocks: Math.max(1, Math.min(maxSectors, 0xffffffff)),
+    optimalTransferBlocks: Math.max(1, num(a, 'optimal_sectors', Math.min(maxSectors, 2048))),
+    unmap: flag(a, 'emulate_tpu', thin),
+    writeSameUnmap: flag(a, 'emulate_tpws', thin),
+    maxUnmapLbaCount: num(a, 'max_unmap_lba_count', 1024 * 1024),
+    maxUnmapDescriptors: num(a, 'max_unmap_block_desc_count', 128),
+    unmapGranularity: Math.max(1, num(a, 'unmap_granularity', 1)),
+    unmapGranularityAlignment: num(a, 'unmap_granularity_alignment', 0),
+    maxWriteSameBlocks: num(a, 'max_write_same_len', 65535),
+    maxCompareAndWriteBlocks: 16,
+    nonRotational: flag(a, 'is_nonrot', backstore.plugin === 'rd_mcp'),
+    tas: flag(a, 'emulate_tas', true),
+    fuaWrite: flag(a, 'emulate_fua_write', true),
+    threePc: flag(a, 'emulate_3pc', true),
+  };
+}
+
 export class LogicalUnit implements LogicalUnitHandle {
   readonly name: string;
   readonly wwn: string;
   readonly backstore: Backstore;
-  readonly attributes: Attrs;
+  /** Replaced (never mutated) by updateAttributes. */
+  attributes: Attrs;
   readonly stateDir: string;
   readonly vendor: string;
   readonly product: string;
@@ -56,7 +84,8 @@ export class LogicalUnit implements LogicalUnitHandle {
   readonly blockSize: number;
   readonly blockShift: number;
   readonly blocks: number;
-  readonly limits: LuLimits;
+  /** Replaced (never mutated) by updateAttributes. */
+  limits: LuLimits;
   readonly readOnly: boolean;
   /**
    * log2(logical blocks per physical block), READ CAPACITY(16). 0 unless the `physical_block_exponent`
@@ -90,25 +119,26 @@ export class LogicalUnit implements LogicalUnitHandle {
     this.physicalBlockExponent = Math.max(0, Math.min(15, num(o.attributes, 'physical_block_exponent', 0)));
     if (this.blocks < 1) throw new Error(`${o.name}: backstore smaller than one block`);
     this.readOnly = (o.backstore as { readOnly?: boolean }).readOnly === true || flag(o.attributes, 'readonly', false);
-    const thin = o.backstore.thinProvisioned;
-    const maxSectors = num(o.attributes, 'hw_max_sectors', num(o.attributes, 'max_sectors', 16384));
-    this.limits = {
-      maxTransferBlocks: Math.max(1, Math.min(maxSectors, 0xffffffff)),
-      optimalTransferBlocks: Math.max(1, num(o.attributes, 'optimal_sectors', Math.min(maxSectors, 2048))),
-      unmap: flag(o.attributes, 'emulate_tpu', thin),
-      writeSameUnmap: flag(o.attributes, 'emulate_tpws', thin),
-      maxUnmapLbaCount: num(o.attributes, 'max_unmap_lba_count', 1024 * 1024),
-      maxUnmapDescriptors: num(o.attributes, 'max_unmap_block_desc_count', 128),
-      unmapGranularity: Math.max(1, num(o.attributes, 'unmap_granularity', 1)),
-      unmapGranularityAlignment: num(o.attributes, 'unmap_granularity_alignment', 0),
-      maxWriteSameBlocks: num(o.attributes, 'max_write_same_len', 65535),
-      maxCompareAndWriteBlocks: 16,
-      nonRotational: flag(o.attributes, 'is_nonrot', o.backstore.plugin === 'rd_mcp'),
-      tas: flag(o.attributes, 'emulate_tas', true),
-      fuaWrite: flag(o.attributes, 'emulate_fua_write', true),
-      threePc: flag(o.attributes, 'emulate_3pc', true),
-    };
+    this.limits = deriveLimits(o.attributes, o.backstore);
     this.alua = new AluaGroups(o.aluaGroups);
+  }
+
+  /**
+   * Applies changed attributes to the running LU, keeping its unit attentions, reservations and tasks.
+   * Throws (changing nothing) when a GEOMETRY_ATTRIBUTES value differs: that needs a new LU. Reports
+   * whether the mode pages (SPC-4 §7.5) or INQUIRY/VPD data changed, for the caller's unit attentions.
+   */
+  updateAttributes(attrs: Attrs): { modeChanged: boolean; inquiryChanged: boolean } {
+    for (const k of GEOMETRY_ATTRIBUTES) {
+      if (String(attrs[k] ?? '') !== String(this.attributes[k] ?? '')) throw new Error(`${this.name}: ${k} cannot change on a running logical unit`);
+    }
+    const limits = deriveLimits(attrs, this.backstore);
+    const before = this.limits;
+    this.attributes = attrs;
+    this.limits = limits;
+    const { tas, ...vpd } = limits;
+    const { tas: tas0, ...vpd0 } = before;
+    return { modeChanged: tas !== tas0, inquiryChanged: (Object.keys(vpd) as Array<keyof typeof vpd>).some((k) => vpd[k] !== vpd0[k]) };
   }
 
   /** Last addressable LBA (READ CAPACITY). */
