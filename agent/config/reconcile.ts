@@ -7,7 +7,7 @@ import { openBackstore, type BackstoreSpec } from '../backstores/index.js';
 import type { PortalAddress } from '../iscsi/target-registry.js';
 import type { Logger } from '../lib/log.js';
 import type { AluaGroupConfig } from '../scsi/port.js';
-import { createLogicalUnit, type LogicalUnit } from '../scsi/logical-unit.js';
+import { GEOMETRY_ATTRIBUTES, createLogicalUnit, type LogicalUnit } from '../scsi/logical-unit.js';
 import { aluaMembers, relativePortIds } from './ports.js';
 import { iscsiTargets, storageObjectPath, type RootConfig, type StorageObjectConfig } from './schema.js';
 
@@ -59,13 +59,15 @@ export function aluaGroups(so: StorageObjectConfig): AluaGroupConfig[] {
 }
 
 /**
- * What forces a reopen. ALUA groups are left out: an access-state change (failover, maintenance) is
- * applied to the running LU, never by closing it — that would drop a ramdisk's data and every
- * reservation, and fail commands in flight on the other paths.
+ * What forces a reopen: the backing (dev, size, write_back, readonly, …) and the geometry attributes.
+ * ALUA groups and the other attributes are left out: they are applied to the running LU (applyLive),
+ * never by closing it — that would drop a ramdisk's data, every unit attention and reservation, and
+ * fail commands in flight on the other paths.
  */
 function signature(so: StorageObjectConfig): string {
-  const { alua_tpgs: _alua, ...rest } = so;
-  return JSON.stringify([rest, storageWwn(so)]);
+  const { alua_tpgs: _alua, attributes, ...rest } = so;
+  const geometry = GEOMETRY_ATTRIBUTES.map((k) => [k, attributes?.[k] ?? null]);
+  return JSON.stringify([rest, geometry, storageWwn(so)]);
 }
 
 export function portalKey(ip: string, port: number): string {
@@ -155,18 +157,33 @@ export class Runtime {
     for (const e of plan.removed) this.units.delete(e.path);
     for (const b of plan.bound) this.portals.set(b.key, b.addr);
     for (const u of plan.unbound) this.portals.delete(u.key);
-    this.applyAlua(plan.model);
+    this.applyLive(plan.model, new Set(plan.opened));
     const host = this.opts.portalHost();
     for (const u of plan.unbound) await Promise.resolve(host?.removePortal(u.addr)).catch((err) => this.opts.log.warn({ err }, 'removePortal failed'));
     for (const e of [...plan.replaced, ...plan.removed]) await e.lu?.close().catch((err) => this.opts.log.warn({ err, path: e.path }, 'closing unit failed'));
   }
 
-  /** ALUA groups, states and member ports of every running LU from `root` (SPC-4 §5.15). */
-  private applyAlua(root: RootConfig): void {
+  /**
+   * What changes in place on every running LU: attributes (limits; mode page / INQUIRY data changes
+   * raise MODE PARAMETERS CHANGED 2A/01 / INQUIRY DATA HAS CHANGED 3F/03 to every nexus, SPC-4 §5.14),
+   * and ALUA groups, states and member ports (SPC-4 §5.15). Units opened by this plan start current.
+   */
+  private applyLive(root: RootConfig, fresh: ReadonlySet<UnitEntry>): void {
     const ids = relativePortIds(root);
     for (const so of root.storage_objects) {
-      const lu = this.units.get(storageObjectPath(so))?.lu;
+      const entry = this.units.get(storageObjectPath(so));
+      const lu = entry?.lu;
       if (!lu) continue;
+      if (!fresh.has(entry)) {
+        try {
+          const r = lu.updateAttributes({ ...(so.attributes ?? {}) });
+          if (r.modeChanged) lu.ua.establishOthers(undefined, 'MODE_PARAMETERS_CHANGED');
+          if (r.inquiryChanged) lu.ua.establishOthers(undefined, 'INQUIRY_DATA_CHANGED');
+        } catch (err) {
+          // unreachable: geometry changes are in the signature, so such a unit was reopened
+          this.opts.log.error({ path: entry.path, err: (err as Error).message }, 'attribute update failed');
+        }
+      }
       if (lu.alua.reconfigure(aluaGroups(so))) lu.ua.establishOthers(undefined, 'ASYMMETRIC_ACCESS_STATE_CHANGED');
       lu.alua.setPorts(aluaMembers(root, storageObjectPath(so), ids));
     }

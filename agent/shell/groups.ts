@@ -2,6 +2,7 @@
 // auth, discovery_auth, alua — each a view of a key/value map in the model.
 import { sameIscsiName } from '../config/names.js';
 import { defaultAluaTpg, iscsiFabric, parseStorageObjectPath, type FabricModuleConfig, type RootConfig } from '../config/schema.js';
+import { GEOMETRY_ATTRIBUTES } from '../scsi/logical-unit.js';
 import { managedRefusal } from './commands.js';
 import { DEFAULT_PREFS, ShellError, type PrefValue } from './host.js';
 import { findAcl, findSo, findTpg, type TreeNode } from './tree.js';
@@ -54,7 +55,17 @@ export function groupsFor(node: TreeNode, prefs: Record<string, PrefValue>): Rec
       const soOf = (root: RootConfig) => findSo(root, ids.plugin as never, ids.so!) ?? err('Storage object no longer exists.');
       g.attribute = {
         get: (root) => asStrings(soOf(root).attributes ?? {}),
-        set: (root, name, value) => setScalar((soOf(root).attributes ??= {}), name, value, 'attribute'),
+        set: (root, name, value) => {
+          const attrs = (soOf(root).attributes ??= {});
+          const before = attrs[name];
+          setScalar(attrs, name, value, 'attribute');
+          // LIO refuses block_size while the device is exported (export_count): it would change the geometry
+          // under logged-in initiators, and here it also reopens the LU, dropping its reservations and UAs.
+          if (GEOMETRY_ATTRIBUTES.includes(name) && String(attrs[name]) !== String(before)) {
+            const n = root.targets.reduce((acc, t) => acc + t.tpgs.reduce((a, g) => a + g.luns.filter((l) => l.storage_object === node.path).length, 0), 0);
+            if (n > 0) err(`Cannot change ${name} of ${node.path} while it is exported (${n} LUN${n > 1 ? 's' : ''}); delete the LUN${n > 1 ? 's' : ''} first.`);
+          }
+        },
       };
       break;
     }
