@@ -59,6 +59,7 @@ export function groupsFor(node: TreeNode, prefs: Record<string, PrefValue>): Rec
           const attrs = (soOf(root).attributes ??= {});
           const before = attrs[name];
           setScalar(attrs, name, value, 'attribute');
+          if (typeof attrs[name] === 'number' && (attrs[name] as number) < 0) err(`attribute ${name} cannot be negative.`);
           // LIO refuses block_size while the device is exported (export_count): it would change the geometry
           // under logged-in initiators, and here it also reopens the LU, dropping its reservations and UAs.
           if (GEOMETRY_ATTRIBUTES.includes(name) && String(attrs[name]) !== String(before)) {

@@ -133,6 +133,12 @@ test('block_size: refused while exported (LIO: export_count), reopens the LU whe
   assert.equal(lu(0), before);
   assert.equal(lu(0)!.blockSize, 512);
 
+  const neg = await shell('/backstores/fileio/x', 'set', 'attribute', 'max_unmap_lba_count=-1');
+  assert.match(neg.stdout + neg.stderr, /attribute max_unmap_lba_count cannot be negative\./);
+  assert.equal(h.agent.model().storage_objects[0]!.attributes!.max_unmap_lba_count, 8192);
+  const odd = await shell('/backstores/fileio/y', 'set', 'attribute', 'block_size=1000');
+  assert.match(odd.stdout + odd.stderr, /block_size 1000 must be 512, 1024, 2048 or 4096/, 'refused by validation; nothing changes');
+  assert.equal(h.agent.model().storage_objects[1]!.attributes!.block_size, 512);
   const y = await shell('/backstores/fileio/y', 'set', 'attribute', 'block_size=4096');
   assert.equal(y.code, 0, y.stderr + y.stdout);
   const map = await shell(`/iscsi/${TARGET}/tpg1/luns`, 'create', '/backstores/fileio/y');
