@@ -163,8 +163,10 @@ export class Connection implements SessionConnection {
    * Queues PDUs for sending: headers share one allocation, payloads go out as views. The socket stays
    * corked until the end of the current event-loop turn (setImmediate runs after the I/O callbacks of
    * the turn), so the Data-In and status of every command completed in one turn leave in one writev.
+   * `onSent` runs once the socket is done with every buffer of this batch (written, or the socket
+   * failed); it is not called when the connection was already closed.
    */
-  write(pdus: readonly OutPdu[]): void {
+  write(pdus: readonly OutPdu[], onSent?: () => void): void {
     if (this.phase === 'closed' || this.stream.destroyed) return;
     const opts = this.frameOpts;
     const hdrSize = BHS_LENGTH + 4;
@@ -177,7 +179,11 @@ export class Connection implements SessionConnection {
     for (let i = 0; i < pdus.length; i++) {
       const p = pdus[i]!;
       const bufs = framePdu(p.h, p.data, opts, space.subarray(i * hdrSize, (i + 1) * hdrSize));
-      for (let j = 0; j < bufs.length; j++) this.stream.write(bufs[j]);
+      const last = i === pdus.length - 1 ? bufs.length - 1 : -1;
+      for (let j = 0; j < bufs.length; j++) {
+        if (j === last && onSent) this.stream.write(bufs[j], () => onSent());
+        else this.stream.write(bufs[j]);
+      }
     }
     // An initiator that stops reading must not make us buffer without bound: stop reading its commands
     // until the socket drains (responses already produced are bounded by the CmdSN window).

@@ -7,6 +7,7 @@ import type { RawPdu } from './receiver.js';
 import { ScsiTask } from './scsi-task.js';
 import { responsePdus, type OutPdu } from './data-in.js';
 import { TextConversation } from './text-request.js';
+import { isPooled, releaseData } from '../lib/slab.js';
 import { taskManagement } from './tmf.js';
 import { ScsiStatus, type ScsiCommand, type ScsiResponse, type TaskAttribute } from '../scsi/port.js';
 import type { Connection } from './connection.js';
@@ -183,7 +184,9 @@ export class FullFeature {
       const numbered = p.h.opcode === Opcode.SCSI_RESPONSE || (p.h.opcode === Opcode.DATA_IN && p.h.hasStatus);
       this.conn.stamp(p.h, numbered);
     }
-    this.conn.write(pdus);
+    // Pooled read buffers go back to the pool once the socket has sent them.
+    const data = resp.data;
+    this.conn.write(pdus, data && isPooled(data) ? () => releaseData(data) : undefined);
     this.afterResponse?.();
   }
 
