@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { silentLogger, type Logger } from '../lib/log.js';
 import { BackstoreError, BackstoreErrorCode, type AllocationRange, type Backstore } from './backstore.js';
 import { ChunkCache } from '../cache/chunk-cache.js';
+import { chunkAllocation } from './allocation.js';
 import type { ChunkRemote } from '../cache/remote.js';
 import { Bucket } from './object/bucket.js';
 import { openVolume } from './object/volume.js';
@@ -92,18 +93,7 @@ class ObjectBackstore implements Backstore {
   /** Backstore.allocation at chunk granularity: a chunk neither cached nor in the manifest reads as zeros. */
   async allocation(offset: number, length: number): Promise<AllocationRange[]> {
     this.check(offset, length);
-    const cs = this.chunkSize;
-    const out: AllocationRange[] = [];
-    for (let pos = offset; pos < offset + length; ) {
-      const idx = Math.floor(pos / cs);
-      const end = Math.min((idx + 1) * cs, offset + length);
-      const mapped = this.cache.allocated(idx);
-      const last = out[out.length - 1];
-      if (last && last.mapped === mapped) last.length += end - pos;
-      else out.push({ offset: pos, length: end - pos, mapped });
-      pos = end;
-    }
-    return out;
+    return chunkAllocation(offset, length, this.chunkSize, (idx) => this.cache.allocated(idx));
   }
 
   async close(): Promise<void> {

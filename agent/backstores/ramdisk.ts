@@ -1,5 +1,6 @@
 // LIO rd_mcp backstore: memory, allocated in chunks on first write; unwritten ranges read as zeros.
 import { allocData } from '../lib/slab.js';
+import { chunkAllocation } from './allocation.js';
 import { BackstoreError, BackstoreErrorCode, type AllocationRange, type Backstore } from './backstore.js';
 
 const CHUNK = 1 << 20; // 1 MiB chunks
@@ -104,17 +105,7 @@ export class Ramdisk implements Backstore {
   /** Backstore.allocation: allocated chunks are mapped, the rest read as zeros (deallocated). */
   async allocation(offset: number, length: number): Promise<AllocationRange[]> {
     const chunks = this.live(offset, length);
-    const out: AllocationRange[] = [];
-    for (let pos = offset; pos < offset + length; ) {
-      const idx = Math.floor(pos / CHUNK);
-      const end = Math.min((idx + 1) * CHUNK, offset + length);
-      const mapped = chunks[idx] !== undefined;
-      const last = out[out.length - 1];
-      if (last && last.mapped === mapped) last.length += end - pos;
-      else out.push({ offset: pos, length: end - pos, mapped });
-      pos = end;
-    }
-    return out;
+    return chunkAllocation(offset, length, CHUNK, (idx) => chunks[idx] !== undefined);
   }
 
   async close(): Promise<void> {
