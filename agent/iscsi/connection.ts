@@ -35,6 +35,7 @@ export class Connection implements SessionConnection {
   private nopTimer?: NodeJS.Timeout;
   private pingTimer?: NodeJS.Timeout;
   private loginTimer?: NodeJS.Timeout;
+  private failTimer?: NodeJS.Timeout;
   private pingTtt = RESERVED_TAG;
   private nextTtt = 1;
   private inputPaused = false;
@@ -124,10 +125,20 @@ export class Connection implements SessionConnection {
     this.write([{ h, data: data.length ? [data] : [] }]);
   }
 
-  failLogin(h: LoginResponse, reason: string): void {
-    this.ctx.log.info({ remote: this.remote, status: `0x${((h.statusClass << 8) | h.statusDetail).toString(16).padStart(4, '0')}`, reason }, 'iSCSI login rejected');
-    this.sendLogin(h, Buffer.alloc(0));
-    this.end(reason);
+  failLogin(h: LoginResponse, reason: string, delayMs = 0): void {
+    this.ctx.log.info({ remote: this.remote, status: `0x${((h.statusClass << 8) | h.statusDetail).toString(16).padStart(4, '0')}`, reason, delayMs: delayMs || undefined }, 'iSCSI login rejected');
+    if (delayMs <= 0) {
+      this.sendLogin(h, Buffer.alloc(0));
+      this.end(reason);
+      return;
+    }
+    // Throttled: the answer waits out the backoff (the login timeout no longer applies; teardown clears this).
+    clearTimeout(this.loginTimer);
+    this.failTimer = setTimeout(() => {
+      this.sendLogin(h, Buffer.alloc(0));
+      this.end(reason);
+    }, delayMs);
+    this.failTimer.unref?.();
   }
 
   enterFullFeature(session: Session, cid: number, params: SessionParams): void {
@@ -258,6 +269,7 @@ export class Connection implements SessionConnection {
     this.phase = 'closed';
     this.receiver.stop();
     clearTimeout(this.loginTimer);
+    clearTimeout(this.failTimer);
     clearInterval(this.nopTimer);
     clearTimeout(this.pingTimer);
     this.ffp?.closed();

@@ -3,6 +3,7 @@ import type { Logger } from '../lib/log.js';
 import type { TargetCore } from '../scsi/port.js';
 import type { SessionTable } from './session.js';
 import type { TargetRegistry } from './target-registry.js';
+import type { LoginThrottle } from './login/throttle.js';
 
 export interface ServerContext {
   readonly registry: TargetRegistry;
@@ -12,6 +13,10 @@ export interface ServerContext {
   readonly nopInIntervalMs: number;
   readonly nopInTimeoutMs: number;
   readonly loginTimeoutMs: number;
+  /** Failed-login backoff shared by every portal of the server. */
+  readonly throttle: LoginThrottle;
+  /** Data-Out bytes one session may have solicited or buffered at once; commands beyond it get TASK SET FULL. */
+  readonly maxSessionDataOutBytes: number;
   /** True once close() started: no new logins. */
   readonly closing: boolean;
 }

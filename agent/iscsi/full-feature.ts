@@ -95,6 +95,7 @@ export class FullFeature {
     }
     const task = new ScsiTask(h, cdb, bidi, this.params);
     task.start = () => this.run(task);
+    if (task.expectedOutLength > 0) this.budgetDataOut(task);
     if (task.addImmediate(raw.data, raw.dataLength)) return refuse(RejectReason.PROTOCOL_ERROR);
     this.tasks.set(h.itt, task);
     if (h.immediate) {
@@ -105,6 +106,27 @@ export class FullFeature {
     }
     this.sendR2ts(task);
     this.pump(task);
+  }
+
+  /**
+   * Solicits only what the CDB transfers and holds the task's buffer space against the session's cap;
+   * a command that would exceed it is answered TASK SET FULL (SAM-5: retry later) instead of buffered.
+   */
+  private budgetDataOut(task: ScsiTask): void {
+    const need = this.conn.ctx.core.dataOutLength?.({ luns: this.session.luns!, lun: task.lun, cdb: task.cdb });
+    if (need !== undefined) task.solicitOnly(need);
+    if (this.session.dataOutReserved + task.bufferBound > this.conn.ctx.maxSessionDataOutBytes) {
+      this.conn.ctx.log.warn({ itt: task.itt, expected: task.expectedOutLength, reserved: this.session.dataOutReserved }, 'Data-Out buffer cap reached: TASK SET FULL');
+      task.refuse();
+    }
+    task.reserved = task.bufferBound;
+    this.session.dataOutReserved += task.reserved;
+  }
+
+  /** The task ended (answered, aborted, connection gone): its buffers and budget go back. */
+  private releaseDataOut(task: ScsiTask): void {
+    this.session.dataOutReserved -= task.reserved;
+    task.reserved = 0;
   }
 
   private onDataOut(h: DataOut, raw: RawPdu): void {
@@ -152,6 +174,7 @@ export class FullFeature {
   private run(task: ScsiTask): void {
     task.executed = true;
     if (task.dataError) return this.complete(task, { status: ScsiStatus.CHECK_CONDITION, sense: CRC_SENSE });
+    if (task.refused) return this.complete(task, { status: ScsiStatus.TASK_SET_FULL });
     const cmd: ScsiCommand = {
       nexus: this.session.nexus!, luns: this.session.luns!, lun: task.lun, cdb: task.cdb, tag: task.itt,
       attr: task.attr as TaskAttribute, expectedInLength: task.expectedInLength, expectedOutLength: task.expectedOutLength,
@@ -174,6 +197,7 @@ export class FullFeature {
 
   private complete(task: ScsiTask, resp: ScsiResponse): void {
     if (this.tasks.get(task.itt) === task) this.tasks.delete(task.itt);
+    this.releaseDataOut(task);
     if (task.countsInWindow) {
       task.countsInWindow = false;
       this.session.release();
@@ -201,6 +225,7 @@ export class FullFeature {
       t.aborted = true;
       t.executed = true;
       this.tasks.delete(t.itt);
+      this.releaseDataOut(t);
       if (t.countsInWindow) {
         t.countsInWindow = false;
         this.session.release();
@@ -291,6 +316,7 @@ export class FullFeature {
     this.closedFlag = true;
     for (const t of this.tasks.values()) {
       t.aborted = true;
+      this.releaseDataOut(t);
       if (t.countsInWindow) {
         t.countsInWindow = false;
         this.session.release();

@@ -27,6 +27,15 @@ export class ScsiTask {
   readonly immediate: boolean;
   readonly expectedOutLength: number;
   readonly expectedInLength: number;
+  /**
+   * Data-Out to solicit: what the CDB transfers when the core can tell, never more than the Expected Data
+   * Transfer Length. A 1 GiB declaration on a one-block WRITE solicits one block (RFC 7143 §11.4.5 residual).
+   */
+  wanted: number;
+  /** Refused for lack of buffer space (TASK SET FULL): only the unsolicited data the initiator sends anyway is absorbed. */
+  refused = false;
+  /** Bytes of the session's Data-Out budget this task holds until it ends. */
+  reserved = 0;
   /** Received Data-Out pieces, sorted by offset. */
   private readonly pieces: { offset: number; data: Buffer[]; length: number }[] = [];
   received = 0;
@@ -62,10 +71,28 @@ export class ScsiTask {
     this.expectedInLength = h.read ? (h.write ? bidiReadLength ?? 0 : h.expectedDataTransferLength) : 0;
     // F=0 announces unsolicited Data-Out; with InitialR2T=Yes there is none to wait for (such PDUs get Reject).
     this.unsolicitedPending = h.write && !h.final && !params.initialR2T && this.expectedOutLength > 0;
+    this.wanted = this.expectedOutLength;
   }
 
   get dataComplete(): boolean {
-    return this.received >= this.expectedOutLength;
+    return this.received >= this.expectedOutLength || (this.received >= this.wanted && !this.unsolicitedPending);
+  }
+
+  /** Most bytes this task can end up buffering: what it solicits, or the unsolicited burst, whichever is larger. */
+  get bufferBound(): number {
+    const unsolicited = this.params.initialR2T && !this.params.immediateData ? 0 : Math.min(this.params.firstBurstLength, this.expectedOutLength);
+    return Math.max(this.wanted, unsolicited);
+  }
+
+  /** Solicits no more than `n` bytes (the CDB's own transfer length). */
+  solicitOnly(n: number): void {
+    this.wanted = Math.min(this.wanted, Math.max(0, n));
+  }
+
+  /** Solicits nothing more; the task will end with TASK SET FULL once its unsolicited data is in. */
+  refuse(): void {
+    this.refused = true;
+    this.wanted = 0;
   }
 
   /** All Data-Out views in offset order (zero-copy). */
@@ -125,8 +152,8 @@ export class ScsiTask {
   nextR2ts(allocTtt: () => number): R2tRequest[] {
     const out: R2tRequest[] = [];
     if (this.unsolicitedPending || this.executed || this.aborted) return out;
-    while (this.nextOffset < this.expectedOutLength && this.r2ts.size < this.params.maxOutstandingR2T) {
-      const length = Math.min(this.params.maxBurstLength, this.expectedOutLength - this.nextOffset);
+    while (this.nextOffset < this.wanted && this.r2ts.size < this.params.maxOutstandingR2T) {
+      const length = Math.min(this.params.maxBurstLength, this.wanted - this.nextOffset);
       const r: OpenR2t = { ttt: allocTtt(), r2tSN: this.r2tSN++, bufferOffset: this.nextOffset, length, received: 0, nextDataSN: 0 };
       this.r2ts.set(r.ttt, r);
       this.nextOffset += length;

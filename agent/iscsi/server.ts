@@ -8,6 +8,7 @@ import { Connection } from './connection.js';
 import { SessionTable } from './session.js';
 import { normalizeIp } from './discovery.js';
 import type { ServerContext } from './context.js';
+import { LoginThrottle, type ThrottleOptions } from './login/throttle.js';
 
 export interface IscsiServerOptions {
   registry: TargetRegistry;
@@ -19,6 +20,10 @@ export interface IscsiServerOptions {
   nopInTimeoutMs?: number;
   /** Time allowed for the login phase (LIO login_timeout, default 15 s). */
   loginTimeoutMs?: number;
+  /** Failed-login backoff (defaults: 250 ms doubling to 30 s; see login/throttle.ts). */
+  loginThrottle?: ThrottleOptions;
+  /** Data-Out one session may have outstanding (solicited or buffered); default 256 MiB. */
+  maxSessionDataOutBytes?: number;
 }
 
 export interface SessionInfo {
@@ -52,6 +57,8 @@ export class IscsiServer {
       nopInIntervalMs: opts.nopInIntervalMs ?? 15_000,
       nopInTimeoutMs: opts.nopInTimeoutMs ?? 30_000,
       loginTimeoutMs: opts.loginTimeoutMs ?? 15_000,
+      throttle: new LoginThrottle(opts.loginThrottle),
+      maxSessionDataOutBytes: opts.maxSessionDataOutBytes ?? 256 << 20,
       closing: false,
     };
   }
@@ -127,15 +134,29 @@ export class IscsiServer {
     }));
   }
 
-  /** Ends the sessions of `targetName` (of one initiator when given), e.g. after its ACL was revoked. */
-  closeSessions(targetName: string, initiatorName?: string): number {
+  /**
+   * Ends the sessions of `targetIqn` (of one initiator when given) — an ACL revoked, its CHAP credentials
+   * changed, the target deleted. Names compare case-insensitively (RFC 3722 §6: iSCSI names are
+   * normalised to lower case), so a session logged in as IQN.2026-01.X is dropped for iqn.2026-01.x.
+   * Returns how many sessions ended.
+   */
+  dropSessions(targetIqn: string, initiatorIqn: string | undefined, reason: string): number {
+    const target = targetIqn.toLowerCase();
+    const initiator = initiatorIqn?.toLowerCase();
     let n = 0;
     for (const s of this.ctx.sessions.all()) {
-      if (s.targetName !== targetName || (initiatorName !== undefined && s.initiatorName !== initiatorName)) continue;
-      s.end('closed by administrator');
+      if (s.type !== 'Normal' || s.targetName.toLowerCase() !== target) continue;
+      if (initiator !== undefined && s.initiatorName.toLowerCase() !== initiator) continue;
+      this.ctx.log.info({ tsih: s.tsih, target: s.targetName, initiator: s.initiatorName, reason }, 'iSCSI session dropped');
+      s.end(reason);
       n++;
     }
     return n;
+  }
+
+  /** dropSessions with the administrator's reason (kept for existing callers). */
+  closeSessions(targetName: string, initiatorName?: string): number {
+    return this.dropSessions(targetName, initiatorName, 'closed by administrator');
   }
 
   /** Stops accepting, lets in-flight commands finish (at most `graceMs`), then closes everything. */

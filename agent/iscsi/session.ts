@@ -6,6 +6,8 @@ import type { SessionParams } from './text/negotiate.js';
 
 export type SessionType = 'Normal' | 'Discovery';
 
+const sameName = (a: string, b: string) => a.length === b.length && a.toLowerCase() === b.toLowerCase();
+
 /** What a session needs from each of its connections. */
 export interface SessionConnection {
   readonly cid: number;
@@ -59,6 +61,8 @@ export class Session {
   private readonly execQueue: QueuedTask[] = [];
   private pumping = false;
   ended = false;
+  /** Data-Out bytes this session's tasks have solicited or may buffer (bounded by the server's cap). */
+  dataOutReserved = 0;
 
   constructor(init: SessionInit, private readonly onEnd: (s: Session) => void) {
     this.tsih = init.tsih;
@@ -188,7 +192,8 @@ export class SessionTable {
   /** The session with the same initiator port and target port (the session identity), if any. */
   find(initiatorName: string, isid: string, targetName: string, tpgt: number | undefined): Session | undefined {
     for (const s of this.byTsih.values()) {
-      if (s.initiatorName === initiatorName && s.isid === isid && s.targetName === targetName && s.tpg?.tag === tpgt && !s.ended) return s;
+      // iSCSI names are case-insensitive (RFC 3722): the same node in another spelling is the same port.
+      if (sameName(s.initiatorName, initiatorName) && s.isid === isid && sameName(s.targetName, targetName) && s.tpg?.tag === tpgt && !s.ended) return s;
     }
     return undefined;
   }

@@ -136,6 +136,22 @@ export class Core implements TargetCore {
     s.add(lu);
   }
 
+  dataOutLength(cmd: Pick<ScsiCommand, 'luns' | 'lun' | 'cdb'>): number | undefined {
+    const mapping = cmd.luns.get(cmd.lun);
+    if (!mapping) return undefined;
+    let entry: OpcodeEntry;
+    try {
+      entry = this.table.lookup(cmd.cdb);
+    } catch {
+      return undefined;
+    }
+    if (!entry.dataOutBlocks) return undefined;
+    const lu = mapping.lu as LogicalUnit;
+    const n = entry.dataOutBlocks(cmd.cdb);
+    // Beyond the transfer limit the command fails on its CDB before it looks at any data.
+    return n > lu.limits.maxTransferBlocks ? 0 : n * lu.blockSize;
+  }
+
   taskManagement(req: TmfRequest): Promise<TmfResponse> {
     return Promise.resolve(taskManagement(req, this.log));
   }

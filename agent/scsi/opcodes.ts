@@ -70,6 +70,8 @@ export interface OpcodeEntry {
   readonly noLun?: NoLunHandler;
   /** Nominal/recommended timeouts in seconds for RCTD (SPC-4 §6.35.4). */
   readonly timeout?: readonly [nominal: number, recommended: number];
+  /** Logical blocks of Data-Out the CDB transfers (known before execution; see TargetCore.dataOutLength). */
+  readonly dataOutBlocks?: (cdb: Buffer) => number;
   readonly handler: Handler;
 }
 

@@ -128,6 +128,12 @@ export interface TmfRequest {
 export interface TargetCore {
   /** Runs one command. Never rejects: every failure becomes a status (and sense). */
   execute(cmd: ScsiCommand): Promise<ScsiResponse>;
+  /**
+   * Bytes of Data-Out the CDB transfers, when the core can tell before execution (SBC writes: blocks ×
+   * block size); undefined when it cannot. The fabric solicits no more than this, whatever the initiator's
+   * Expected Data Transfer Length declares, and reports the difference as residual.
+   */
+  dataOutLength?(cmd: Pick<ScsiCommand, 'luns' | 'lun' | 'cdb'>): number | undefined;
   /** Runs a task management function; aborted tasks resolve their execute() with {aborted:true}. */
   taskManagement(req: TmfRequest): Promise<TmfResponse>;
   /** A nexus appeared (login). Sets the power-on/reset unit attention for it. */

@@ -8,6 +8,16 @@ import { Opcode, RESERVED_TAG } from '../../agent/iscsi/pdu/constants.js';
 import type { Header, LoginRequest, LoginResponse } from '../../agent/iscsi/pdu/types.js';
 import { parseText, serializeText, type KeyValue } from '../../agent/iscsi/text/codec.js';
 import { joinViews } from '../../agent/lib/bytes.js';
+import { chapResponse } from '../../agent/iscsi/login/chap.js';
+import { decodeBinary } from '../../agent/iscsi/text/codec.js';
+
+/** CHAP secrets for chapLogin; mutual ones make the client challenge the target too. */
+export interface ClientChap {
+  userid: string;
+  password: string;
+  /** Sends CHAP_I/CHAP_C (mutual CHAP); the target's answer is returned, not checked. */
+  mutual?: boolean;
+}
 
 export interface ReceivedPdu {
   header: Header;
@@ -49,8 +59,9 @@ export class RawIscsiClient {
     socket.on('error', () => {});
   }
 
-  static async connect(port: number, host = '127.0.0.1'): Promise<RawIscsiClient> {
-    const s = connect({ port, host });
+  /** `localAddress` picks the source address (any 127.0.0.0/8 address works on Linux loopback). */
+  static async connect(port: number, host = '127.0.0.1', localAddress?: string): Promise<RawIscsiClient> {
+    const s = connect({ port, host, localAddress });
     await new Promise<void>((resolve, reject) => {
       s.once('connect', resolve);
       s.once('error', reject);
@@ -120,6 +131,44 @@ export class RawIscsiClient {
       this.dataDigest = this.receiver.dataDigest = r.keys.get('DataDigest') === 'CRC32C';
     }
     return r;
+  }
+
+  /**
+   * Login with AuthMethod=CHAP (algorithm 5) then straight to full feature phase. Returns the first
+   * response that is an error, or the final one.
+   */
+  async chapLogin(initiatorName: string, targetName: string | undefined, c: ClientChap): Promise<{ h: LoginResponse; keys: Map<string, string> }> {
+    const ident: KeyValue[] = [['InitiatorName', initiatorName], ['SessionType', targetName ? 'Normal' : 'Discovery']];
+    if (targetName) ident.push(['TargetName', targetName]);
+    const sec = { csg: 0, nsg: 1, transit: false };
+    let r = await this.loginStep([...ident, ['AuthMethod', 'CHAP']], sec);
+    if (r.h.statusClass !== 0) return r;
+    r = await this.loginStep([['CHAP_A', '5']], sec);
+    if (r.h.statusClass !== 0) return r;
+    const id = Number(r.keys.get('CHAP_I'));
+    const challenge = decodeBinary(r.keys.get('CHAP_C') ?? '') ?? Buffer.alloc(0);
+    const answer: KeyValue[] = [['CHAP_N', c.userid], ['CHAP_R', '0x' + chapResponse(5, id, c.password, challenge).toString('hex')]];
+    if (c.mutual) answer.push(['CHAP_I', '7'], ['CHAP_C', '0x' + Buffer.alloc(16, 0x5a).toString('hex')]);
+    r = await this.loginStep(answer, { csg: 0, nsg: 1, transit: true });
+    if (r.h.statusClass !== 0) return r;
+    return this.loginStep([['HeaderDigest', 'None'], ['DataDigest', 'None']], { csg: 1, nsg: 3, transit: true });
+  }
+
+  /** Sends a login request and collects a response split with the C bit, fetching the rest with empty requests. */
+  async loginCollect(keys: KeyValue[], o: Partial<LoginRequest> = {}): Promise<{ h: LoginResponse; segments: number[]; keys: KeyValue[] }> {
+    const segments: number[] = [];
+    const parts: Buffer[] = [];
+    this.send(this.loginPdu(keys, o), [serializeText(keys)]);
+    for (;;) {
+      const p = await this.next();
+      if (!p) throw new Error('connection closed during login');
+      const h = p.header as LoginResponse;
+      this.expStatSN = (h.statSN + 1) >>> 0;
+      segments.push(p.data.length);
+      parts.push(p.data);
+      if (!h.cont || h.statusClass !== 0) return { h, segments, keys: parseText(Buffer.concat(parts)) };
+      this.send(this.loginPdu([], { ...o, cont: false }), []);
+    }
   }
 
   nextItt(): number {

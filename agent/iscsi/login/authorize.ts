@@ -14,7 +14,7 @@ export interface Admission {
   tpg: TpgView;
   acl?: AclView;
   luns: LunView;
-  /** CHAP is mandatory (TPG attribute authentication=1). */
+  /** CHAP is mandatory: TPG attribute authentication=1, or the ACL has CHAP credentials (LIO per-ACL auth). */
   authRequired: boolean;
   /** Credentials the initiator must prove: the ACL's, else the TPG-wide ones (generate_node_acls). */
   chap: ChapCredentials;
@@ -35,5 +35,5 @@ export function admitNormal(registry: TargetRegistry, targetName: string, initia
     throw new LoginError(LoginStatus.AUTHORIZATION_FAILURE, `initiator ${initiatorName} has no ACL on ${targetName} tpg ${tpg.tag}`);
   }
   const chap = acl ? acl.chap : tpg.chap;
-  return { tpg, acl, luns: acl ? acl.luns : tpg.demoLuns, authRequired: tpg.authentication, chap };
+  return { tpg, acl, luns: acl ? acl.luns : tpg.demoLuns, authRequired: tpg.authentication || (acl !== undefined && hasChap(acl.chap)), chap };
 }

@@ -1,5 +1,5 @@
 // RFC 7143 §12.1.3 CHAP (RFC 1994), with the RFC 7143 algorithm numbers: 5 MD5, 6 SHA-1, 7 SHA-256, 8 SHA3-256.
-// One-way and mutual; a mutual challenge equal to ours is refused (reflection attack, §12.1.3).
+// One-way and mutual (required when mutual credentials are set); a mutual challenge equal to ours is refused (reflection, §12.1.3).
 import { createHash, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 import { decodeBinary, encodeBinaryHex, type KeyValue } from '../text/codec.js';
 import type { ChapCredentials } from '../target-registry.js';
@@ -69,6 +69,10 @@ export class ChapAuthenticator {
       const out: KeyValue[] = [];
       const ci = keys.get('CHAP_I');
       const cc = keys.get('CHAP_C');
+      // Mutual credentials configured means the target must be authenticated too: a one-way login is refused.
+      if (ci === undefined && cc === undefined && this.creds.mutualUserid && this.creds.mutualPassword) {
+        throw new ChapFailure('mutual CHAP required: CHAP_I and CHAP_C missing');
+      }
       if (ci !== undefined || cc !== undefined) {
         // Mutual CHAP: the initiator authenticates us.
         if (ci === undefined || cc === undefined) throw new ChapFailure('mutual CHAP needs both CHAP_I and CHAP_C', true);

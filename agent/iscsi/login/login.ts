@@ -2,10 +2,12 @@
 // one connection's login — stages, security (None/CHAP), operational negotiation, TSIH and reinstatement.
 import { LoginStatus, Opcode, Stage } from '../pdu/constants.js';
 import type { LoginRequest, LoginResponse } from '../pdu/types.js';
-import { parseText, serializeText, TextFormatError, type KeyValue, MAX_TEXT_BYTES } from '../text/codec.js';
+import { parseText, serializeText, TextFormatError, type KeyValue } from '../text/codec.js';
 import { Negotiator, NegotiationError, targetOffer, type SessionParams } from '../text/negotiate.js';
 import { ChapAuthenticator, ChapFailure } from './chap.js';
 import { admitNormal, hasChap, LoginError, type Admission } from './authorize.js';
+import { checkValueLengths, firstSegment, LoginBudget } from './limits.js';
+import { remoteAddress } from './throttle.js';
 import { cmdsnDepth, type ServerContext } from '../context.js';
 import { joinViews } from '../../lib/bytes.js';
 import { serialAdd } from '../../lib/serial.js';
@@ -20,8 +22,8 @@ export interface LoginHost {
   readonly remote: string;
   statSN: number;
   sendLogin(h: LoginResponse, data: Buffer): void;
-  /** Sends a final error response and closes the connection. */
-  failLogin(h: LoginResponse, reason: string): void;
+  /** Sends a final error response (after `delayMs`, when throttled) and closes the connection. */
+  failLogin(h: LoginResponse, reason: string, delayMs?: number): void;
   enterFullFeature(session: Session, cid: number, params: SessionParams): void;
 }
 
@@ -49,10 +51,15 @@ export class LoginPhase {
   private tpgtSent = false;
   private stage: number = Stage.SECURITY;
   private cmdSN = 0;
+  private readonly budget = new LoginBudget();
+  /** Response text not yet sent: the initiator fetches it with empty Login Requests (the C bit of RFC 7143 §11.13). */
+  private continuation?: { rest: Buffer; transit: boolean; nsg: number };
+  private failed = false;
 
   constructor(private readonly host: LoginHost) {}
 
   handle(req: LoginRequest, data: Buffer[]): void {
+    if (this.failed) return; // a throttled failure response is pending; nothing more is read
     try {
       this.step(req, data);
     } catch (e) {
@@ -61,8 +68,20 @@ export class LoginPhase {
         : e instanceof TextFormatError || e instanceof NegotiationError ? LoginStatus.INITIATOR_ERROR
         : LoginStatus.TARGET_ERROR;
       if (status === LoginStatus.TARGET_ERROR) this.host.ctx.log.error({ err: e }, 'login failed');
-      this.host.failLogin(this.response(req, { status, transit: false, nsg: 0 }), (e as Error).message);
+      let delayMs = 0;
+      if (e instanceof ChapFailure && !e.malformed) {
+        // A wrong guess: count it, and make the answer wait out the backoff it earned.
+        const { backoffMs, failures } = this.host.ctx.throttle.fail(this.initiatorName, this.address);
+        delayMs = backoffMs;
+        this.host.ctx.log.warn({ initiator: this.initiatorName, remote: this.host.remote, failures, backoffMs, reason: e.message }, 'iSCSI CHAP failure: backing off');
+      }
+      this.failed = true;
+      this.host.failLogin(this.response(req, { status, transit: false, nsg: 0 }), (e as Error).message, delayMs);
     }
+  }
+
+  private get address(): string {
+    return remoteAddress(this.host.remote);
   }
 
   private step(req: LoginRequest, data: Buffer[]): void {
@@ -74,11 +93,20 @@ export class LoginPhase {
     if (req.csg < this.stage) throw new LoginError(LoginStatus.INITIATOR_ERROR, 'login stage went backwards');
     if (req.transit && (req.nsg <= req.csg || req.nsg === 2)) throw new LoginError(LoginStatus.INITIATOR_ERROR, `invalid NSG ${req.nsg}`);
     if (req.transit && req.cont) throw new LoginError(LoginStatus.INITIATOR_ERROR, 'T and C both set');
+    const dataLength = data.reduce((n, d) => n + d.length, 0);
+
+    if (this.continuation) {
+      // The initiator fetches the rest of our split response with empty requests.
+      if (dataLength > 0 || req.cont) throw new LoginError(LoginStatus.INITIATOR_ERROR, 'Login Request with text while a response is continued');
+      const c = this.continuation;
+      this.continuation = undefined;
+      return this.emit(req, c.rest, c.transit, c.nsg);
+    }
 
     // Text spanning several PDUs (C bit): gather, acknowledge with an empty response.
+    this.budget.addBytes(dataLength);
     for (const d of data) this.partial.push(d);
-    this.partialBytes += data.reduce((n, d) => n + d.length, 0);
-    if (this.partialBytes > MAX_TEXT_BYTES) throw new LoginError(LoginStatus.INITIATOR_ERROR, 'login text too long');
+    this.partialBytes += dataLength;
     if (req.cont) {
       this.host.sendLogin(this.response(req, { transit: false, nsg: 0 }), Buffer.alloc(0));
       return;
@@ -86,6 +114,8 @@ export class LoginPhase {
     const pairs = parseText(joinViews(this.partial));
     this.partial = [];
     this.partialBytes = 0;
+    this.budget.addKeys(pairs.length);
+    checkValueLengths(pairs);
     const keys = new Map(pairs);
     const out: KeyValue[] = [];
     this.host.ctx.log.debug({ remote: this.host.remote, csg: req.csg, nsg: req.nsg, transit: req.transit, keys: pairs.filter(([k]) => !k.startsWith('CHAP_')).map(([k, v]) => `${k}=${v}`) }, 'login request');
@@ -116,11 +146,21 @@ export class LoginPhase {
       else if (this.authMethod === undefined) throw new LoginError(LoginStatus.AUTHENTICATION_FAILURE, 'authentication required');
       else transit = false; // CHAP still in progress: stay in the security stage
     }
-    if (transit && req.nsg === Stage.FULL_FEATURE) {
-      this.complete(req, out);
+    this.emit(req, serializeText(out), transit, transit ? req.nsg : 0);
+  }
+
+  /** Sends response text, split into 8192-byte segments with C=1 when longer; the last one carries T/NSG. */
+  private emit(req: LoginRequest, text: Buffer, transit: boolean, nsg: number): void {
+    const [now, rest] = firstSegment(text);
+    if (rest.length > 0) {
+      this.continuation = { rest, transit, nsg };
+      const h = this.response(req, { transit: false, nsg: 0 });
+      h.cont = true;
+      this.host.sendLogin(h, now);
       return;
     }
-    this.host.sendLogin(this.response(req, { transit, nsg: transit ? req.nsg : 0 }), serializeText(out));
+    if (transit && nsg === Stage.FULL_FEATURE) return this.complete(req, now);
+    this.host.sendLogin(this.response(req, { transit, nsg }), now);
   }
 
   /** First PDU: version, identity keys, target lookup, authorization. */
@@ -151,6 +191,8 @@ export class LoginPhase {
       if (!targetName) throw new LoginError(LoginStatus.MISSING_PARAMETER, 'TargetName missing');
       this.targetName = targetName;
       this.admission = admitNormal(ctx.registry, targetName, initiatorName, local);
+      // LIO's per-ACL authentication: an ACL with CHAP credentials requires CHAP whatever the TPG's
+      // authentication attribute says (admitNormal folds that into authRequired).
       this.authRequired = this.admission.authRequired;
       this.chap = this.authRequired || hasChap(this.admission.chap) ? new ChapAuthenticator(this.admission.chap) : undefined;
       params = { ...this.admission.tpg.parameters };
@@ -189,12 +231,20 @@ export class LoginPhase {
     const chapKeys = [...keys.keys()].filter((k) => k.startsWith('CHAP_'));
     if (chapKeys.length === 0) return;
     if (this.authMethod !== 'CHAP' || !this.chap) throw new LoginError(LoginStatus.INITIATOR_ERROR, 'CHAP keys without AuthMethod=CHAP');
+    if (keys.has('CHAP_R')) {
+      // Inside a backoff window a guess is not even evaluated: parallel connections gain nothing.
+      const { waitMs } = this.host.ctx.throttle.check(this.initiatorName, this.address);
+      if (waitMs > 0) {
+        this.host.ctx.log.warn({ initiator: this.initiatorName, remote: this.host.remote, waitMs }, 'iSCSI login refused: failed-login backoff');
+        throw new LoginError(LoginStatus.SERVICE_UNAVAILABLE, `too many failed logins; retry in ${Math.ceil(waitMs / 1000)} s`);
+      }
+    }
     out.push(...this.chap.step(keys));
     if (this.chap.done) this.authenticated = true;
   }
 
   /** Final response: create or join the session, then switch the connection to full feature phase. */
-  private complete(req: LoginRequest, out: KeyValue[]): void {
+  private complete(req: LoginRequest, text: Buffer): void {
     const { ctx } = this.host;
     if (!this.authenticated) throw new LoginError(LoginStatus.AUTHENTICATION_FAILURE, 'not authenticated');
     let params = this.negotiator!.params();
@@ -226,7 +276,8 @@ export class LoginPhase {
     h.tsih = session.tsih;
     h.expCmdSN = session.expCmdSN;
     h.maxCmdSN = session.maxCmdSN;
-    this.host.sendLogin(h, serializeText(out));
+    if (this.chap?.done) ctx.throttle.succeed(this.initiatorName, this.address);
+    this.host.sendLogin(h, text);
     this.host.enterFullFeature(session, req.cid, params);
     // Connection reinstatement (RFC 7143 §6.3.4): the new connection took the CID, so the session outlives the old one.
     replaced?.destroy('connection reinstated');

@@ -79,6 +79,12 @@ async function writeAtomic16(c: CommandContext): Promise<CommandResult> {
   return doWrite(c, readU64(c.cdb, 2), c.cdb.readUInt16BE(12), c.cdb[1], true);
 }
 
+/** Transfer lengths of the write CDBs, for soliciting only what the command transfers. */
+const blocks6 = (cdb: Buffer) => cdb[4] || 256;
+const blocks10 = (cdb: Buffer) => cdb.readUInt16BE(7);
+const blocks12 = (cdb: Buffer) => cdb.readUInt32BE(6);
+const blocks16 = (cdb: Buffer) => cdb.readUInt32BE(10);
+
 const T_IO: [number, number] = [30, 60];
 const base = { reservation: ReservationClass.READ, alua: AluaClass.ACTIVE, timeout: T_IO } as const;
 const wbase = { reservation: ReservationClass.WRITE, alua: AluaClass.ACTIVE, timeout: T_IO } as const;
@@ -88,12 +94,12 @@ export const readWriteEntries: OpcodeEntry[] = [
   { ...base, opcode: 0x28, name: 'READ(10)', cdbLength: 10, usage: usage('28 fe ff ff ff ff 3f ff ff 00'), dir: DataDirection.IN, handler: read10 },
   { ...base, opcode: 0xa8, name: 'READ(12)', cdbLength: 12, usage: usage('a8 fe ff ff ff ff ff ff ff ff 3f 00'), dir: DataDirection.IN, handler: read12 },
   { ...base, opcode: 0x88, name: 'READ(16)', cdbLength: 16, usage: usage('88 fe ff ff ff ff ff ff ff ff ff ff ff ff 3f 00'), dir: DataDirection.IN, handler: read16 },
-  { ...wbase, opcode: 0x0a, name: 'WRITE(6)', cdbLength: 6, usage: usage('0a 1f ff ff ff 00'), dir: DataDirection.OUT, handler: write6 },
-  { ...wbase, opcode: 0x2a, name: 'WRITE(10)', cdbLength: 10, usage: usage('2a fa ff ff ff ff 3f ff ff 00'), dir: DataDirection.OUT, handler: write10 },
-  { ...wbase, opcode: 0xaa, name: 'WRITE(12)', cdbLength: 12, usage: usage('aa fa ff ff ff ff ff ff ff ff 3f 00'), dir: DataDirection.OUT, handler: write12 },
-  { ...wbase, opcode: 0x8a, name: 'WRITE(16)', cdbLength: 16, usage: usage('8a fa ff ff ff ff ff ff ff ff ff ff ff ff 3f 00'), dir: DataDirection.OUT, handler: write16 },
-  { ...wbase, opcode: 0x2e, name: 'WRITE AND VERIFY(10)', cdbLength: 10, usage: usage('2e f6 ff ff ff ff 3f ff ff 00'), dir: DataDirection.OUT, handler: writeVerify10 },
-  { ...wbase, opcode: 0xae, name: 'WRITE AND VERIFY(12)', cdbLength: 12, usage: usage('ae f6 ff ff ff ff ff ff ff ff 3f 00'), dir: DataDirection.OUT, handler: writeVerify12 },
-  { ...wbase, opcode: 0x8e, name: 'WRITE AND VERIFY(16)', cdbLength: 16, usage: usage('8e f6 ff ff ff ff ff ff ff ff ff ff ff ff 3f 00'), dir: DataDirection.OUT, handler: writeVerify16 },
-  { ...wbase, opcode: 0x9c, name: 'WRITE ATOMIC(16)', cdbLength: 16, usage: usage('9c f8 ff ff ff ff ff ff ff ff ff ff ff ff 3f 00'), dir: DataDirection.OUT, handler: writeAtomic16 },
+  { ...wbase, opcode: 0x0a, name: 'WRITE(6)', dataOutBlocks: blocks6, cdbLength: 6, usage: usage('0a 1f ff ff ff 00'), dir: DataDirection.OUT, handler: write6 },
+  { ...wbase, opcode: 0x2a, name: 'WRITE(10)', dataOutBlocks: blocks10, cdbLength: 10, usage: usage('2a fa ff ff ff ff 3f ff ff 00'), dir: DataDirection.OUT, handler: write10 },
+  { ...wbase, opcode: 0xaa, name: 'WRITE(12)', dataOutBlocks: blocks12, cdbLength: 12, usage: usage('aa fa ff ff ff ff ff ff ff ff 3f 00'), dir: DataDirection.OUT, handler: write12 },
+  { ...wbase, opcode: 0x8a, name: 'WRITE(16)', dataOutBlocks: blocks16, cdbLength: 16, usage: usage('8a fa ff ff ff ff ff ff ff ff ff ff ff ff 3f 00'), dir: DataDirection.OUT, handler: write16 },
+  { ...wbase, opcode: 0x2e, name: 'WRITE AND VERIFY(10)', dataOutBlocks: blocks10, cdbLength: 10, usage: usage('2e f6 ff ff ff ff 3f ff ff 00'), dir: DataDirection.OUT, handler: writeVerify10 },
+  { ...wbase, opcode: 0xae, name: 'WRITE AND VERIFY(12)', dataOutBlocks: blocks12, cdbLength: 12, usage: usage('ae f6 ff ff ff ff ff ff ff ff 3f 00'), dir: DataDirection.OUT, handler: writeVerify12 },
+  { ...wbase, opcode: 0x8e, name: 'WRITE AND VERIFY(16)', dataOutBlocks: blocks16, cdbLength: 16, usage: usage('8e f6 ff ff ff ff ff ff ff ff ff ff ff ff 3f 00'), dir: DataDirection.OUT, handler: writeVerify16 },
+  { ...wbase, opcode: 0x9c, name: 'WRITE ATOMIC(16)', dataOutBlocks: (cdb) => cdb.readUInt16BE(12), cdbLength: 16, usage: usage('9c f8 ff ff ff ff ff ff ff ff ff ff ff ff 3f 00'), dir: DataDirection.OUT, handler: writeAtomic16 },
 ];
