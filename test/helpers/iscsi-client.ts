@@ -154,11 +154,37 @@ export class RawIscsiClient {
     return this.loginStep([['HeaderDigest', 'None'], ['DataDigest', 'None']], { csg: 1, nsg: 3, transit: true });
   }
 
+  /**
+   * Sends a login request's text in `segment`-byte pieces with C=1 (each answered by an empty response),
+   * then collects the target's answer, fetching C=1 continuations. `acks` are the responses to the pieces.
+   */
+  async loginSplit(keys: KeyValue[], o: Partial<LoginRequest> = {}, segment = 8192): Promise<{ h: LoginResponse; segments: number[]; keys: KeyValue[]; acks: LoginResponse[] }> {
+    const text = serializeText(keys);
+    const acks: LoginResponse[] = [];
+    let off = 0;
+    for (; text.length - off > segment; off += segment) {
+      this.send(this.loginPdu([], { ...o, transit: false, nsg: 0, cont: true }), [text.subarray(off, off + segment)]);
+      const p = await this.next();
+      if (!p) throw new Error('connection closed during login');
+      const h = p.header as LoginResponse;
+      this.expStatSN = (h.statSN + 1) >>> 0;
+      acks.push(h);
+      if (h.statusClass !== 0) return { h, segments: [p.data.length], keys: [], acks };
+    }
+    this.send(this.loginPdu([], o), [text.subarray(off)]);
+    const r = await this.collect(o);
+    return { ...r, acks };
+  }
+
   /** Sends a login request and collects a response split with the C bit, fetching the rest with empty requests. */
   async loginCollect(keys: KeyValue[], o: Partial<LoginRequest> = {}): Promise<{ h: LoginResponse; segments: number[]; keys: KeyValue[] }> {
+    this.send(this.loginPdu(keys, o), [serializeText(keys)]);
+    return this.collect(o);
+  }
+
+  private async collect(o: Partial<LoginRequest>): Promise<{ h: LoginResponse; segments: number[]; keys: KeyValue[] }> {
     const segments: number[] = [];
     const parts: Buffer[] = [];
-    this.send(this.loginPdu(keys, o), [serializeText(keys)]);
     for (;;) {
       const p = await this.next();
       if (!p) throw new Error('connection closed during login');

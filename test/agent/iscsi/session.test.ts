@@ -1,5 +1,5 @@
 // RFC 7143 §6.3 (sessions, TSIH, reinstatement), §11.14 (Logout), §12.3 (SendTargets), NOP-In keepalive,
-// login timeout, portals (add/remove), closeSessions and graceful close.
+// login timeout, portals (add/remove), closeSessions/dropSessions and graceful close.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { TestRegistry, lunView, type MutableTpg } from '../../helpers/iscsi-registry.js';
@@ -248,6 +248,21 @@ test('removePortal closes that portal\'s connections only; closeSessions ends an
   assert.equal(fabric.server.closeSessions(T, I), 1);
   assert.equal(await a.waitClosed(), true);
   assert.equal(fabric.server.sessions().length, 0);
+});
+
+test('dropSessions compares iSCSI names case-insensitively (RFC 3722) and ends only that initiator\'s sessions on that target', async () => {
+  const { fabric } = await setup();
+  const a = await connect(fabric);
+  await login(a);
+  const other = await connect(fabric);
+  await login(other, { target: T2 });
+  assert.equal(fabric.server.dropSessions(T.toUpperCase(), 'iqn.2026-01.test:someone-else', 'credentials changed'), 0);
+  assert.equal(fabric.server.dropSessions(T.toUpperCase(), I.toUpperCase(), 'credentials changed'), 1);
+  assert.equal(await a.waitClosed(), true);
+  assert.equal(other.closed, false);
+  assert.deepEqual(fabric.server.sessions().map((s) => s.targetName), [T2]);
+  assert.equal(fabric.server.dropSessions('IQN.2026-01.TEST:OTHER', undefined, 'target deleted'), 1);
+  assert.equal(await other.waitClosed(), true);
 });
 
 test('close() lets an in-flight command finish before closing', async () => {
