@@ -66,6 +66,7 @@ export class RawIscsiClient {
       s.once('connect', resolve);
       s.once('error', reject);
     });
+    s.setNoDelay(true); // header and data go out as separate writes: Nagle would hold the second for an ACK
     return new RawIscsiClient(s);
   }
 
