@@ -4,7 +4,7 @@
 // while an ACL without credentials keeps logging in with None.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnAgent, type SpawnedAgent } from '../../helpers/agent.js';
+import { spawnAgent, startAgentInProcess, type SpawnedAgent } from '../../helpers/agent.js';
 import { freePort } from '../../helpers/net.js';
 import { run } from '../../helpers/iscsi-fixture.js';
 import { RawIscsiClient } from '../../helpers/iscsi-client.js';
@@ -131,4 +131,36 @@ test('raw PDUs: an ACL without credentials logs in skipping the security stage',
   const r = await c.login(I_PLAIN, T, [['HeaderDigest', 'None'], ['DataDigest', 'None']]);
   assert.equal(status(r.h), 0);
   assert.equal(r.h.transit, true);
+});
+
+test('a gateway-pushed ACL with CHAP is enforced the same way (authentication=0, managed policy)', async () => {
+  const p = await freePort();
+  const T2 = 'iqn.2026-01.dev.outpost.test:managed-chap';
+  const I2 = 'iqn.2026-01.test:managed-host';
+  const a = await startAgentInProcess({
+    admin: false,
+    config: {
+      fabric_modules: [],
+      storage_objects: [{ plugin: 'rd_mcp', name: 'managed', size: 8 << 20, wwn: '0c0ffee0-4444-4222-8333-444455556666', attributes: { block_size: 512 } }],
+      targets: [{
+        fabric: 'iscsi', wwn: T2,
+        tpgs: [{ tag: 1, enable: true, attributes: { authentication: 0, generate_node_acls: 0 }, node_acls: [], luns: [{ index: 0, storage_object: '/backstores/ramdisk/managed' }], portals: [{ ip_address: '127.0.0.1', port: p }] }],
+      }],
+    },
+  });
+  try {
+    a.agent.setManagedPolicy({ version: 1, targets: { [T2]: [{ initiator: I2, chap: { userid: 'pushed', password: 'pushedsecret1' }, mapped_luns: [{ index: 0, tpg_lun: 0, write_protect: false }] }] } });
+    const u = (cred = '') => `iscsi://${cred}127.0.0.1:${p}/${T2}/0`;
+    const none = await run('iscsi-inq', ['-i', I2, u()]);
+    assert.notEqual(none.code, 0, none.stdout);
+    assert.match(none.stderr + none.stdout, /Authentication failure|513/);
+    const ok = await run('iscsi-inq', ['-i', I2, u('pushed%pushedsecret1@')]);
+    assert.equal(ok.code, 0, ok.stderr);
+    const c = await RawIscsiClient.connect(p);
+    clients.push(c);
+    const r = await c.loginStep([['InitiatorName', I2], ['SessionType', 'Normal'], ['TargetName', T2]], { csg: 1, nsg: 3, transit: true });
+    assert.equal(status(r.h), AUTH_FAILURE);
+  } finally {
+    await a.cleanup();
+  }
 });
