@@ -18,6 +18,8 @@ const FIXTURE = join(REPO, 'test/fixtures/lio-saveconfig-rhel.json');
 const TARGET = 'iqn.2014-06.com.example:remotedisk1';
 const INITIATOR = 'iqn.2014-06.com.example:desktop0';
 const STRANGER = 'iqn.2014-06.com.example:laptop9';
+/** desktop0's one-way credentials and mappings without its mutual ones (see fixtureConfig). */
+const ONE_WAY = 'iqn.2014-06.com.example:desktop0-oneway';
 const CHAP = 'desktop0%desktop0-secret-0001@';
 const MUTUAL = { LIBISCSI_CHAP_TARGET_USERNAME: 'server0', LIBISCSI_CHAP_TARGET_PASSWORD: 'server0-secret-0002' };
 const FILE_SIZE = 104857600; // storage_objects[fileio].size in the fixture
@@ -49,6 +51,10 @@ async function fixtureConfig(dirs: AgentDirs, port: number, discoveryChap = true
     discovery_mutual_userid: 'server0', discovery_mutual_password: 'server0-secret-0002',
   });
   doc.targets[0].tpgs[0].portals = [{ ...doc.targets[0].tpgs[0].portals[0], ip_address: '127.0.0.1', port }];
+  // An ACL with mutual credentials (desktop0's) requires mutual CHAP (issue 18). qemu's iSCSI driver and
+  // iscsi-ls's LUN listing only do one-way CHAP, so they log in as a second ACL without mutual credentials.
+  const acls = doc.targets[0].tpgs[0].node_acls;
+  acls.push({ ...acls[0], node_wwn: ONE_WAY, chap_mutual_userid: '', chap_mutual_password: '' });
   return doc;
 }
 
@@ -89,7 +95,7 @@ describe('outpost agent from the RHEL targetcli saveconfig.json, with Debian ini
   let dataFile = '';
   const url = (lun: number, creds = CHAP) => `iscsi://${creds}127.0.0.1:${port}/${TARGET}/${lun}`;
   const imageOpts = (lun: number, extra = '') =>
-    `driver=iscsi,transport=tcp,portal=127.0.0.1:${port},target=${TARGET},lun=${lun},initiator-name=${INITIATOR},user=desktop0,password=desktop0-secret-0001${extra}`;
+    `driver=iscsi,transport=tcp,portal=127.0.0.1:${port},target=${TARGET},lun=${lun},initiator-name=${ONE_WAY},user=desktop0,password=desktop0-secret-0001${extra}`;
 
   /** SIGTERM; asserts exit code 0 within 10 s. Returns how long it took. */
   async function stopAgent(): Promise<number> {
@@ -120,7 +126,7 @@ describe('outpost agent from the RHEL targetcli saveconfig.json, with Debian ini
   });
 
   it('iscsi-ls -s with mutual CHAP discovers the target, its portal and both LUNs', async () => {
-    const r = await run('iscsi-ls', ['-s', '-i', INITIATOR, `iscsi://${CHAP}127.0.0.1:${port}`], MUTUAL);
+    const r = await run('iscsi-ls', ['-s', '-i', ONE_WAY, `iscsi://${CHAP}127.0.0.1:${port}`], MUTUAL);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, new RegExp(`Target:${TARGET} Portal:127\\.0\\.0\\.1:${port},1`));
     assert.match(r.stdout, /Lun:0\s+Type:DIRECT_ACCESS \(Size:99M\)/);
@@ -147,7 +153,7 @@ describe('outpost agent from the RHEL targetcli saveconfig.json, with Debian ini
     await writeFile(dirs2.configPath, JSON.stringify(await fixtureConfig(dirs2, port2, false), null, 2));
     const second = await spawnAgent({ dirs: dirs2 });
     try {
-      const r = await run('iscsi-ls', ['-s', '-i', INITIATOR, `iscsi://${CHAP}127.0.0.1:${port2}`]);
+      const r = await run('iscsi-ls', ['-s', '-i', ONE_WAY, `iscsi://${CHAP}127.0.0.1:${port2}`]);
       assert.equal(r.code, 0, r.stdout + r.stderr);
       assert.match(r.stdout, new RegExp(`Target:${TARGET} Portal:127\\.0\\.0\\.1:${port2},1`));
       assert.match(r.stdout, /Lun:0\s+Type:DIRECT_ACCESS \(Size:99M\)/);
@@ -173,6 +179,8 @@ describe('outpost agent from the RHEL targetcli saveconfig.json, with Debian ini
     assert.match(wrong.stdout + wrong.stderr, /Authentication failure/);
     const none = await run('iscsi-inq', ['-i', INITIATOR, url(0, '')]);
     assert.notEqual(none.code, 0, 'authentication=1: a login without CHAP must fail');
+    const oneWay = await run('iscsi-inq', ['-i', INITIATOR, url(0)]);
+    assert.notEqual(oneWay.code, 0, 'mutual credentials on the ACL: a one-way login must fail');
     const mutualOk = await run('iscsi-inq', ['-i', INITIATOR, url(0)], MUTUAL);
     assert.equal(mutualOk.code, 0, mutualOk.stderr);
     const mutualBad = await run('iscsi-inq', ['-i', INITIATOR, url(0)], { ...MUTUAL, LIBISCSI_CHAP_TARGET_PASSWORD: 'not-the-server0-secret' });
