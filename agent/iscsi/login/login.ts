@@ -36,7 +36,6 @@ function buildNexus(initiatorName: string, isid: string, targetName: string, tpg
 export class LoginPhase {
   private first?: LoginRequest;
   private partial: Buffer[] = [];
-  private partialBytes = 0;
   private negotiator?: Negotiator;
   private initiatorName = '';
   private targetName = '';
@@ -59,7 +58,7 @@ export class LoginPhase {
   constructor(private readonly host: LoginHost) {}
 
   handle(req: LoginRequest, data: Buffer[]): void {
-    if (this.failed) return; // a throttled failure response is pending; nothing more is read
+    if (this.failed) return; // the login failed; its answer (delayed when throttled) is on its way
     try {
       this.step(req, data);
     } catch (e) {
@@ -106,14 +105,12 @@ export class LoginPhase {
     // Text spanning several PDUs (C bit): gather, acknowledge with an empty response.
     this.budget.addBytes(dataLength);
     for (const d of data) this.partial.push(d);
-    this.partialBytes += dataLength;
     if (req.cont) {
       this.host.sendLogin(this.response(req, { transit: false, nsg: 0 }), Buffer.alloc(0));
       return;
     }
     const pairs = parseText(joinViews(this.partial));
     this.partial = [];
-    this.partialBytes = 0;
     this.budget.addKeys(pairs.length);
     checkValueLengths(pairs);
     const keys = new Map(pairs);

@@ -2,6 +2,9 @@
 // Failures are counted per (initiator name, source address) and per source address. Keying the name's
 // counter by address means an attacker at X never slows the same initiator name logging in from Y; the
 // per-address counter stops X from spraying names. A success resets both for that pair and address.
+// The login code applies it twice: a failed guess's Login Response waits out the backoff it earned, and a
+// CHAP response arriving inside a window is refused unchecked with 0x0301 Service Unavailable (a target
+// error class initiators retry later; an authentication failure would make them give up for good).
 
 export interface ThrottleOptions {
   /** Backoff after the first counted failure; doubles with each further one. */
