@@ -5,7 +5,8 @@ import type { AclView, ChapCredentials, PortalAddress, TargetRegistry, TpgView }
 import type { LunView } from '../../scsi/port.js';
 
 export class LoginError extends Error {
-  constructor(readonly status: LoginStatus, message: string) {
+  /** `quiet`: logged at debug (a refusal repeated in a flood, already logged once). */
+  constructor(readonly status: LoginStatus, message: string, readonly quiet = false) {
     super(message);
   }
 }

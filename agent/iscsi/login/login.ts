@@ -23,7 +23,7 @@ export interface LoginHost {
   statSN: number;
   sendLogin(h: LoginResponse, data: Buffer): void;
   /** Sends a final error response (after `delayMs`, when throttled) and closes the connection. */
-  failLogin(h: LoginResponse, reason: string, delayMs?: number): void;
+  failLogin(h: LoginResponse, reason: string, o?: { delayMs?: number; quiet?: boolean }): void;
   enterFullFeature(session: Session, cid: number, params: SessionParams): void;
 }
 
@@ -75,7 +75,7 @@ export class LoginPhase {
         this.host.ctx.log.warn({ initiator: this.initiatorName, remote: this.host.remote, failures, backoffMs, reason: e.message }, 'iSCSI CHAP failure: backing off');
       }
       this.failed = true;
-      this.host.failLogin(this.response(req, { status, transit: false, nsg: 0 }), (e as Error).message, delayMs);
+      this.host.failLogin(this.response(req, { status, transit: false, nsg: 0 }), (e as Error).message, { delayMs, quiet: e instanceof LoginError && e.quiet });
     }
   }
 
@@ -230,10 +230,12 @@ export class LoginPhase {
     if (this.authMethod !== 'CHAP' || !this.chap) throw new LoginError(LoginStatus.INITIATOR_ERROR, 'CHAP keys without AuthMethod=CHAP');
     if (keys.has('CHAP_R')) {
       // Inside a backoff window a guess is not even evaluated: parallel connections gain nothing.
-      const { waitMs } = this.host.ctx.throttle.check(this.initiatorName, this.address);
+      const { waitMs, refused } = this.host.ctx.throttle.check(this.initiatorName, this.address);
       if (waitMs > 0) {
-        this.host.ctx.log.warn({ initiator: this.initiatorName, remote: this.host.remote, waitMs }, 'iSCSI login refused: failed-login backoff');
-        throw new LoginError(LoginStatus.SERVICE_UNAVAILABLE, `too many failed logins; retry in ${Math.ceil(waitMs / 1000)} s`);
+        // A flood is logged once per window (and every 1000th), not once per attempt.
+        const level = refused === 1 || refused % 1000 === 0 ? 'warn' : 'debug';
+        this.host.ctx.log[level]({ initiator: this.initiatorName, remote: this.host.remote, waitMs, refused }, 'iSCSI login refused: failed-login backoff');
+        throw new LoginError(LoginStatus.SERVICE_UNAVAILABLE, `too many failed logins; retry in ${Math.ceil(waitMs / 1000)} s`, level === 'debug');
       }
     }
     out.push(...this.chap.step(keys));

@@ -25,11 +25,15 @@ interface Entry {
   /** No guess is evaluated before this time. */
   until: number;
   last: number;
+  /** Guesses refused inside the current window (so a flood is logged once, not per attempt). */
+  refused: number;
 }
 
 export interface Verdict {
   /** Milliseconds still to wait before a guess from this pair/address is evaluated (0: go ahead). */
   waitMs: number;
+  /** When refused: how many guesses this window has refused so far, this one included. */
+  refused: number;
 }
 
 /** The source address of a `host:port` remote string (IPv6 hosts contain colons; the port is last). */
@@ -65,8 +69,13 @@ export class LoginThrottle {
   /** Whether a guess (a CHAP response) from `address` for `name` may be evaluated now. */
   check(name: string, address: string): Verdict {
     const t = this.now();
-    const wait = Math.max(this.get(pairKey(name, address), t)?.until ?? 0, this.get(addrKey(address), t)?.until ?? 0) - t;
-    return { waitMs: Math.max(0, wait) };
+    const pair = this.get(pairKey(name, address), t);
+    const addr = this.get(addrKey(address), t);
+    const blocking = [pair, addr].filter((e): e is Entry => e !== undefined && e.until > t);
+    if (blocking.length === 0) return { waitMs: 0, refused: 0 };
+    let refused = 0;
+    for (const e of blocking) refused = Math.max(refused, ++e.refused);
+    return { waitMs: Math.max(...blocking.map((e) => e.until)) - t, refused };
   }
 
   /** Counts a failed guess; returns the backoff now in force for this pair (what the failure response waits). */
@@ -94,11 +103,14 @@ export class LoginThrottle {
   }
 
   private bump(key: string, t: number, allowance: number): Entry {
-    const e = this.get(key, t) ?? { failures: 0, until: 0, last: t };
+    const e = this.get(key, t) ?? { failures: 0, until: 0, last: t, refused: 0 };
     e.failures++;
     e.last = t;
     const over = e.failures - allowance;
-    if (over > 0) e.until = t + Math.min(this.maxMs, this.baseMs * 2 ** Math.min(over - 1, 30));
+    if (over > 0) {
+      e.until = t + Math.min(this.maxMs, this.baseMs * 2 ** Math.min(over - 1, 30));
+      e.refused = 0;
+    }
     this.entries.delete(key);
     this.entries.set(key, e);
     return e;

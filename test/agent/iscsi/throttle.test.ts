@@ -86,6 +86,7 @@ test('LoginThrottle: exponential and capped, per (name, address) and per address
   assert.ok(t.check(I, '10.0.0.1').waitMs > 0);
   assert.equal(t.check(I, '10.0.0.2').waitMs, 0, 'another address is not affected');
   assert.ok(t.check(I.toUpperCase(), '10.0.0.1').waitMs > 0, 'names are case-insensitive');
+  assert.equal(t.check(I, '10.0.0.1').refused, 3, 'refusals in the window are counted (logged once, not per attempt)');
   now += 1001;
   assert.equal(t.check(I, '10.0.0.1').waitMs, 0);
   t.succeed(I, '10.0.0.1');
