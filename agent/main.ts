@@ -15,6 +15,8 @@ import { readConfigFile, saveConfigFile } from './config/store.js';
 import { IscsiServer, type SessionInfo } from './iscsi/server.js';
 import type { DiscoveryAuth } from './iscsi/target-registry.js';
 import { createLogger, type Logger } from './lib/log.js';
+import type { AgentMetrics } from './metrics/agent-metrics.js';
+import { countingCore } from './metrics/core-counters.js';
 import { createTargetCore } from './scsi/core.js';
 import { ShellEngine } from './shell/engine.js';
 import type { ShellHost } from './shell/host.js';
@@ -28,6 +30,8 @@ export interface AgentOptions {
   admin?: boolean;
   /** Gateway policy in force from the start (the cached one), so the portals open with its ACLs. */
   policy?: PolicySnapshot;
+  /** Per-LUN and login counters (--metrics-listen); absent: nothing is counted. */
+  metrics?: AgentMetrics;
 }
 
 export interface AgentStatus {
@@ -94,8 +98,8 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     unit: (path) => runtime.units.get(path)?.lu,
     managedDiscovery: () => managedDiscovery,
   });
-  const core = createTargetCore({ log });
-  server = new IscsiServer({ registry, core, log });
+  const core = opts.metrics ? countingCore(createTargetCore({ log }), opts.metrics) : createTargetCore({ log });
+  server = new IscsiServer({ registry, core, log, counters: opts.metrics });
 
   // Serialize every change: admin commands, policy pushes, shutdown.
   let chain: Promise<unknown> = Promise.resolve();

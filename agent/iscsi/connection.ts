@@ -126,6 +126,7 @@ export class Connection implements SessionConnection {
 
   failLogin(h: LoginResponse, reason: string): void {
     this.ctx.log.info({ remote: this.remote, status: `0x${((h.statusClass << 8) | h.statusDetail).toString(16).padStart(4, '0')}`, reason }, 'iSCSI login rejected');
+    this.ctx.counters?.loginFailed((h.statusClass << 8) | h.statusDetail);
     this.sendLogin(h, Buffer.alloc(0));
     this.end(reason);
   }

@@ -7,7 +7,7 @@ import type { PortalAddress, TargetRegistry } from './target-registry.js';
 import { Connection } from './connection.js';
 import { SessionTable } from './session.js';
 import { normalizeIp } from './discovery.js';
-import type { ServerContext } from './context.js';
+import type { FabricCounters, ServerContext } from './context.js';
 
 export interface IscsiServerOptions {
   registry: TargetRegistry;
@@ -19,6 +19,7 @@ export interface IscsiServerOptions {
   nopInTimeoutMs?: number;
   /** Time allowed for the login phase (LIO login_timeout, default 15 s). */
   loginTimeoutMs?: number;
+  counters?: FabricCounters;
 }
 
 export interface SessionInfo {
@@ -53,6 +54,7 @@ export class IscsiServer {
       nopInTimeoutMs: opts.nopInTimeoutMs ?? 30_000,
       loginTimeoutMs: opts.loginTimeoutMs ?? 15_000,
       closing: false,
+      counters: opts.counters,
     };
   }
 
