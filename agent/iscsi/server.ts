@@ -86,6 +86,7 @@ export class IscsiServer {
     const l = this.listeners.get(lk);
     if (!l) return;
     this.listeners.delete(lk);
+    this.ctx.log.info({ portal: `${l.bound.ip}:${l.bound.port}` }, 'iSCSI portal removed');
     const closed = new Promise<void>((resolve) => l.server.close(() => resolve()));
     for (const [c, k] of this.connections) if (k === lk) c.destroy('portal removed');
     await closed;

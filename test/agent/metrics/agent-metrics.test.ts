@@ -33,7 +33,7 @@ describe('agent metrics endpoint', { skip, timeout: 180_000 }, () => {
     port = await freePort();
     const mport = await freePort();
     url = `http://127.0.0.1:${mport}/metrics`;
-    const tpg = (luns: object[], auth: number) => ({ tag: 1, enable: true, attributes: { authentication: auth, generate_node_acls: auth ? 0 : 1, demo_mode_write_protect: 0 }, luns, portals: [{ ip_address: '127.0.0.1', port }], node_acls: [] });
+    const tpg = (luns: object[], auth: number) => ({ tag: 1, enable: true, attributes: { authentication: auth, generate_node_acls: auth ? 0 : 1, demo_mode_write_protect: 0 }, luns, portals: [{ ip_address: '127.0.0.1', port }], node_acls: auth ? [{ node_wwn: INITIATOR, chap_userid: 'someone', chap_password: 'Right-Secret-123', mapped_luns: [] }] : [] });
     const dirs = await tempAgentDirs({
       storage_objects: [{ plugin: 'rd_mcp', name: 'r0', size: 64 * MiB }],
       targets: [
@@ -98,15 +98,19 @@ describe('agent metrics endpoint', { skip, timeout: 180_000 }, () => {
     assert.equal(sampleValue(m, 'outpost_iscsi_sessions', { target: OPEN }), undefined, 'the session is gone after the initiator died');
   });
 
-  it('counts refused logins by reason', async () => {
-    const before = sampleSum(await scrape(url), 'outpost_iscsi_login_failures_total');
+  it('counts refused logins by reason: CHAP failures apart from initiators without an ACL', async () => {
+    const m0 = await scrape(url);
+    const n = (m: typeof m0, reason: string) => sampleValue(m, 'outpost_iscsi_login_failures_total', { reason }) ?? 0;
     for (let i = 0; i < 3; i++) {
       await assert.rejects(exec('iscsi-inq', ['-i', INITIATOR, `iscsi://someone%Wrong-Secret-1234@127.0.0.1:${port}/${GUARDED}/0`], { timeout: 10_000 }));
     }
+    await assert.rejects(exec('iscsi-inq', ['-i', 'iqn.2003-01.org.outpost.test:stranger', `iscsi://someone%Right-Secret-123@127.0.0.1:${port}/${GUARDED}/0`], { timeout: 10_000 }));
     const m = await scrape(url);
-    assert.equal(sampleSum(m, 'outpost_iscsi_login_failures_total') - before, 3);
-    const reasons = m.get('outpost_iscsi_login_failures_total')!.samples.map((s) => s.labels.reason);
-    assert.ok(reasons.some((r) => r === 'authentication_failure' || r === 'authorization_failure'), `reasons: ${reasons.join(', ')}`);
+    assert.equal(n(m, 'authentication_failure') - n(m0, 'authentication_failure'), 3, 'three CHAP failures');
+    assert.equal(n(m, 'authorization_failure') - n(m0, 'authorization_failure'), 1, 'one initiator without an ACL');
+    // the right secret logs in (that target maps no LUN, so INQUIRY itself then fails: no login failure)
+    await exec('iscsi-inq', ['-i', INITIATOR, `iscsi://someone%Right-Secret-123@127.0.0.1:${port}/${GUARDED}/0`], { timeout: 10_000 }).catch((e: Error) => assert.match(e.message, /LOGICAL_UNIT_NOT_SUPPORTED/));
+    assert.equal(sampleSum(await scrape(url), 'outpost_iscsi_login_failures_total'), sampleSum(m, 'outpost_iscsi_login_failures_total'), 'a good login is no failure');
   });
 
   it('serves /metrics only', async () => {
