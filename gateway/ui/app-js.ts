@@ -30,8 +30,13 @@ export const APP_JS = String.raw`
   }
   function fill(tableId, rows, empty, cols) {
     var tb = $(tableId).querySelector('tbody');
+    // column names on each cell: narrow screens show every row as a card of "name: value" lines
+    var heads = Array.prototype.map.call($(tableId).querySelectorAll('thead th'), function (th) { return th.textContent; });
     tb.replaceChildren();
-    rows.forEach(function (r) { tb.appendChild(r); });
+    rows.forEach(function (r) {
+      Array.prototype.forEach.call(r.children, function (td, i) { if (heads[i]) td.setAttribute('data-label', heads[i]); });
+      tb.appendChild(r);
+    });
     if (!rows.length) {
       var tr = document.createElement('tr');
       var td = el('td', empty, 'muted');

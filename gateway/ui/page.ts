@@ -90,7 +90,7 @@ header p { margin: 0; color: var(--muted); flex: 1; }
 main { padding: 1rem; max-width: 80rem; margin: 0 auto; }
 section { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: .75rem 1rem; margin-bottom: 1rem; }
 h2 { font-size: 1.05rem; margin: .25rem 0 .75rem; }
-.scroll { overflow-x: auto; }
+.scroll { overflow-x: auto; position: relative; } /* contains the .sr labels: absolute ones would widen the page */
 table { border-collapse: collapse; width: 100%; margin-bottom: .75rem; }
 caption { text-align: left; font-weight: 600; padding: .25rem 0; }
 th, td { text-align: left; padding: .35rem .6rem; border-bottom: 1px solid var(--line); white-space: nowrap; vertical-align: top; }
@@ -118,8 +118,13 @@ svg.spark { width: 10rem; height: 1.6rem; }
 svg.spark polyline { fill: none; stroke: var(--accent); stroke-width: 1.5; }
 @media (max-width: 40rem) {
   body { font-size: 16px; }
+  header p { order: 3; flex-basis: 100%; }
   main { padding: .5rem; }
   section { padding: .5rem; }
-  th, td { padding: .3rem .4rem; }
+  table, tbody, tr, td { display: block; width: 100%; }
+  thead { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
+  tr { border-bottom: 1px solid var(--line); padding: .35rem 0; }
+  td { border: 0; padding: .1rem 0; white-space: normal; overflow-wrap: anywhere; }
+  td[data-label]::before { content: attr(data-label) ": "; color: var(--muted); font-size: .8rem; text-transform: uppercase; letter-spacing: .03em; }
 }
 `;
