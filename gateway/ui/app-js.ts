@@ -114,7 +114,7 @@ export const APP_JS = String.raw`
         var rpo = typeof s.oldest_dirty_age_ms === 'number' ? s.oldest_dirty_age_ms / 1000 : null;
         var h = history[key] || (history[key] = []);
         if (rpo !== null && a.connected) { h.push(rpo); if (h.length > HISTORY) h.shift(); }
-        var health = el('span', l.healthy ? 'ok' : 'error' + (l.error ? ': ' + l.error : ''), l.healthy ? 'state-online' : 'state-offline');
+        var health = el('span', (l.healthy ? 'ok' : 'error' + (l.error ? ': ' + l.error : '')) + (a.connected ? '' : ' (last report)'), l.healthy && a.connected ? 'state-online' : 'state-offline');
         var lr = row([a.name, l.path + ' (' + l.plugin + ')', health, bytes(s.cached_bytes), bytes(s.dirty_bytes), rpo === null ? '–' : rpo.toFixed(0) + ' s', h.length ? spark(h) : '–']);
         lr.setAttribute('data-lun', l.path);
         lunRows.push(lr);

@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -58,11 +59,10 @@ describe('dashboard at /ui/ in headless Chromium', { skip, timeout: 300_000 }, (
       targets: [{ wwn: TARGET, fabric: 'iscsi', tpgs: [{ tag: 1, enable: true, attributes: { authentication: 1, generate_node_acls: 0 },
         luns: [{ index: 0, storage_object: '/backstores/ramdisk/disk1' }, { index: 1, storage_object: '/backstores/object/vol1' }], portals: [{ ip_address: '127.0.0.1', port }], node_acls: [] }] }],
     };
-    const withConfig = await tempAgentDirs(config);
+    await writeFile(dirs.configPath, JSON.stringify(config));
     const enrolled = await api(gw, 'POST', '/v1/agents', { name: 'branch-01' });
     assert.equal(enrolled.status, 201, enrolled.text);
-    agent = await spawnAgent({ dirs: withConfig, env: { ...s3.env, OUTPOST_GATEWAY: gw.url, OUTPOST_AGENT_TOKEN: enrolled.body.token } });
-    await rm(dirs.dir, { recursive: true, force: true });
+    agent = await spawnAgent({ dirs, env: { ...s3.env, OUTPOST_GATEWAY: gw.url, OUTPOST_AGENT_TOKEN: enrolled.body.token } });
     profile = await mkdtemp(join(tmpdir(), 'outpost-chromium-'));
     ctx = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
@@ -130,6 +130,13 @@ describe('dashboard at /ui/ in headless Chromium', { skip, timeout: 300_000 }, (
     assert.ok(!html.includes(SECRET), 'the secret is not in the page');
     assert.match((await page.textContent(`tr[data-acl="${INITIATOR}"]`)) ?? '', /ui-user/);
     await page.waitForSelector('#events li:has-text("applied")', { timeout: 10_000 });
+    // qemu-img writes to the object LUN with the same CHAP secret; the page shows its cache filling
+    const src = join(agent!.dir, 'src.img');
+    await writeFile(src, randomBytes(8 * MiB));
+    const w = await exec('qemu-img', ['convert', '-n', '-f', 'raw', '--object', `secret,id=sec0,data=${SECRET}`, '--target-image-opts', src,
+      `driver=iscsi,transport=tcp,portal=127.0.0.1:${port},target=${TARGET},lun=1,initiator-name=${INITIATOR},user=ui-user,password-secret=sec0`], { timeout: 120_000 });
+    assert.equal(w.stderr, '');
+    await page.waitForSelector('tr[data-lun="/backstores/object/vol1"] td[data-label="Cached"]:has-text("MiB")', { timeout: 15_000 });
     await page.screenshot({ path: join(shots, 'fleet.png'), fullPage: true });
   });
 
