@@ -17,6 +17,7 @@ import type { DiscoveryAuth } from './iscsi/target-registry.js';
 import { createLogger, type Logger } from './lib/log.js';
 import type { AgentMetrics } from './metrics/agent-metrics.js';
 import { countingCore } from './metrics/core-counters.js';
+import { loginReason } from './metrics/login-reasons.js';
 import { createTargetCore } from './scsi/core.js';
 import { ShellEngine } from './shell/engine.js';
 import type { ShellHost } from './shell/host.js';
@@ -39,6 +40,8 @@ export interface AgentStatus {
   luns: Array<{ path: string; plugin: string; healthy: boolean; error?: string; stats?: Record<string, number | string | null> }>;
   portals: string[];
   policyVersion: number | null;
+  /** Refused logins since start, by reason (authentication_failure = CHAP): the dashboard shows them. */
+  loginFailures: Record<string, number>;
 }
 
 export interface Agent {
@@ -99,7 +102,13 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     managedDiscovery: () => managedDiscovery,
   });
   const core = opts.metrics ? countingCore(createTargetCore({ log }), opts.metrics) : createTargetCore({ log });
-  server = new IscsiServer({ registry, core, log, counters: opts.metrics });
+  const loginFailures: Record<string, number> = {};
+  const loginFailed = (status: number): void => {
+    const reason = loginReason(status);
+    loginFailures[reason] = (loginFailures[reason] ?? 0) + 1;
+    opts.metrics?.loginFailed(status);
+  };
+  server = new IscsiServer({ registry, core, log, counters: { loginFailed } });
 
   // Serialize every change: admin commands, policy pushes, shutdown.
   let chain: Promise<unknown> = Promise.resolve();
@@ -175,6 +184,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
         }),
         portals: [...runtime.portals.keys()],
         policyVersion: policy?.version ?? null,
+        loginFailures: { ...loginFailures },
       };
     },
     async stop() {

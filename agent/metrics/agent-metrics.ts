@@ -2,8 +2,8 @@
 // path through the small interfaces handed down, gauges collected on scrape from the agent's status.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { FabricCounters } from '../iscsi/context.js';
-import { LoginStatus } from '../iscsi/pdu/constants.js';
 import type { IoOp, LunCounters } from './core-counters.js';
+import { loginReason } from './login-reasons.js';
 
 /** What a scrape reads from the running agent (agent/main.ts and the control link provide it). */
 export interface MetricsSource {
@@ -16,8 +16,6 @@ export interface MetricsSource {
   /** Undefined when the agent runs without a gateway. */
   controlLink(): { gateway: string; connected: boolean; appliedVersion: number } | undefined;
 }
-
-const LOGIN_REASONS = new Map<number, string>(Object.entries(LoginStatus).map(([k, v]) => [v as number, k.toLowerCase()]));
 
 // Histogram buckets from 50 µs (a RAM hit) to 10 s (an S3 fetch behind a full cache).
 const IO_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10];
@@ -67,7 +65,7 @@ export class AgentMetrics implements LunCounters, FabricCounters {
   }
 
   loginFailed(status: number): void {
-    this.loginFailures.labels(LOGIN_REASONS.get(status) ?? `0x${status.toString(16).padStart(4, '0')}`).inc();
+    this.loginFailures.labels(loginReason(status)).inc();
   }
 
   metrics(): Promise<string> {

@@ -11,6 +11,8 @@ export const APP_JS = String.raw`
   var timer = null;
   var history = {};
   var knownTargets = [];
+  var seenChapFailures = {}; // agent id → count at the last poll (a rise becomes an event here)
+  var localEvents = [];
 
   function $(id) { return document.getElementById(id); }
   function el(tag, text, cls) {
@@ -106,7 +108,11 @@ export const APP_JS = String.raw`
       state.setAttribute('data-agent-state', a.connected ? 'online' : 'offline');
       var policy = a.applied_version === null ? 'none' : 'v' + a.applied_version + (a.in_sync ? ' (in sync)' : ' (behind)');
       if (a.last_error) policy += ' · ' + a.last_error;
-      var tr = row([a.name, state, ago(a.last_seen), a.agent_version || '–', policy, sessions.filter(function (s) { return s.type === 'Normal'; }).length, portals.join(', ') || '–']);
+      var chap = st.loginFailures && typeof st.loginFailures.authentication_failure === 'number' ? st.loginFailures.authentication_failure : 0;
+      var before = seenChapFailures[a.id];
+      if (before !== undefined && chap > before) localEvents.push({ at: new Date().toISOString(), kind: 'CHAP failures', agent_id: a.id, detail: (chap - before) + ' new (' + chap + ' since the agent started)' });
+      seenChapFailures[a.id] = chap;
+      var tr = row([a.name, state, ago(a.last_seen), a.agent_version || '–', policy, sessions.filter(function (s) { return s.type === 'Normal'; }).length, portals.join(', ') || '–', el('span', String(chap), chap ? 'warn' : '')]);
       tr.setAttribute('data-agent', a.name);
       (Array.isArray(st.luns) ? st.luns : []).forEach(function (l) {
         var s = l.stats || {};
@@ -123,7 +129,7 @@ export const APP_JS = String.raw`
         sessionRows.push(row([a.name, s.targetName, s.initiatorName, (s.connections || []).map(function (c) { return c.remote + ' → ' + c.local.ip + ':' + c.local.port; }).join(', ')]));
       });
       return tr;
-    }), 'No agents enrolled yet (POST /v1/agents).', 7);
+    }), 'No agents enrolled yet (POST /v1/agents).', 8);
     fill('luns', lunRows, 'No LUNs reported.', 7);
     fill('sessions', sessionRows, 'No open sessions.', 4);
     knownTargets = Object.keys(targets).sort();
@@ -132,13 +138,14 @@ export const APP_JS = String.raw`
     knownTargets.forEach(function (t) { var o = document.createElement('option'); o.value = t; dl.appendChild(o); });
     var ol = $('events');
     ol.replaceChildren();
-    (events || []).slice(0, 50).forEach(function (e) {
+    if (localEvents.length > 50) localEvents.splice(0, localEvents.length - 50);
+    (events || []).concat(localEvents).sort(function (x, y) { return x.at < y.at ? 1 : x.at > y.at ? -1 : 0; }).slice(0, 50).forEach(function (e) {
       var li = document.createElement('li');
       var t = el('time', new Date(e.at).toLocaleTimeString());
       t.setAttribute('datetime', e.at);
       li.appendChild(t);
       var name = (agents.find(function (a) { return a.id === e.agent_id; }) || {}).name || e.agent_id;
-      li.appendChild(el('span', name + ': ' + e.kind + (e.detail ? ' — ' + e.detail : ''), e.kind === 'rejected' || e.kind === 'disconnected' ? 'warn' : ''));
+      li.appendChild(el('span', name + ': ' + e.kind + (e.detail ? ' — ' + e.detail : ''), e.kind === 'rejected' || e.kind === 'disconnected' || e.kind === 'CHAP failures' ? 'warn' : ''));
       ol.appendChild(li);
     });
     if (!ol.children.length) ol.appendChild(el('li', 'Nothing yet.'));

@@ -32,7 +32,7 @@ export const INDEX_HTML = `<!doctype html>
       <h2 id="agents-h">Agents</h2>
       <div class="scroll"><table id="agents"><caption class="sr">Enrolled agents</caption><thead><tr>
         <th scope="col">Agent</th><th scope="col">State</th><th scope="col">Last seen</th><th scope="col">Version</th>
-        <th scope="col">Policy</th><th scope="col">Sessions</th><th scope="col">Paths</th></tr></thead><tbody></tbody></table></div>
+        <th scope="col">Policy</th><th scope="col">Sessions</th><th scope="col">Paths</th><th scope="col">CHAP failures</th></tr></thead><tbody></tbody></table></div>
     </section>
     <section aria-labelledby="luns-h">
       <h2 id="luns-h">Targets and LUNs</h2>

@@ -25,9 +25,9 @@ const INITIATOR = 'iqn.2026-11.org.outpost.demo:client';
 const SECRET = 'Dashboard-Sec-01';
 const MiB = 1024 * 1024;
 
-async function inq(port: number): Promise<boolean> {
+async function inq(port: number, secret = SECRET): Promise<boolean> {
   try {
-    await exec('iscsi-inq', ['-i', INITIATOR, `iscsi://ui-user%${SECRET}@127.0.0.1:${port}/${TARGET}/0`], { timeout: 10_000 });
+    await exec('iscsi-inq', ['-i', INITIATOR, `iscsi://ui-user%${secret}@127.0.0.1:${port}/${TARGET}/0`], { timeout: 10_000 });
     return true;
   } catch {
     return false;
@@ -126,6 +126,8 @@ describe('dashboard at /ui/ in headless Chromium', { skip, timeout: 300_000 }, (
     const t0 = Date.now();
     await waitFor('iscsi-inq login with the CHAP secret entered on the page', () => inq(port), 10_000, 100);
     console.log(`# dashboard ACL → libiscsi login after ${Date.now() - t0} ms`);
+    assert.equal(await inq(port, 'Not-The-Secret-9'), false, 'a wrong secret is refused');
+    await page.waitForSelector('#events li:has-text("CHAP failures")', { timeout: 15_000 }); // from the agent's next status report
     const html = await page.content();
     assert.ok(!html.includes(SECRET), 'the secret is not in the page');
     assert.match((await page.textContent(`tr[data-acl="${INITIATOR}"]`)) ?? '', /ui-user/);
