@@ -89,6 +89,23 @@ export function gatewayMetricsSuite(name: string, startGw: () => Promise<TestGat
       assert.ok(count(after, { method: 'GET', route: '/metrics', status: '200' }) >= 1);
     });
 
+    it('serves the dashboard assets from the app itself (no CDN), events only with the token', async () => {
+      const page = await fetch(gw.url + '/ui/');
+      assert.equal(page.status, 200);
+      assert.match(page.headers.get('content-security-policy') ?? '', /default-src 'none'/);
+      const html = await page.text();
+      assert.ok(!/(src|href)="(https?:)?\/\//.test(html), 'no external resources');
+      for (const asset of ['/ui/app.js', '/ui/app.css']) {
+        assert.ok(html.includes(asset), `page loads ${asset}`);
+        assert.equal((await fetch(gw.url + asset)).status, 200, asset);
+      }
+      assert.equal((await fetch(gw.url + '/ui', { redirect: 'manual' })).status, 301);
+      assert.equal((await fetch(gw.url + '/ui/api/events')).status, 401);
+      const ev = await api(gw, 'GET', '/ui/api/events');
+      assert.equal(ev.status, 200);
+      assert.ok(ev.body.events.some((e: any) => e.agent_id === agentId && e.kind === 'connected'), ev.text);
+    });
+
     it('marks the agent disconnected once it stops', async () => {
       assert.equal(await agent!.stop(), 0);
       const m = await waitFor('agent disconnected', async () => {
