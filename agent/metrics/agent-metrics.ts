@@ -20,11 +20,23 @@ export interface MetricsSource {
 // Histogram buckets from 50 µs (a RAM hit) to 10 s (an S3 fetch behind a full cache).
 const IO_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10];
 
+/** Every function of `s` evaluated at most once. */
+function memoized(s: MetricsSource): MetricsSource {
+  const cache = new Map<string, unknown>();
+  const once = <K extends keyof MetricsSource>(k: K): MetricsSource[K] => (() => {
+    if (!cache.has(k)) cache.set(k, (s[k] as () => unknown)());
+    return cache.get(k);
+  }) as MetricsSource[K];
+  return { sessions: once('sessions'), luns: once('luns'), configuredPortals: once('configuredPortals'), listeningPortals: once('listeningPortals'), policyVersion: once('policyVersion'), controlLink: once('controlLink') };
+}
+
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
 
 export class AgentMetrics implements LunCounters, FabricCounters {
   readonly registry = new Registry();
   private source: MetricsSource | undefined;
+  /** The source as one scrape sees it: each figure read once (stats() walks the whole cache). */
+  private current: MetricsSource | undefined;
   private readonly ops: Counter<'lun' | 'op'>;
   private readonly bytes: Record<'read' | 'write', Counter<'lun'>>;
   private readonly duration: Histogram<'lun' | 'op'>;
@@ -69,11 +81,13 @@ export class AgentMetrics implements LunCounters, FabricCounters {
   }
 
   metrics(): Promise<string> {
+    // Kept until the next scrape replaces it, so overlapping scrapes never see a half-cleared source.
+    this.current = this.source && memoized(this.source);
     return this.registry.metrics();
   }
 
   private defineScrapeGauges(registers: Registry[]): void {
-    const src = (): MetricsSource | undefined => this.source;
+    const src = (): MetricsSource | undefined => this.current;
     new Gauge({
       name: 'outpost_iscsi_sessions', help: 'Open iSCSI sessions per target and session type', labelNames: ['target', 'type'], registers,
       collect() {
