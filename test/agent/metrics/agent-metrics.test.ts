@@ -56,8 +56,18 @@ describe('agent metrics endpoint', { skip, timeout: 180_000 }, () => {
     assert.equal(sampleValue(m0, 'outpost_path_up', { kind: 'portal', path: `127.0.0.1:${port}` }), 1);
     assert.equal(sampleValue(m0, 'outpost_lun_healthy', { lun: LUN, plugin: 'rd_mcp' }), 1);
 
-    const w = await run('qemu-img', ['convert', '-n', '-t', 'writeback', '-f', 'raw', '--target-image-opts', src, opts()]);
+    // scraped while qemu-img writes: every exposition parses and the byte counter never goes back
+    const writing = run('qemu-img', ['convert', '-n', '-t', 'writeback', '-f', 'raw', '--target-image-opts', src, opts()]);
+    let done = false;
+    void writing.then(() => (done = true));
+    const seen: number[] = [];
+    while (!done) {
+      seen.push(sampleValue(await scrape(url), 'outpost_lun_write_bytes_total', { lun: LUN }) ?? 0);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const w = await writing;
     assert.equal(w.code, 0, `qemu-img convert: ${w.out}`);
+    assert.ok(seen.length >= 1 && seen.every((x, i) => i === 0 || x >= seen[i - 1]!), `write bytes during the copy: ${seen.join(' ')}`);
     const m1 = await scrape(url);
     const written = sampleValue(m1, 'outpost_lun_write_bytes_total', { lun: LUN })! - w0;
     assert.equal(written, DATA, 'write bytes moved by exactly the bytes qemu-img wrote');
