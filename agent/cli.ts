@@ -16,10 +16,14 @@ async function runAgent(argv: string[]): Promise<void> {
     .option('--state-dir <dir>', 'state directory (admin socket, caches)', process.env.OUTPOST_STATE_DIR ?? DEFAULT_STATE_DIR)
     .option('--gateway <url>', 'gateway URL for fleet policy (or OUTPOST_GATEWAY)', process.env.OUTPOST_GATEWAY)
     .option('--agent-token <token>', 'agent token issued by the gateway (or OUTPOST_AGENT_TOKEN)')
+    .option('--metrics-listen <host:port>', 'serve Prometheus metrics on http://HOST:PORT/metrics (off by default; host defaults to 127.0.0.1)')
+    .option('--log-level <level>', 'fatal, error, warn, info, debug or trace (or OUTPOST_LOG_LEVEL)', process.env.OUTPOST_LOG_LEVEL ?? 'info')
     .exitOverride();
   program.parse(argv, { from: 'user' });
-  const o = program.opts<{ config: string; stateDir: string; gateway?: string; agentToken?: string }>();
-  const log = createLogger('outpost-agent');
+  const o = program.opts<{ config: string; stateDir: string; gateway?: string; agentToken?: string; metricsListen?: string; logLevel: string }>();
+  const log = createLogger('outpost-agent', o.logLevel);
+  const metrics = o.metricsListen !== undefined ? new (await import('./metrics/agent-metrics.js')).AgentMetrics() : undefined;
+  if (o.metricsListen !== undefined) (await import('./metrics/http.js')).parseListen(o.metricsListen); // refuse a bad address before starting
   const { startAgent } = await import('./main.js');
   const token = o.agentToken ?? process.env.OUTPOST_AGENT_TOKEN;
   if (o.gateway && !token) throw new Error('--gateway needs --agent-token (or OUTPOST_AGENT_TOKEN)');
@@ -31,9 +35,20 @@ async function runAgent(argv: string[]): Promise<void> {
   } catch (e) {
     log.warn({ err: (e as Error).message }, 'cached gateway policy not applied; waiting for the gateway');
   }
-  const agent = await startAgent({ configPath: o.config, stateDir: o.stateDir, log, policy });
-  let link: { close(): Promise<void> } | undefined;
+  const agent = await startAgent({ configPath: o.config, stateDir: o.stateDir, log, policy, metrics });
+  let link: import('./control/link.js').ControlLink | undefined;
   if (control && o.gateway && token) link = await control.startControlLink({ url: o.gateway, token, stateDir: o.stateDir, agent, log });
+  let metricsServer: { close(): Promise<void> } | undefined;
+  if (metrics && o.metricsListen !== undefined) {
+    metrics.attach((await import('./metrics/source.js')).agentSource(agent, o.gateway, () => link));
+    try {
+      metricsServer = await (await import('./metrics/http.js')).startMetricsServer(metrics, o.metricsListen, log);
+    } catch (e) {
+      await link?.close().catch(() => {});
+      await agent.stop();
+      throw e;
+    }
+  }
   let stopping = false;
   const stop = (sig: string) => {
     if (stopping) return;
@@ -43,6 +58,7 @@ async function runAgent(argv: string[]): Promise<void> {
     hard.unref();
     void (async () => {
       await link?.close().catch(() => {});
+      await metricsServer?.close();
       await agent.stop();
       process.exit(0);
     })();

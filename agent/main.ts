@@ -15,6 +15,9 @@ import { readConfigFile, saveConfigFile } from './config/store.js';
 import { IscsiServer, type SessionInfo } from './iscsi/server.js';
 import type { DiscoveryAuth } from './iscsi/target-registry.js';
 import { createLogger, type Logger } from './lib/log.js';
+import type { AgentMetrics } from './metrics/agent-metrics.js';
+import { countingCore } from './metrics/core-counters.js';
+import { loginReason } from './metrics/login-reasons.js';
 import { createTargetCore } from './scsi/core.js';
 import { ShellEngine } from './shell/engine.js';
 import type { ShellHost } from './shell/host.js';
@@ -28,6 +31,8 @@ export interface AgentOptions {
   admin?: boolean;
   /** Gateway policy in force from the start (the cached one), so the portals open with its ACLs. */
   policy?: PolicySnapshot;
+  /** Per-LUN and login counters (--metrics-listen); absent: nothing is counted. */
+  metrics?: AgentMetrics;
 }
 
 export interface AgentStatus {
@@ -35,6 +40,8 @@ export interface AgentStatus {
   luns: Array<{ path: string; plugin: string; healthy: boolean; error?: string; stats?: Record<string, number | string | null> }>;
   portals: string[];
   policyVersion: number | null;
+  /** Refused logins since start, by reason (authentication_failure = CHAP): the dashboard shows them. */
+  loginFailures: Record<string, number>;
 }
 
 export interface Agent {
@@ -94,8 +101,14 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     unit: (path) => runtime.units.get(path)?.lu,
     managedDiscovery: () => managedDiscovery,
   });
-  const core = createTargetCore({ log });
-  server = new IscsiServer({ registry, core, log });
+  const core = opts.metrics ? countingCore(createTargetCore({ log }), opts.metrics) : createTargetCore({ log });
+  const loginFailures: Record<string, number> = {};
+  const loginFailed = (status: number): void => {
+    const reason = loginReason(status);
+    loginFailures[reason] = (loginFailures[reason] ?? 0) + 1;
+    opts.metrics?.loginFailed(status);
+  };
+  server = new IscsiServer({ registry, core, log, counters: { loginFailed } });
 
   // Serialize every change: admin commands, policy pushes, shutdown.
   let chain: Promise<unknown> = Promise.resolve();
@@ -171,6 +184,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
         }),
         portals: [...runtime.portals.keys()],
         policyVersion: policy?.version ?? null,
+        loginFailures: { ...loginFailures },
       };
     },
     async stop() {

@@ -6,6 +6,7 @@ import { newToken, safeEqual, sha256Hex } from './crypto.js';
 import { ApiError, badRequest, notFound } from './errors.js';
 import { DISCOVERY_CONTEXT, Fleet, aclContext } from './fleet.js';
 import type { GatewayDeps } from './hub.js';
+import { mountOperatorView } from './metrics.js';
 import type { ChapInfo } from './store.js';
 import { checkIscsiName, parseAclBody, parseAgentBody, parseDiscoveryAuthBody } from './validate.js';
 
@@ -36,6 +37,7 @@ export function createApp(deps: GatewayDeps): Hono {
   const { store, hub, logger } = deps;
   const fleet = new Fleet(deps);
   const app = new Hono();
+  mountOperatorView(app, deps); // /metrics, /ui/ and the request counter (gateway/metrics.ts)
 
   app.onError((err, c) => {
     if (err instanceof ApiError) return c.json({ error: err.message }, err.status);

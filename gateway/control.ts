@@ -4,6 +4,7 @@ import { CloseCode, MAX_FRAME_BYTES, PING_TEXT, PONG_TEXT, ProtocolError, decode
 import { sha256Hex } from './crypto.js';
 import { Fleet } from './fleet.js';
 import type { GatewayDeps } from './hub.js';
+import { gatewayMetrics } from './metrics.js';
 import type { AgentRecord } from './store.js';
 
 /** One socket's state. On Workers it lives in the socket's attachment, so it must stay plain data. */
@@ -80,16 +81,19 @@ export class ControlService {
         peer.saveState();
         await store.updateAgent(agentId, { last_seen: now(), applied_version: msg.applied_version, agent_version: msg.agent_version, served_targets: msg.served_targets });
         logger.info({ agent_id: agentId, applied_version: msg.applied_version, served_targets: msg.served_targets.length }, 'agent hello');
+        gatewayMetrics(this.deps).event('connected', agentId, `agent ${msg.agent_version}, policy version ${msg.applied_version}`);
         await this.fleet.sendSnapshot({ agentId, servedTargets: peer.state.servedTargets, send: (f) => peer.send(f) });
         return;
       }
       case 'ack':
         await store.updateAgent(agentId, { last_seen: now(), applied_version: msg.version, last_error: null });
         logger.info({ agent_id: agentId, version: msg.version }, 'agent applied policy');
+        gatewayMetrics(this.deps).acked(agentId, msg.version);
         return;
       case 'nack':
         await store.updateAgent(agentId, { last_seen: now(), last_error: `version ${msg.version}: ${msg.error.slice(0, 1000)}` });
         logger.warn({ agent_id: agentId, version: msg.version, err: msg.error.slice(0, 1000) }, 'agent rejected policy');
+        gatewayMetrics(this.deps).event('rejected', agentId, `version ${msg.version}: ${msg.error}`);
         return;
       case 'status': {
         const changed = msg.served_targets !== undefined && msg.served_targets.join('\n') !== peer.state.servedTargets.join('\n');
@@ -113,5 +117,6 @@ export class ControlService {
       // the agent may have been deleted meanwhile
     }
     this.deps.logger.info({ agent_id: agentId }, 'agent disconnected');
+    gatewayMetrics(this.deps).event('disconnected', agentId);
   }
 }

@@ -3,6 +3,7 @@ import { encodeMessage } from '../shared/control-protocol.js';
 import type { AclPolicy, ChapPolicy, DiscoveryAuthPolicy, PolicySnapshot } from '../shared/policy.js';
 import { SecretBox } from './crypto.js';
 import type { GatewayDeps, HubConnection } from './hub.js';
+import { gatewayMetrics } from './metrics.js';
 
 export const aclContext = (target: string, initiator: string): string => `acl\n${target}\n${initiator}`;
 export const DISCOVERY_CONTEXT = 'discovery-auth';
@@ -42,6 +43,7 @@ export class Fleet {
   async sendSnapshot(conn: HubConnection, version?: number): Promise<void> {
     const policy = await this.snapshotFor(conn.servedTargets, version);
     conn.send(encodeMessage({ type: 'snapshot', policy }));
+    gatewayMetrics(this.deps).pushed(conn.agentId, policy.version);
   }
 
   /** Pushes the current snapshot to every connected agent serving `target` (all agents when undefined). */

@@ -127,6 +127,7 @@ export class Connection implements SessionConnection {
 
   failLogin(h: LoginResponse, reason: string, o: { delayMs?: number; quiet?: boolean } = {}): void {
     const delayMs = o.delayMs ?? 0;
+    this.ctx.counters?.loginFailed((h.statusClass << 8) | h.statusDetail);
     this.ctx.log[o.quiet ? 'debug' : 'info']({ remote: this.remote, status: `0x${((h.statusClass << 8) | h.statusDetail).toString(16).padStart(4, '0')}`, reason, delayMs: delayMs || undefined }, 'iSCSI login rejected');
     if (delayMs <= 0) {
       this.sendLogin(h, Buffer.alloc(0));

@@ -19,6 +19,13 @@ export interface ServerContext {
   readonly maxSessionDataOutBytes: number;
   /** True once close() started: no new logins. */
   readonly closing: boolean;
+  /** Handed in by the composition root when metrics are on (lower layers never import metrics). */
+  readonly counters?: FabricCounters;
+}
+
+export interface FabricCounters {
+  /** A login refused with this Login Response status (class << 8 | detail). */
+  loginFailed(status: number): void;
 }
 
 /** LIO's default_cmdsn_depth when the TPG does not set it. */

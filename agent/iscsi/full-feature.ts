@@ -274,6 +274,7 @@ export class FullFeature {
     };
     this.conn.stamp(rsp, true);
     this.conn.write([{ h: rsp, data: [] }]);
+    if (closeSession || closeSelf) this.conn.ctx.log.info({ tsih: this.session.tsih, initiator: this.session.initiatorName, target: this.session.targetName || undefined, cid: this.conn.cid, scope: closeSession ? 'session' : 'connection' }, 'iSCSI logout');
     if (closeSession) {
       this.conn.end('logout');
       this.session.end('logout');

@@ -7,7 +7,7 @@ import type { PortalAddress, TargetRegistry } from './target-registry.js';
 import { Connection } from './connection.js';
 import { SessionTable } from './session.js';
 import { normalizeIp } from './discovery.js';
-import type { ServerContext } from './context.js';
+import type { FabricCounters, ServerContext } from './context.js';
 import { LoginThrottle, type ThrottleOptions } from './login/throttle.js';
 
 export interface IscsiServerOptions {
@@ -24,6 +24,7 @@ export interface IscsiServerOptions {
   loginThrottle?: ThrottleOptions;
   /** Data-Out one session may have outstanding (solicited or buffered); default 256 MiB. */
   maxSessionDataOutBytes?: number;
+  counters?: FabricCounters;
 }
 
 export interface SessionInfo {
@@ -60,6 +61,7 @@ export class IscsiServer {
       throttle: new LoginThrottle(opts.loginThrottle),
       maxSessionDataOutBytes: opts.maxSessionDataOutBytes ?? 256 << 20,
       closing: false,
+      counters: opts.counters,
     };
   }
 
@@ -91,6 +93,7 @@ export class IscsiServer {
     const l = this.listeners.get(lk);
     if (!l) return;
     this.listeners.delete(lk);
+    this.ctx.log.info({ portal: `${l.bound.ip}:${l.bound.port}` }, 'iSCSI portal removed');
     const closed = new Promise<void>((resolve) => l.server.close(() => resolve()));
     for (const [c, k] of this.connections) if (k === lk) c.destroy('portal removed');
     await closed;

@@ -92,12 +92,14 @@ export async function main(argv: string[]): Promise<RunningGateway> {
     .requiredOption('--data <dir>', 'data directory (SQLite file, generated key)')
     .option('--port <n>', 'TCP port', '8080')
     .option('--host <addr>', 'address to bind', '127.0.0.1')
+    .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (or OUTPOST_LOG_LEVEL)', process.env.OUTPOST_LOG_LEVEL ?? 'info')
     .exitOverride();
   cmd.parse(args, { from: 'user' });
-  const o = cmd.opts<{ data: string; port: string; host: string }>();
+  const o = cmd.opts<{ data: string; port: string; host: string; logLevel: string }>();
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(o.logLevel)) throw new Error(`unknown log level "${o.logLevel}" (one of fatal, error, warn, info, debug, trace, silent)`);
   const port = Number(o.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid --port ${o.port}`);
-  const logger = pino({ name: 'outpost-gateway', level: process.env.OUTPOST_LOG_LEVEL ?? 'info' }, pino.destination(2));
+  const logger = pino({ name: 'outpost-gateway', level: o.logLevel }, pino.destination(2));
   const adminToken = process.env.OUTPOST_ADMIN_TOKEN;
   if (!adminToken) throw new Error('OUTPOST_ADMIN_TOKEN must be set (the Bearer token of the admin API, 16+ characters)');
   await mkdir(o.data, { recursive: true, mode: 0o700 });

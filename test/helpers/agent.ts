@@ -34,9 +34,9 @@ export interface SpawnedAgent extends AgentDirs {
 }
 
 /** Spawns the agent process and waits until its admin socket answers. */
-export async function spawnAgent(opts: { config?: object; dirs?: AgentDirs; env?: NodeJS.ProcessEnv } = {}): Promise<SpawnedAgent> {
+export async function spawnAgent(opts: { config?: object; dirs?: AgentDirs; env?: NodeJS.ProcessEnv; args?: string[] } = {}): Promise<SpawnedAgent> {
   const dirs = opts.dirs ?? (await tempAgentDirs(opts.config));
-  const proc = spawn(process.execPath, [BIN, 'agent', '--config', dirs.configPath, '--state-dir', dirs.stateDir], {
+  const proc = spawn(process.execPath, [BIN, 'agent', '--config', dirs.configPath, '--state-dir', dirs.stateDir, ...(opts.args ?? [])], {
     env: { ...process.env, OUTPOST_LOG_LEVEL: process.env.OUTPOST_LOG_LEVEL ?? 'info', ...opts.env },
     stdio: ['ignore', 'inherit', 'pipe'],
   });

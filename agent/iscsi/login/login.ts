@@ -67,6 +67,7 @@ export class LoginPhase {
         : e instanceof TextFormatError || e instanceof NegotiationError ? LoginStatus.INITIATOR_ERROR
         : LoginStatus.TARGET_ERROR;
       if (status === LoginStatus.TARGET_ERROR) this.host.ctx.log.error({ err: e }, 'login failed');
+      if (status === LoginStatus.AUTHENTICATION_FAILURE) this.host.ctx.log.info({ initiator: this.initiatorName, target: this.targetName || undefined, remote: this.host.remote }, 'iSCSI CHAP authentication failed');
       let delayMs = 0;
       if (e instanceof ChapFailure && !e.malformed) {
         // A wrong guess: count it, and make the answer wait out the backoff it earned.

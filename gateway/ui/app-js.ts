@@ -1,0 +1,264 @@
+// The dashboard's client script (served as /ui/app.js): plain ES2017, no framework, no build step.
+// Kept free of backticks and dollar-brace so it embeds verbatim in this String.raw literal.
+export const APP_JS = String.raw`
+'use strict';
+// Outpost dashboard client: polls the admin REST API every 2 s with the token kept in sessionStorage.
+// Every value from the fleet is set with textContent, never as HTML.
+(function () {
+  var POLL_MS = 2000;
+  var HISTORY = 90; // samples kept per LUN for the sparkline (3 minutes at 2 s)
+  var token = sessionStorage.getItem('outpost-admin-token') || '';
+  var timer = null;
+  var history = {};
+  var knownTargets = [];
+  var seenChapFailures = {}; // agent id → count at the last poll (a rise becomes an event here)
+  var localEvents = [];
+
+  function $(id) { return document.getElementById(id); }
+  function el(tag, text, cls) {
+    var e = document.createElement(tag);
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    if (cls) e.className = cls;
+    return e;
+  }
+  function row(cells) {
+    var tr = document.createElement('tr');
+    cells.forEach(function (c) {
+      var td = document.createElement('td');
+      if (c instanceof Node) td.appendChild(c); else td.textContent = c === undefined || c === null ? '' : String(c);
+      tr.appendChild(td);
+    });
+    return tr;
+  }
+  function fill(tableId, rows, empty, cols) {
+    var tb = $(tableId).querySelector('tbody');
+    // column names on each cell: narrow screens show every row as a card of "name: value" lines
+    var heads = Array.prototype.map.call($(tableId).querySelectorAll('thead th'), function (th) { return th.textContent; });
+    tb.replaceChildren();
+    rows.forEach(function (r) {
+      Array.prototype.forEach.call(r.children, function (td, i) { if (heads[i]) td.setAttribute('data-label', heads[i]); });
+      tb.appendChild(r);
+    });
+    if (!rows.length) {
+      var tr = document.createElement('tr');
+      var td = el('td', empty, 'muted');
+      td.colSpan = cols;
+      tr.appendChild(td);
+      tb.appendChild(tr);
+    }
+  }
+  function bytes(n) {
+    if (typeof n !== 'number') return '–';
+    var u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+    var i = 0;
+    while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
+    return (i ? n.toFixed(1) : String(n)) + ' ' + u[i];
+  }
+  function ago(iso) {
+    if (!iso) return 'never';
+    var s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+    if (s < 60) return s + ' s ago';
+    if (s < 3600) return Math.round(s / 60) + ' min ago';
+    return new Date(iso).toLocaleString();
+  }
+
+  async function api(method, path, body) {
+    var init = { method: method, headers: { authorization: 'Bearer ' + token } };
+    if (body !== undefined) { init.headers['content-type'] = 'application/json'; init.body = JSON.stringify(body); }
+    var r = await fetch(path, init);
+    var data = null;
+    try { data = await r.json(); } catch (e) { data = null; }
+    if (r.status === 401) { logout('The admin token was refused.'); throw new Error('unauthorized'); }
+    if (!r.ok) throw new Error((data && data.error) || ('HTTP ' + r.status));
+    return data;
+  }
+
+  function spark(values) {
+    var ns = 'http://www.w3.org/2000/svg';
+    var svg = document.createElementNS(ns, 'svg');
+    svg.setAttribute('class', 'spark');
+    svg.setAttribute('viewBox', '0 0 100 20');
+    svg.setAttribute('preserveAspectRatio', 'none');
+    svg.setAttribute('role', 'img');
+    var max = Math.max.apply(null, values.concat([1]));
+    svg.setAttribute('aria-label', 'recovery point over the last ' + values.length + ' samples, peak ' + max.toFixed(0) + ' s');
+    var pts = values.map(function (v, i) {
+      var x = values.length > 1 ? (i * 100) / (values.length - 1) : 0;
+      return x.toFixed(1) + ',' + (19 - (v / max) * 18).toFixed(1);
+    });
+    var line = document.createElementNS(ns, 'polyline');
+    line.setAttribute('points', pts.join(' '));
+    svg.appendChild(line);
+    return svg;
+  }
+
+  function render(list, events) {
+    var agents = list.agents || [];
+    var online = agents.filter(function (a) { return a.connected; }).length;
+    $('summary').textContent = online + ' of ' + agents.length + ' agents online · policy version ' + list.policy_version;
+    var targets = {};
+    var lunRows = [];
+    var sessionRows = [];
+    fill('agents', agents.map(function (a) {
+      var st = a.status || {};
+      var sessions = Array.isArray(st.sessions) ? st.sessions : [];
+      var portals = Array.isArray(st.portals) ? st.portals : [];
+      (a.served_targets || []).forEach(function (t) { targets[t] = true; });
+      var state = el('span', a.connected ? 'online' : 'offline', a.connected ? 'state-online' : 'state-offline');
+      state.setAttribute('data-agent-state', a.connected ? 'online' : 'offline');
+      var policy = a.applied_version === null ? 'none' : 'v' + a.applied_version + (a.in_sync ? ' (in sync)' : ' (behind)');
+      if (a.last_error) policy += ' · ' + a.last_error;
+      var chap = st.loginFailures && typeof st.loginFailures.authentication_failure === 'number' ? st.loginFailures.authentication_failure : 0;
+      var before = seenChapFailures[a.id];
+      if (before !== undefined && chap > before) localEvents.push({ at: new Date().toISOString(), kind: 'CHAP failures', agent_id: a.id, detail: (chap - before) + ' new (' + chap + ' since the agent started)' });
+      seenChapFailures[a.id] = chap;
+      var tr = row([a.name, state, ago(a.last_seen), a.agent_version || '–', policy, sessions.filter(function (s) { return s.type === 'Normal'; }).length, portals.join(', ') || '–', el('span', String(chap), chap ? 'warn' : '')]);
+      tr.setAttribute('data-agent', a.name);
+      (Array.isArray(st.luns) ? st.luns : []).forEach(function (l) {
+        var s = l.stats || {};
+        var key = a.id + ' ' + l.path;
+        var rpo = typeof s.oldest_dirty_age_ms === 'number' ? s.oldest_dirty_age_ms / 1000 : null;
+        var h = history[key] || (history[key] = []);
+        if (rpo !== null && a.connected) { h.push(rpo); if (h.length > HISTORY) h.shift(); }
+        var health = el('span', (l.healthy ? 'ok' : 'error' + (l.error ? ': ' + l.error : '')) + (a.connected ? '' : ' (last report)'), l.healthy && a.connected ? 'state-online' : 'state-offline');
+        var lr = row([a.name, l.path + ' (' + l.plugin + ')', health, bytes(s.cached_bytes), bytes(s.dirty_bytes), rpo === null ? '–' : rpo.toFixed(0) + ' s', h.length ? spark(h) : '–']);
+        lr.setAttribute('data-lun', l.path);
+        lunRows.push(lr);
+      });
+      sessions.filter(function (s) { return s.type === 'Normal'; }).forEach(function (s) {
+        sessionRows.push(row([a.name, s.targetName, s.initiatorName, (s.connections || []).map(function (c) { return c.remote + ' → ' + c.local.ip + ':' + c.local.port; }).join(', ')]));
+      });
+      return tr;
+    }), 'No agents enrolled yet (POST /v1/agents).', 8);
+    fill('luns', lunRows, 'No LUNs reported.', 7);
+    fill('sessions', sessionRows, 'No open sessions.', 4);
+    knownTargets = Object.keys(targets).sort();
+    var dl = $('known-targets');
+    dl.replaceChildren();
+    knownTargets.forEach(function (t) { var o = document.createElement('option'); o.value = t; dl.appendChild(o); });
+    var ol = $('events');
+    ol.replaceChildren();
+    if (localEvents.length > 50) localEvents.splice(0, localEvents.length - 50);
+    (events || []).concat(localEvents).sort(function (x, y) { return x.at < y.at ? 1 : x.at > y.at ? -1 : 0; }).slice(0, 50).forEach(function (e) {
+      var li = document.createElement('li');
+      var t = el('time', new Date(e.at).toLocaleTimeString());
+      t.setAttribute('datetime', e.at);
+      li.appendChild(t);
+      var name = (agents.find(function (a) { return a.id === e.agent_id; }) || {}).name || e.agent_id;
+      li.appendChild(el('span', name + ': ' + e.kind + (e.detail ? ' — ' + e.detail : ''), e.kind === 'rejected' || e.kind === 'disconnected' || e.kind === 'CHAP failures' ? 'warn' : ''));
+      ol.appendChild(li);
+    });
+    if (!ol.children.length) ol.appendChild(el('li', 'Nothing yet.'));
+  }
+
+  async function renderAcls() {
+    var rows = [];
+    for (var i = 0; i < knownTargets.length; i++) {
+      var t = knownTargets[i];
+      var r = await api('GET', '/v1/acls/' + encodeURIComponent(t));
+      (r.acls || []).forEach(function (a) {
+        var del = el('button', 'Delete', 'secondary');
+        del.type = 'button';
+        del.setAttribute('aria-label', 'Delete the ACL of ' + a.initiator + ' on ' + t);
+        del.addEventListener('click', function () { deleteAcl(t, a.initiator); });
+        var chap = a.chap ? a.chap.userid + (a.chap.mutual_userid ? ' (mutual: ' + a.chap.mutual_userid + ')' : '') : 'none';
+        var tr = row([t, a.initiator, chap, (a.mapped_luns || []).map(function (m) { return m.index + '→' + m.tpg_lun + (m.write_protect ? ' ro' : ''); }).join(', '), del]);
+        tr.setAttribute('data-acl', a.initiator);
+        rows.push(tr);
+      });
+    }
+    fill('acls', rows, 'No ACLs on the targets agents serve.', 5);
+  }
+
+  async function refresh() {
+    try {
+      var list = await api('GET', '/v1/agents');
+      var ev = await api('GET', '/ui/api/events');
+      render(list, ev.events);
+      await renderAcls();
+    } catch (e) {
+      if (token) $('summary').textContent = 'Gateway unreachable: ' + e.message;
+    }
+  }
+
+  async function deleteAcl(target, initiator) {
+    if (!confirm('Delete the ACL of ' + initiator + ' on ' + target + '? Its sessions are dropped.')) return;
+    try {
+      await api('DELETE', '/v1/acls/' + encodeURIComponent(target) + '/' + encodeURIComponent(initiator));
+      $('acl-status').textContent = 'Deleted the ACL of ' + initiator + '.';
+    } catch (e) {
+      $('acl-status').textContent = 'Not deleted: ' + e.message;
+    }
+    refresh();
+  }
+
+  function show(loggedIn) {
+    $('login-view').hidden = loggedIn;
+    $('fleet-view').hidden = !loggedIn;
+    $('logout').hidden = !loggedIn;
+  }
+
+  function logout(message) {
+    token = '';
+    sessionStorage.removeItem('outpost-admin-token');
+    if (timer) clearInterval(timer);
+    timer = null;
+    show(false);
+    $('summary').textContent = '';
+    $('login-error').textContent = message || '';
+    $('token').focus();
+  }
+
+  async function login(t) {
+    token = t;
+    try {
+      await api('GET', '/v1/agents');
+    } catch (e) {
+      if (e.message !== 'unauthorized') $('login-error').textContent = 'Cannot reach the gateway: ' + e.message;
+      return;
+    }
+    sessionStorage.setItem('outpost-admin-token', t);
+    $('login-error').textContent = '';
+    show(true);
+    await refresh();
+    timer = setInterval(refresh, POLL_MS);
+    $('agents-h').focus();
+  }
+
+  document.addEventListener('DOMContentLoaded', function () {
+    $('agents-h').tabIndex = -1;
+    $('login-form').addEventListener('submit', function (ev) {
+      ev.preventDefault();
+      var t = $('token').value;
+      $('token').value = '';
+      login(t);
+    });
+    $('logout').addEventListener('click', function () { logout(''); });
+    $('acl-form').addEventListener('submit', async function (ev) {
+      ev.preventDefault();
+      var target = $('acl-target').value.trim();
+      var initiator = $('acl-initiator').value.trim();
+      var luns = $('acl-luns').value.split(',').map(function (s) { return s.trim(); }).filter(Boolean).map(Number);
+      var wp = $('acl-wp').checked;
+      var body = { mapped_luns: luns.map(function (n, i) { return { index: i, tpg_lun: n, write_protect: wp }; }) };
+      var user = $('acl-user').value.trim();
+      var secret = $('acl-secret').value;
+      if (user || secret) {
+        body.chap = { userid: user, password: secret };
+        if ($('acl-muser').value.trim() || $('acl-msecret').value) { body.chap.mutual_userid = $('acl-muser').value.trim(); body.chap.mutual_password = $('acl-msecret').value; }
+      }
+      try {
+        var r = await api('PUT', '/v1/acls/' + encodeURIComponent(target) + '/' + encodeURIComponent(initiator), body);
+        $('acl-status').textContent = 'Saved the ACL of ' + initiator + ' (policy version ' + r.version + ', pushed to ' + r.pushed_to + ' agent' + (r.pushed_to === 1 ? '' : 's') + ')' + (r.warnings ? '. ' + r.warnings.join(' ') : '.');
+        // secrets leave the page as soon as they are sent
+        $('acl-secret').value = '';
+        $('acl-msecret').value = '';
+      } catch (e) {
+        $('acl-status').textContent = 'Not saved: ' + e.message;
+      }
+      refresh();
+    });
+    if (token) login(token); else show(false);
+  });
+})();
+`;

@@ -1,0 +1,29 @@
+// The fleet dashboard at /ui/: static assets compiled into the app (no files, no CDN), so the same routes
+// serve it on Node and Workers. The page holds no data; it calls the admin REST API with the token the
+// operator types in, plus /ui/api/events for the gateway's recent events.
+import type { Context, Hono } from 'hono';
+import { APP_JS } from './app-js.js';
+import { APP_CSS, INDEX_HTML } from './page.js';
+
+// Everything comes from this origin; no inline script or style, no framing (clickjacking on ACL forms).
+const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+const asset = (body: string, type: string) => (): Response =>
+  new Response(body, { headers: { 'content-type': type, 'content-security-policy': CSP, 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer', 'cache-control': 'no-cache' } });
+
+export interface UiDeps {
+  authorized(c: Context): Promise<boolean>;
+  /** Newest first. */
+  events(): readonly object[];
+}
+
+export function mountUi(app: Hono, deps: UiDeps): void {
+  app.get('/ui', (c) => c.redirect('/ui/', 301));
+  app.get('/ui/', asset(INDEX_HTML, 'text/html; charset=utf-8'));
+  app.get('/ui/app.js', asset(APP_JS, 'text/javascript; charset=utf-8'));
+  app.get('/ui/app.css', asset(APP_CSS, 'text/css; charset=utf-8'));
+  app.get('/ui/api/events', async (c) => {
+    if (!(await deps.authorized(c))) return c.json({ error: 'missing or invalid admin token' }, 401);
+    return c.json({ events: deps.events() });
+  });
+}

@@ -1,0 +1,174 @@
+// Issue 14 dashboard, driven in Debian's headless Chromium through playwright-core: log in with the admin
+// token (keyboard only), see a demo-like agent and its object LUN, create an ACL with CHAP from the page and
+// see libiscsi log in with it, delete it, then stop the agent and see it offline within 10 s.
+// OUTPOST_UI_SCREENSHOTS=DIR writes the screenshots there (docs/ui/ holds the committed ones).
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { spawnAgent, tempAgentDirs, type SpawnedAgent } from '../helpers/agent.js';
+import { api, startNodeTestGateway, waitFor, type TestGateway } from '../helpers/gateway.js';
+import { freePort } from '../helpers/net.js';
+import { startS3rver, type S3rverHandle } from '../helpers/s3rver.js';
+
+const exec = promisify(execFile);
+const CHROMIUM = '/usr/bin/chromium';
+const skip = !existsSync(CHROMIUM) && 'Debian chromium not installed (.ci/run installs it)';
+const TARGET = 'iqn.2026-11.org.outpost.demo:disk1';
+const INITIATOR = 'iqn.2026-11.org.outpost.demo:client';
+const SECRET = 'Dashboard-Sec-01';
+const MiB = 1024 * 1024;
+
+async function inq(port: number, secret = SECRET): Promise<boolean> {
+  try {
+    await exec('iscsi-inq', ['-i', INITIATOR, `iscsi://ui-user%${secret}@127.0.0.1:${port}/${TARGET}/0`], { timeout: 10_000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('dashboard at /ui/ in headless Chromium', { skip, timeout: 300_000 }, () => {
+  let gw: TestGateway;
+  let s3: S3rverHandle;
+  let agent: SpawnedAgent | undefined;
+  let ctx: BrowserContext;
+  let page: Page;
+  let profile = '';
+  let port = 0;
+  let shots = '';
+
+  before(async () => {
+    shots = process.env.OUTPOST_UI_SCREENSHOTS ?? (await mkdtemp(join(tmpdir(), 'outpost-ui-shots-')));
+    await mkdir(shots, { recursive: true });
+    s3 = await startS3rver();
+    gw = await startNodeTestGateway();
+    port = await freePort();
+    const dirs = await tempAgentDirs();
+    const config = {
+      storage_objects: [
+        { plugin: 'rd_mcp', name: 'disk1', size: 64 * MiB },
+        { plugin: 'object', name: 'vol1', size: 256 * MiB, bucket: s3.bucket, prefix: 'ui/vol1', endpoint: s3.endpoint, region: 'us-east-1', force_path_style: true, cache_dir: join(dirs.dir, 'cache'), cache_size: 32 * MiB },
+      ],
+      targets: [{ wwn: TARGET, fabric: 'iscsi', tpgs: [{ tag: 1, enable: true, attributes: { authentication: 1, generate_node_acls: 0 },
+        luns: [{ index: 0, storage_object: '/backstores/ramdisk/disk1' }, { index: 1, storage_object: '/backstores/object/vol1' }], portals: [{ ip_address: '127.0.0.1', port }], node_acls: [] }] }],
+    };
+    await writeFile(dirs.configPath, JSON.stringify(config));
+    const enrolled = await api(gw, 'POST', '/v1/agents', { name: 'branch-01' });
+    assert.equal(enrolled.status, 201, enrolled.text);
+    agent = await spawnAgent({ dirs, env: { ...s3.env, OUTPOST_GATEWAY: gw.url, OUTPOST_AGENT_TOKEN: enrolled.body.token } });
+    profile = await mkdtemp(join(tmpdir(), 'outpost-chromium-'));
+    ctx = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      viewport: { width: 1280, height: 900 },
+    });
+    page = ctx.pages()[0] ?? (await ctx.newPage());
+    page.on('dialog', (d) => void d.accept());
+  });
+  after(async () => {
+    await ctx?.close();
+    await agent?.cleanup();
+    await gw?.dispose();
+    await s3?.dispose();
+    if (profile) await rm(profile, { recursive: true, force: true });
+    if (!process.env.OUTPOST_UI_SCREENSHOTS && shots) await rm(shots, { recursive: true, force: true });
+  });
+
+  it('serves the page with a strict CSP and nothing from elsewhere', async () => {
+    const requests: string[] = [];
+    page.on('request', (r) => requests.push(r.url()));
+    const r = await page.goto(gw.url + '/ui/');
+    assert.equal(r?.status(), 200);
+    assert.match(r!.headers()['content-security-policy'] ?? '', /default-src 'none'; script-src 'self'/);
+    assert.ok(requests.length >= 3 && requests.every((u) => u.startsWith(gw.url)), `requests: ${requests.join(' ')}`);
+    const noToken = await fetch(gw.url + '/ui/api/events');
+    assert.equal(noToken.status, 401);
+  });
+
+  it('refuses a wrong token, then logs in with the admin token from the keyboard and shows the agent and its LUNs', async () => {
+    await page.focus('#token');
+    await page.keyboard.type('wrong-token-wrong-token');
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('#login-error:has-text("refused")');
+    assert.equal(await page.isHidden('#fleet-view'), true);
+    await page.focus('#token');
+    await page.keyboard.type(gw.adminToken);
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('tr[data-agent="branch-01"] [data-agent-state="online"]', { timeout: 15_000 });
+    await page.waitForSelector('tr[data-lun="/backstores/object/vol1"]', { timeout: 15_000 }); // after the agent's first status report
+    const lun = await page.textContent('tr[data-lun="/backstores/object/vol1"]');
+    assert.match(lun ?? '', /branch-01.*\/backstores\/object\/vol1 \(object\)ok.*MiB|B/);
+    assert.ok(await page.isVisible('tr[data-lun="/backstores/ramdisk/disk1"]'));
+    assert.match((await page.textContent('#summary')) ?? '', /1 of 1 agents online/);
+    assert.equal(await page.evaluate<boolean>("document.body.innerText.includes('Dashboard-Sec')"), false);
+  });
+
+  it('creates an ACL with CHAP from the page; libiscsi then logs in; the secret is never shown', async () => {
+    assert.equal(await inq(port), false, 'no ACL yet');
+    await page.fill('#acl-target', TARGET);
+    await page.fill('#acl-initiator', INITIATOR);
+    await page.fill('#acl-user', 'ui-user');
+    await page.fill('#acl-secret', SECRET);
+    await page.fill('#acl-luns', '0, 1');
+    await page.focus('#acl-luns');
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('#acl-status:has-text("Saved the ACL")');
+    assert.equal(await page.inputValue('#acl-secret'), '', 'the secret field is cleared once sent');
+    await page.waitForSelector(`tr[data-acl="${INITIATOR}"]`);
+    const t0 = Date.now();
+    await waitFor('iscsi-inq login with the CHAP secret entered on the page', () => inq(port), 10_000, 100);
+    console.log(`# dashboard ACL → libiscsi login after ${Date.now() - t0} ms`);
+    assert.equal(await inq(port, 'Not-The-Secret-9'), false, 'a wrong secret is refused');
+    await page.waitForSelector('#events li:has-text("CHAP failures")', { timeout: 15_000 }); // from the agent's next status report
+    const html = await page.content();
+    assert.ok(!html.includes(SECRET), 'the secret is not in the page');
+    assert.match((await page.textContent(`tr[data-acl="${INITIATOR}"]`)) ?? '', /ui-user/);
+    await page.waitForSelector('#events li:has-text("applied")', { timeout: 10_000 });
+    // qemu-img writes to the object LUN with the same CHAP secret; the page shows its cache filling
+    const src = join(agent!.dir, 'src.img');
+    await writeFile(src, randomBytes(8 * MiB));
+    const w = await exec('qemu-img', ['convert', '-n', '-f', 'raw', '--object', `secret,id=sec0,data=${SECRET}`, '--target-image-opts', src,
+      `driver=iscsi,transport=tcp,portal=127.0.0.1:${port},target=${TARGET},lun=1,initiator-name=${INITIATOR},user=ui-user,password-secret=sec0`], { timeout: 120_000 });
+    assert.equal(w.stderr, '');
+    await page.waitForSelector('tr[data-lun="/backstores/object/vol1"] td[data-label="Cached"]:has-text("MiB")', { timeout: 15_000 });
+    await page.screenshot({ path: join(shots, 'fleet.png'), fullPage: true });
+  });
+
+  it('reads on a phone width without sideways scrolling of the page', async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.evaluate('document.activeElement.blur(); window.scrollTo(0, 0)');
+    await page.waitForTimeout(300);
+    assert.ok(await page.isVisible('tr[data-lun="/backstores/object/vol1"] td[data-label="Dirty"]'), 'LUN rows carry their column names');
+    const overflow = await page.evaluate<number>('document.documentElement.scrollWidth - window.innerWidth');
+    if (overflow > 1) console.log('# widest: ' + await page.evaluate<string>("[...document.querySelectorAll('body *')].filter(e => !e.closest('.scroll') && e.getBoundingClientRect().right > window.innerWidth + 1).slice(0, 8).map(e => e.tagName + '#' + e.id + '.' + e.className + ':' + Math.round(e.getBoundingClientRect().right)).join(' ')"));
+    assert.ok(overflow <= 1, `page wider than the screen by ${overflow}px`);
+    await page.screenshot({ path: join(shots, 'fleet-phone.png'), fullPage: false });
+    await page.setViewportSize({ width: 1280, height: 900 });
+  });
+
+  it('deletes the ACL from the page; the next login is refused', async () => {
+    await page.click(`tr[data-acl="${INITIATOR}"] button`);
+    await page.waitForSelector('#acl-status:has-text("Deleted the ACL")');
+    await waitFor('login refused after delete', async () => !(await inq(port)), 10_000, 100);
+    await page.waitForSelector(`tr[data-acl="${INITIATOR}"]`, { state: 'detached', timeout: 5000 });
+  });
+
+  it('marks the agent offline within 10 s of it stopping', async () => {
+    const t0 = Date.now();
+    assert.equal(await agent!.stop(), 0);
+    await page.waitForSelector('tr[data-agent="branch-01"] [data-agent-state="offline"]', { timeout: 10_000 });
+    const ms = Date.now() - t0;
+    console.log(`# agent stop → dashboard offline after ${ms} ms`);
+    assert.ok(ms < 10_000);
+    await page.waitForSelector('#events li:has-text("disconnected")', { timeout: 5000 });
+    await page.screenshot({ path: join(shots, 'fleet-offline.png'), fullPage: true });
+  });
+});
