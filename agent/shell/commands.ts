@@ -22,6 +22,8 @@ export interface RunCtx {
   readonly host: ShellHost;
   readonly prefs: Record<string, PrefValue>;
   readonly out: string[];
+  /** TPGs given the default 0.0.0.0:3260 portal (auto_add_default_portal), and where their lines start in out. */
+  readonly defaultPortals?: { tpg: TpgConfig; at: number }[];
 }
 
 export interface ParamSpec {
@@ -198,6 +200,7 @@ function newTpg(ctx: RunCtx, tag: number): TpgConfig {
     if (taken) ctx.out.push('Default portal not created, TPGs within a target cannot share ip:port.');
     else {
       tpg.portals.push({ ip_address: '0.0.0.0', iser: false, offload: false, port: 3260 });
+      ctx.defaultPortals?.push({ tpg, at: ctx.out.length });
       ctx.out.push('Global pref auto_add_default_portal=true', 'Created default portal listening on all IPs (0.0.0.0), port 3260.');
     }
   }

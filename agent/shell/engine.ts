@@ -197,9 +197,23 @@ export class ShellEngine {
     const spec = objectCommands(node)[cmd] ?? fail(`Command not found ${cmd}`);
     const args = bindArgs(cmd, spec, positional, keywords);
     const draft = structuredClone(this.host.model());
-    const ctx: RunCtx = { draft, node, tree, host: this.host, prefs: this.prefs(), out };
+    // Messages are held until the change is committed: a command that fails prints only its error.
+    const said: string[] = [];
+    const ctx: RunCtx = { draft, node, tree, host: this.host, prefs: this.prefs(), out: said, defaultPortals: [] };
     spec.run(ctx, args);
-    await this.host.commit(draft);
+    try {
+      await this.host.commit(draft);
+    } catch (e) {
+      if (!ctx.defaultPortals?.length) throw e;
+      // RHEL 8 targetcli keeps the new target when its default portal cannot be created: so do we.
+      const why = (e as Error).message.replace(/^Error: /, '');
+      for (const { tpg, at } of [...ctx.defaultPortals].reverse()) {
+        tpg.portals = tpg.portals.filter((p) => !(p.ip_address === '0.0.0.0' && p.port === 3260));
+        said.splice(at, 2, `Default portal not created (${why}).`);
+      }
+      await this.host.commit(draft);
+    }
+    out.push(...said);
   }
 
   private help(node: TreeNode, topic?: string): string[] {

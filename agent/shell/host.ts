@@ -16,7 +16,9 @@ export const BOOKMARKS_PREF = 'bookmarks';
 
 /** targetcli's global preferences that change command behaviour (configshell prefs). */
 export const DEFAULT_PREFS: Readonly<Record<string, PrefValue>> = {
-  auto_add_default_portal: true,
+  // RHEL 7 targetcli (and the walk-throughs written for it): a new TPG has no portal until one is created.
+  // RHEL 8 adds 0.0.0.0:3260; `set global auto_add_default_portal=true` restores that.
+  auto_add_default_portal: false,
   auto_add_mapped_luns: true,
   auto_cd_after_create: false,
   auto_enable_tpgt: true,
