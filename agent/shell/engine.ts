@@ -9,6 +9,7 @@ import { emptyRoot, type RootConfig } from '../config/schema.js';
 import { bookmarksAction, completeBookmarkRefs, completeBookmarks, encodeBookmarks, expandBookmark, readBookmarks } from './bookmarks.js';
 import { objectCommands, type CommandSpec, type RunCtx } from './commands.js';
 import { groupsFor } from './groups.js';
+import { helpTopic, syntax, syntaxLine } from './help.js';
 import { BOOKMARKS_PREF, DEFAULT_PREFS, ShellError, type PrefValue, type ShellHost } from './host.js';
 import { renderLiveStats } from './live-stats.js';
 import { renderTree } from './render.js';
@@ -218,15 +219,10 @@ export class ShellEngine {
 
   private help(node: TreeNode, topic?: string): string[] {
     const specs = objectCommands(node);
-    if (topic) {
-      const spec = specs[topic];
-      if (spec) return ['SYNTAX', '======', syntax(topic, spec), '', 'DESCRIPTION', '===========', spec.help];
-      if (topic === 'bookmarks') return ['SYNTAX', '======', 'bookmarks action [bookmark]', '', 'DESCRIPTION', '===========', BOOKMARKS_HELP];
-      if (this.commandsAt(node).includes(topic)) return [`${topic}: see the targetcli manual; same syntax and behaviour.`];
-      fail(`Cannot find help topic ${topic}.`);
-    }
+    const available = this.commandsAt(node);
+    if (topic) return helpTopic(node, topic, specs, available) ?? fail(`Cannot find help topic ${topic}.`);
     return ['AVAILABLE COMMANDS', '==================', 'The following commands are available in the current path:', '',
-      ...this.commandsAt(node).map((c) => `  - ${specs[c] ? syntax(c, specs[c]!) : c}`)];
+      ...available.map((c) => `  - ${syntaxLine(c, specs[c])}`), '', 'help COMMAND shows its syntax, description and an example.'];
   }
 
   private get(node: TreeNode, positional: string[]): string[] {
@@ -381,10 +377,6 @@ export class ShellEngine {
   }
 }
 
-const BOOKMARKS_HELP = `Manage your bookmarks. action is one of: add (bookmarks the current path as NAME), del (deletes a bookmark),
-go (takes you to a bookmarked path), show (lists your bookmarks). A bookmark works wherever a path does:
-\`cd @NAME\`, \`@NAME ls\`, \`ls @NAME\`.`;
-
 function fail(msg: string): never {
   throw new ShellError(msg);
 }
@@ -420,10 +412,6 @@ function bindArgs(cmd: string, spec: CommandSpec, positional: string[], keywords
   const missing = spec.params.filter((p) => p.required && (args[p.name] === undefined || args[p.name] === '')).map((p) => p.name);
   if (missing.length) fail(`Missing required parameter${missing.length > 1 ? 's' : ''} ${missing.join(', ')}: ${syntax(cmd, spec)}`);
   return args;
-}
-
-function syntax(cmd: string, spec: CommandSpec): string {
-  return [cmd, ...spec.params.map((p) => (p.required ? p.name : `[${p.name}]`))].join(' ');
 }
 
 /** configshell ui_complete_ls: children of the typed directory; a sole leaf completes with a space. */

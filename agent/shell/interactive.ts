@@ -51,10 +51,19 @@ export async function runInteractive(session: ShellSession): Promise<number> {
         rl.prompt();
       });
     });
+    rl.on('SIGINT', () => {
+      // Ctrl-C drops what was typed and gives a fresh prompt, on an empty line too: targetcli catches
+      // KeyboardInterrupt and goes on; bash does the same. Leaving (and saving) is exit or Ctrl-D.
+      rl.write(null, { ctrl: true, name: 'e' });
+      process.stdout.write('^C\n');
+      rl.write(null, { ctrl: true, name: 'u' });
+      rl.prompt();
+    });
     rl.on('close', () => {
-      // Ctrl-D: exit like targetcli (auto_save_on_exit applies)
+      // Ctrl-D on an empty line: exit like targetcli, which echoes "exit" (auto_save_on_exit applies)
       busy = busy.then(async () => {
         if (done) return;
+        if (process.stdin.isTTY) process.stdout.write('exit\n');
         const r = await session.exec({ cwd, prevCwd, line: 'exit', interactive: true });
         for (const l of r.output) process.stdout.write(l + '\n');
         await finish();
