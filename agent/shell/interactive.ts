@@ -3,9 +3,11 @@
 import { createInterface } from 'node:readline';
 import type { ShellSession } from './session.js';
 
+/** configshell's prompt: a path longer than prompt_length (30) keeps its two ends ("/iscsi/iqn.20...disk1/tpg1> "). */
 function prompt(cwd: string): string {
-  const max = 40;
-  return `${cwd.length > max ? '...' + cwd.slice(-max) : cwd}> `;
+  const max = 30;
+  const half = Math.floor((max - 3) / 2);
+  return `${cwd.length > max ? `${cwd.slice(0, half)}...${cwd.slice(-half)}` : cwd}> `;
 }
 
 export async function runInteractive(session: ShellSession): Promise<number> {

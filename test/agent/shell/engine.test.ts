@@ -149,3 +149,34 @@ test('RHEL saveconfig.json survives restoreconfig → saveconfig without losing 
     await s.cleanup();
   }
 });
+
+test('auto_add_default_portal=true (RHEL 8): 0.0.0.0:3260 is added; when it cannot bind the target stays', async () => {
+  const s = await setup();
+  try {
+    assert.deepEqual((await s.run('set global auto_add_default_portal=true')).output, ["Parameter auto_add_default_portal is now 'true'."]);
+    // the running agent refuses a portal it cannot listen on with this error (agent/config/reconcile)
+    const busy = new ShellEngine({
+      ...s.host,
+      model: () => s.host.model(),
+      prefs: () => s.host.prefs(),
+      async commit(next) {
+        if (next.targets.some((t) => t.tpgs.some((g) => g.portals.some((p) => p.ip_address === '0.0.0.0' && p.port === 3260)))) {
+          throw new Error('Could not listen on portal 0.0.0.0:3260: listen EADDRINUSE: address already in use 0.0.0.0:3260');
+        }
+        await s.host.commit(next);
+      },
+    });
+    const r = await busy.exec({ line: `/iscsi create ${T}` });
+    assert.equal(r.error, false, r.output.join('\n'));
+    assert.deepEqual(r.output, [`Created target ${T}.`, 'Created TPG 1.',
+      'Default portal not created (Could not listen on portal 0.0.0.0:3260: listen EADDRINUSE: address already in use 0.0.0.0:3260).']);
+    assert.deepEqual(s.host.model().targets.find((t) => t.wwn === T)?.tpgs[0]?.portals, []);
+    // where it can bind, RHEL 8's messages and portal
+    const T2 = 'iqn.2014-06.com.example:remotedisk2';
+    const made = await s.run(`/iscsi create ${T2}`);
+    assert.deepEqual(made.output, [`Created target ${T2}.`, 'Created TPG 1.', 'Global pref auto_add_default_portal=true', 'Created default portal listening on all IPs (0.0.0.0), port 3260.']);
+    assert.equal(s.host.model().targets.find((t) => t.wwn === T2)?.tpgs[0]?.portals[0]?.ip_address, '0.0.0.0');
+  } finally {
+    await s.cleanup();
+  }
+});
