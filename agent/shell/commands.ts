@@ -146,6 +146,8 @@ const objectCreate: CommandSpec = {
       return err((e as Error).message);
     }
     if (size < 512) err(`Size ${a.size} is too small (at least one 512-byte block).`);
+    // the backstore cannot open without its cache bound: say so here rather than after "Created …"
+    if (cacheSize === undefined) err('Missing cache_size: the local cache\'s bound is required (for example cache_size=2G).');
     if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(a.bucket!)) err(`'${a.bucket}' is not a valid bucket name.`);
     if (a.endpoint !== undefined && !/^https?:\/\/\S+$/.test(a.endpoint)) err(`endpoint '${a.endpoint}' must be an http(s) URL.`);
     const so: StorageObjectConfig = { plugin: 'object', name: a.name!, size, bucket: a.bucket!, prefix: a.prefix ?? `${a.name}/`, wwn: wwnArg(a.wwn) };
