@@ -77,7 +77,7 @@ export class ShellEngine {
   }
 
   private tree(root: RootConfig = this.host.model()): TreeNode {
-    return buildTree({ root, soInfo: (p) => this.host.soInfo(p) });
+    return buildTree({ root, soInfo: (p) => this.host.soInfo(p), portalListening: this.host.portalListening?.bind(this.host) });
   }
 
   commandsAt(node: TreeNode): string[] {

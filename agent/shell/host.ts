@@ -42,6 +42,8 @@ export interface ShellHost {
   save(path?: string): Promise<string>;
   /** Running facts about a storage object (size, open error). */
   soInfo(path: string): SoInfo | undefined;
+  /** Whether a portal of the model is listening (a saved one may not bind at start); absent offline. */
+  portalListening?(ip: string, port: number): boolean;
   prefs(): Record<string, PrefValue>;
   setPref(name: string, value: PrefValue): Promise<void>;
   /** Lines for `status` at the root (sessions, LUN health); absent offline. */

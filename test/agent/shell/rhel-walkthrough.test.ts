@@ -192,3 +192,22 @@ test('a running agent refuses a portal on an address it does not have, says only
     await agent.cleanup();
   }
 });
+
+test('a saved portal the agent cannot listen on starts as "not listening" in ls, not [OK]', { timeout: 60_000 }, async () => {
+  const dirs = await tempAgentDirs();
+  const T = 'iqn.2014-06.com.example:remotedisk1';
+  const port = await freePort();
+  // no agent yet: the shell writes the file, as targetcli would on the course's machine
+  for (const args of [['/iscsi', 'create', T], [`/iscsi/${T}/tpg1/portals`, 'create', '192.0.2.1'], [`/iscsi/${T}/tpg1/portals`, 'create', '127.0.0.1', String(port)]]) {
+    const r = await outpost(dirs.stateDir, ['--config', dirs.configPath, ...args]);
+    assert.equal(r.code, 0, r.stderr);
+  }
+  const agent = await spawnAgent({ dirs });
+  try {
+    const ls = (await outpost(dirs.stateDir, [`/iscsi/${T}/tpg1/portals`, 'ls'])).stdout;
+    assert.match(ls, new RegExp(`o- 127\\.0\\.0\\.1:${port} \\.+ \\[OK\\]`));
+    assert.match(ls, /o- 192\.0\.2\.1:3260 \.+ \[not listening\]/);
+  } finally {
+    await agent.cleanup();
+  }
+});
