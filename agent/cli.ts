@@ -93,10 +93,16 @@ async function runShell(argv: string[]): Promise<number> {
     .option('--config <file>', 'saveconfig.json to edit when no agent is running (or OUTPOST_CONFIG)')
     .argument('[words...]', 'PATH COMMAND ARGS… (command-line mode)')
     .passThroughOptions()
+    .option('-h, --help', 'show the help')
+    .option('-V, --version', 'print the version')
     .helpOption(false)
     .exitOverride();
   program.parse(argv, { from: 'user' });
-  const o = program.opts<{ stateDir?: string; config?: string }>();
+  const o = program.opts<{ stateDir?: string; config?: string; help?: boolean; version?: boolean }>();
+  if (o.help || o.version) {
+    process.stdout.write((o.help ? topHelp() : version()) + '\n');
+    return 0;
+  }
   const words = program.args;
   const stateDir = o.stateDir ?? process.env.OUTPOST_STATE_DIR ?? DEFAULT_STATE_DIR;
   const session = await openSession({ stateDir, configPath: o.config });

@@ -29,6 +29,9 @@ test('outpost --help lists every subcommand with a description and exits 0', asy
     assert.match(r.stdout, /^\s+gateway\s+run the fleet policy gateway/m);
     assert.match(r.stdout, /^\s+\[PATH\] \[COMMAND\.\.\.\]\s+the targetcli-style shell/m);
   }
+  const after = await outpost(['--state-dir', '/nonexistent', '--help']);
+  assert.equal(after.code, 0, after.stderr);
+  assert.match(after.stdout, /^\s+agent\s+run the agent/m);
   for (const sub of ['agent', 'gateway']) {
     const r = await outpost([sub, '--help']);
     assert.equal(r.code, 0, r.stderr);
