@@ -39,7 +39,7 @@ function topHelp(): string {
     '  -h, --help         show this help (`outpost agent --help`: the agent\'s options)',
     '  -V, --version      print the version',
     '',
-    'Example: npx outpost --state-dir .outpost-demo/agent ls /',
+    'Example: npx outpost --state-dir .outpost-demo/state ls /   (the demo started by `npm start`)',
   ].join('\n');
 }
 
@@ -124,8 +124,6 @@ function quoteArg(w: string): string {
 
 export async function main(argv: string[]): Promise<void> {
   try {
-    if (argv[0] === '--help' || argv[0] === '-h') return void process.stdout.write(topHelp() + '\n');
-    if (argv[0] === '--version' || argv[0] === '-V') return void process.stdout.write(version() + '\n');
     if (argv[0] === 'agent') return await runAgent(argv.slice(1));
     if (argv[0] === 'gateway') {
       const mod = (await import(GATEWAY_MAIN)) as { main(args: string[]): Promise<void> };
