@@ -264,6 +264,8 @@ export class ShellEngine {
     }
     await this.host.commit(draft);
     for (const [k, v] of Object.entries(keywords)) out.push(`Parameter ${k} is now '${v}'.`);
+    // as the gateway warns: the Microsoft initiator takes CHAP secrets of 12..16 characters only
+    for (const [k, v] of Object.entries(keywords)) if (/password$/.test(k) && v.length > 16) out.push(`Warning: ${k} is longer than 16 characters; Windows initiators will not accept it.`);
   }
 
   private async save(path: string | undefined, out: string[]): Promise<void> {

@@ -86,6 +86,10 @@ test('shell: set auth / set discovery_auth refuse bad secrets, change nothing, a
     const good = await sh([aclPath, 'set', 'auth', 'userid=desktop0', 'password=desktop0-secret', 'mutual_userid=server0', 'mutual_password=server0-secret']);
     assert.equal(good.code, 0, good.stderr);
     assert.match(await auth(), /password=desktop0-secret/);
+    assert.doesNotMatch(good.stdout, /Warning/);
+    const long = await sh([aclPath, 'set', 'auth', 'password=a-secret-of-24-characters']);
+    assert.equal(long.code, 0, long.stderr);
+    assert.match(long.stdout, /^Warning: password is longer than 16 characters; Windows initiators will not accept it\.$/m);
   } finally {
     await agent.cleanup();
   }
