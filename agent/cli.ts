@@ -1,6 +1,7 @@
 // The `outpost` command: `outpost agent …` (daemon), `outpost gateway …` (Node gateway), and otherwise the
 // targetcli-style shell — `outpost [--state-dir DIR] [PATH] [COMMAND ARGS…]` runs one command.
-import { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
 import { createLogger } from './lib/log.js';
 import { runInteractive } from './shell/interactive.js';
 import { DEFAULT_STATE_DIR, openSession } from './shell/session.js';
@@ -8,6 +9,39 @@ import { DEFAULT_STATE_DIR, openSession } from './shell/session.js';
 // Variable specifiers: these modules belong to other parts of the tree and load only when asked for.
 const CONTROL_LINK = './control/link.js';
 const GATEWAY_MAIN = '../gateway/node/main.js';
+
+/** The subcommands `outpost --help` lists, one line each (`outpost NAME --help` shows a command's options). */
+const SUBCOMMANDS: readonly (readonly [name: string, description: string])[] = [
+  ['agent', 'run the agent (iSCSI target) from a targetcli saveconfig.json'],
+  ['gateway', 'run the fleet policy gateway on Node (admin REST API, agent WebSockets)'],
+  ['[PATH] [COMMAND...]', 'the targetcli-style shell; with a COMMAND, run it once and exit'],
+];
+
+function version(): string {
+  // dist/agent/cli.js and agent/cli.ts both sit two levels below the package root
+  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
+
+function topHelp(): string {
+  const w = Math.max(...SUBCOMMANDS.map(([u]) => u.length));
+  return [
+    'Usage: outpost [--state-dir DIR] [--config FILE] [PATH] [COMMAND ARGS...]',
+    '       outpost agent|gateway [OPTIONS]',
+    '',
+    'Outpost: an iSCSI target agent with S3-backed LUNs, its fleet gateway, and a targetcli-compatible shell.',
+    '',
+    'Commands:',
+    ...SUBCOMMANDS.map(([u, d]) => `  ${u.padEnd(w)}  ${d}`),
+    '',
+    'Shell options:',
+    '  --state-dir <dir>  state directory of the running agent (or OUTPOST_STATE_DIR; default /var/lib/outpost)',
+    '  --config <file>    saveconfig.json to edit when no agent is running (or OUTPOST_CONFIG)',
+    '  -h, --help         show this help (`outpost agent --help`: the agent\'s options)',
+    '  -V, --version      print the version',
+    '',
+    'Example: npx outpost --state-dir .outpost-demo/state ls /   (the demo started by `npm start`)',
+  ].join('\n');
+}
 
 async function runAgent(argv: string[]): Promise<void> {
   const program = new Command('outpost agent')
@@ -68,17 +102,23 @@ async function runAgent(argv: string[]): Promise<void> {
 }
 
 async function runShell(argv: string[]): Promise<number> {
+  // Options come before the first word; after it everything belongs to the shell command (passThrough).
+  // An unknown option before it is an error that names it, not a shell command.
   const program = new Command('outpost')
-    .description('targetcli-compatible shell for the Outpost agent')
     .option('--state-dir <dir>', 'state directory of the agent (or OUTPOST_STATE_DIR)')
     .option('--config <file>', 'saveconfig.json to edit when no agent is running (or OUTPOST_CONFIG)')
     .argument('[words...]', 'PATH COMMAND ARGS… (command-line mode)')
     .passThroughOptions()
-    .allowUnknownOption()
-    .helpOption('--help', 'show this help')
+    .option('-h, --help', 'show the help')
+    .option('-V, --version', 'print the version')
+    .helpOption(false)
     .exitOverride();
   program.parse(argv, { from: 'user' });
-  const o = program.opts<{ stateDir?: string; config?: string }>();
+  const o = program.opts<{ stateDir?: string; config?: string; help?: boolean; version?: boolean }>();
+  if (o.help || o.version) {
+    process.stdout.write((o.help ? topHelp() : version()) + '\n');
+    return 0;
+  }
   const words = program.args;
   const stateDir = o.stateDir ?? process.env.OUTPOST_STATE_DIR ?? DEFAULT_STATE_DIR;
   const session = await openSession({ stateDir, configPath: o.config });
@@ -99,11 +139,18 @@ function quoteArg(w: string): string {
 }
 
 export async function main(argv: string[]): Promise<void> {
-  if (argv[0] === 'agent') return runAgent(argv.slice(1));
-  if (argv[0] === 'gateway') {
-    const mod = (await import(GATEWAY_MAIN)) as { main(args: string[]): Promise<void> };
-    return mod.main(argv.slice(1));
+  try {
+    if (argv[0] === 'agent') return await runAgent(argv.slice(1));
+    if (argv[0] === 'gateway') {
+      const mod = (await import(GATEWAY_MAIN)) as { main(args: string[]): Promise<void> };
+      return await mod.main(argv.slice(1));
+    }
+    process.exitCode = await runShell(argv);
+  } catch (e) {
+    // commander has already printed help or the error (which names the option); only the exit code is left
+    if (!(e instanceof CommanderError)) throw e;
+    process.exitCode = e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : e.exitCode || 2;
+    const sub = argv[0] === 'agent' || argv[0] === 'gateway' ? `${argv[0]} ` : '';
+    if (process.exitCode !== 0) process.stderr.write(`Try 'outpost ${sub}--help'.\n`);
   }
-  const code = await runShell(argv);
-  process.exitCode = code;
 }

@@ -8,7 +8,7 @@ import { startAdminServer, type AdminServer } from './admin/server.js';
 import { dumpConfig } from './config/dump.js';
 import { loadConfig } from './config/load.js';
 import { applyManagedAcls, effectiveAcls, validatePolicy } from './config/managed.js';
-import { Runtime } from './config/reconcile.js';
+import { portalKey, Runtime } from './config/reconcile.js';
 import { LiveRegistry } from './config/registry.js';
 import { iscsiTargets, storageObjectPath, type RootConfig } from './config/schema.js';
 import { readConfigFile, saveConfigFile } from './config/store.js';
@@ -209,6 +209,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       if (!e) return undefined;
       return e.error ? { error: e.error } : { size: e.lu?.backstore.size, stats: e.lu?.backstore.stats?.() };
     },
+    portalListening: (ip, port) => runtime.portals.has(portalKey(ip, port)),
     prefs: () => prefs.all(),
     setPref: (n, v) => prefs.set(n, v),
     status() {

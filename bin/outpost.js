@@ -14,6 +14,22 @@ if (process.env.UV_THREADPOOL_SIZE === undefined) {
   process.env.UV_THREADPOOL_SIZE = String(Math.min(16, Math.max(2, require('node:os').availableParallelism())));
 }
 
+// `npm ci` builds dist/ (the prepare script); a tree installed with --ignore-scripts, or whose dist/ was
+// removed, is built here once rather than failing with "Cannot find module".
+const { existsSync } = require('node:fs');
+const { join } = require('node:path');
+const root = join(__dirname, '..');
+if (!existsSync(join(root, 'dist', 'agent', 'cli.js'))) {
+  const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+  if (!existsSync(tsc)) {
+    console.error(`outpost: ${join(root, 'dist')} is missing and TypeScript is not installed; run \`npm ci\` in ${root}`);
+    process.exit(1);
+  }
+  console.error('outpost: building dist/ (first run)…');
+  const r = require('node:child_process').spawnSync(process.execPath, [tsc, '-p', root], { stdio: ['ignore', 'inherit', 'inherit'] });
+  if (r.status !== 0) process.exit(1);
+}
+
 import('../dist/agent/cli.js').then((m) => m.main(process.argv.slice(2))).catch((err) => {
   console.error(err instanceof Error ? err.message : err);
   process.exit(1);

@@ -56,6 +56,29 @@ function scalars(v: unknown, where: string): void {
   }
 }
 
+/** CHAP secret lengths, as the gateway enforces them: RFC 7143 §12.1.3 wants at least 96 random bits. */
+export const CHAP_SECRET_MIN = 12;
+export const CHAP_SECRET_MAX = 255;
+
+/**
+ * The CHAP secrets of a TPG, an ACL or discovery (`prefix` + password / mutual_password): each empty (no
+ * CHAP) or 12..255 characters, and the target's (mutual) secret not the initiator's — RFC 7143 §12.1.3:
+ * a secret that authenticates an initiator MUST NOT authenticate a target.
+ */
+export function validateChapSecrets(o: Obj, prefix: string, where: string): void {
+  for (const k of [`${prefix}password`, `${prefix}mutual_password`]) {
+    const v = o[k];
+    if (typeof v !== 'string' || v === '') continue;
+    if (v.length < CHAP_SECRET_MIN || v.length > CHAP_SECRET_MAX) {
+      fail(`${where}: ${k} must be ${CHAP_SECRET_MIN}..${CHAP_SECRET_MAX} characters (RFC 7143 §12.1.3), not ${v.length}`);
+    }
+  }
+  const p = o[`${prefix}password`];
+  if (typeof p === 'string' && p !== '' && p === o[`${prefix}mutual_password`]) {
+    fail(`${where}: ${prefix}mutual_password must differ from ${prefix}password (the target's and the initiator's secrets must differ, RFC 7143 §12.1.3)`);
+  }
+}
+
 export function validPortalIp(ip: string): boolean {
   const bare = ip.startsWith('[') && ip.endsWith(']') ? ip.slice(1, -1) : ip;
   return isIP(bare) !== 0;
@@ -120,6 +143,7 @@ function validateTpg(tpg: unknown, where: string, sos: Set<string>): asserts tpg
     for (const [k, v] of Object.entries(tpg.parameters)) if (typeof v !== 'string') fail(`${where}.parameters.${k} must be a string`);
   }
   for (const k of ['chap_userid', 'chap_password', 'chap_mutual_userid', 'chap_mutual_password']) optStr(tpg, k, where);
+  validateChapSecrets(tpg, 'chap_', where);
   const lunIdx = new Set<number>();
   for (const [i, lun] of arr(tpg.luns, `${where}.luns`).entries()) {
     if (!isObj(lun)) fail(`${where}.luns[${i}] must be an object`);
@@ -155,6 +179,7 @@ function validateTpg(tpg: unknown, where: string, sos: Set<string>): asserts tpg
 
 function validateAcl(acl: Obj, where: string, tpgLuns: Set<number>): asserts acl is NodeAclConfig {
   for (const k of ['chap_userid', 'chap_password', 'chap_mutual_userid', 'chap_mutual_password']) optStr(acl, k, where);
+  if (!acl.outpost_managed) validateChapSecrets(acl, 'chap_', where); // the gateway checked its own
   scalars(acl.attributes, `${where}.attributes`);
   const seen = new Set<number>();
   for (const [i, m] of arr(acl.mapped_luns, `${where}.mapped_luns`).entries()) {
@@ -201,6 +226,7 @@ export function loadConfig(doc: unknown): RootConfig {
     str(f.name, `fabric_modules[${i}].name`);
     optBool(f, 'discovery_enable_auth', `fabric module ${String(f.name)}`);
     for (const k of ['discovery_userid', 'discovery_password', 'discovery_mutual_userid', 'discovery_mutual_password']) optStr(f, k, `fabric module ${String(f.name)}`);
+    validateChapSecrets(f, 'discovery_', `fabric module ${String(f.name)} discovery_auth`);
   }
   return normalize(root);
 }

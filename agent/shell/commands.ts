@@ -22,6 +22,8 @@ export interface RunCtx {
   readonly host: ShellHost;
   readonly prefs: Record<string, PrefValue>;
   readonly out: string[];
+  /** TPGs given the default 0.0.0.0:3260 portal (auto_add_default_portal), and where their lines start in out. */
+  readonly defaultPortals?: { tpg: TpgConfig; at: number }[];
 }
 
 export interface ParamSpec {
@@ -144,6 +146,8 @@ const objectCreate: CommandSpec = {
       return err((e as Error).message);
     }
     if (size < 512) err(`Size ${a.size} is too small (at least one 512-byte block).`);
+    // the backstore cannot open without its cache bound: say so here rather than after "Created …"
+    if (cacheSize === undefined) err('Missing cache_size: the local cache\'s bound is required (for example cache_size=2G).');
     if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(a.bucket!)) err(`'${a.bucket}' is not a valid bucket name.`);
     if (a.endpoint !== undefined && !/^https?:\/\/\S+$/.test(a.endpoint)) err(`endpoint '${a.endpoint}' must be an http(s) URL.`);
     const so: StorageObjectConfig = { plugin: 'object', name: a.name!, size, bucket: a.bucket!, prefix: a.prefix ?? `${a.name}/`, wwn: wwnArg(a.wwn) };
@@ -198,6 +202,7 @@ function newTpg(ctx: RunCtx, tag: number): TpgConfig {
     if (taken) ctx.out.push('Default portal not created, TPGs within a target cannot share ip:port.');
     else {
       tpg.portals.push({ ip_address: '0.0.0.0', iser: false, offload: false, port: 3260 });
+      ctx.defaultPortals?.push({ tpg, at: ctx.out.length });
       ctx.out.push('Global pref auto_add_default_portal=true', 'Created default portal listening on all IPs (0.0.0.0), port 3260.');
     }
   }

@@ -6,9 +6,11 @@ import { resolve as resolvePath } from 'node:path';
 import { loadConfig } from '../config/load.js';
 import { applyManagedAcls } from '../config/managed.js';
 import { emptyRoot, type RootConfig } from '../config/schema.js';
-import { bookmarksAction, completeBookmarkRefs, completeBookmarks, encodeBookmarks, expandBookmark, readBookmarks } from './bookmarks.js';
+import { bookmarksAction, encodeBookmarks, expandBookmark, readBookmarks } from './bookmarks.js';
 import { objectCommands, type CommandSpec, type RunCtx } from './commands.js';
+import { completeLine, PATH_LIKE } from './complete.js';
 import { groupsFor } from './groups.js';
+import { helpTopic, syntax, syntaxLine } from './help.js';
 import { BOOKMARKS_PREF, DEFAULT_PREFS, ShellError, type PrefValue, type ShellHost } from './host.js';
 import { renderLiveStats } from './live-stats.js';
 import { renderTree } from './render.js';
@@ -66,7 +68,6 @@ export function tokenize(line: string): string[] {
 
 const GENERIC = ['bookmarks', 'cd', 'exit', 'get', 'help', 'info', 'ls', 'pwd', 'refresh', 'set', 'status', 'version'] as const;
 const ROOT_ONLY = ['clearconfig', 'restoreconfig', 'saveconfig', 'sessions'] as const;
-const PATH_LIKE = /^(\/|\.{1,2}$|\.{1,2}\/|@)|\//;
 
 export class ShellEngine {
   constructor(private readonly host: ShellHost) {}
@@ -76,7 +77,7 @@ export class ShellEngine {
   }
 
   private tree(root: RootConfig = this.host.model()): TreeNode {
-    return buildTree({ root, soInfo: (p) => this.host.soInfo(p) });
+    return buildTree({ root, soInfo: (p) => this.host.soInfo(p), portalListening: this.host.portalListening?.bind(this.host) });
   }
 
   commandsAt(node: TreeNode): string[] {
@@ -197,22 +198,31 @@ export class ShellEngine {
     const spec = objectCommands(node)[cmd] ?? fail(`Command not found ${cmd}`);
     const args = bindArgs(cmd, spec, positional, keywords);
     const draft = structuredClone(this.host.model());
-    const ctx: RunCtx = { draft, node, tree, host: this.host, prefs: this.prefs(), out };
+    // Messages are held until the change is committed: a command that fails prints only its error.
+    const said: string[] = [];
+    const ctx: RunCtx = { draft, node, tree, host: this.host, prefs: this.prefs(), out: said, defaultPortals: [] };
     spec.run(ctx, args);
-    await this.host.commit(draft);
+    try {
+      await this.host.commit(draft);
+    } catch (e) {
+      if (!ctx.defaultPortals?.length) throw e;
+      // RHEL 8 targetcli keeps the new target when its default portal cannot be created: so do we.
+      const why = (e as Error).message.replace(/^Error: /, '');
+      for (const { tpg, at } of [...ctx.defaultPortals].reverse()) {
+        tpg.portals = tpg.portals.filter((p) => !(p.ip_address === '0.0.0.0' && p.port === 3260));
+        said.splice(at, 2, `Default portal not created (${why}).`);
+      }
+      await this.host.commit(draft);
+    }
+    out.push(...said);
   }
 
   private help(node: TreeNode, topic?: string): string[] {
     const specs = objectCommands(node);
-    if (topic) {
-      const spec = specs[topic];
-      if (spec) return ['SYNTAX', '======', syntax(topic, spec), '', 'DESCRIPTION', '===========', spec.help];
-      if (topic === 'bookmarks') return ['SYNTAX', '======', 'bookmarks action [bookmark]', '', 'DESCRIPTION', '===========', BOOKMARKS_HELP];
-      if (this.commandsAt(node).includes(topic)) return [`${topic}: see the targetcli manual; same syntax and behaviour.`];
-      fail(`Cannot find help topic ${topic}.`);
-    }
+    const available = this.commandsAt(node);
+    if (topic) return helpTopic(node, topic, specs, available) ?? fail(`Cannot find help topic ${topic}.`);
     return ['AVAILABLE COMMANDS', '==================', 'The following commands are available in the current path:', '',
-      ...this.commandsAt(node).map((c) => `  - ${specs[c] ? syntax(c, specs[c]!) : c}`)];
+      ...available.map((c) => `  - ${syntaxLine(c, specs[c])}`), '', 'help COMMAND shows its syntax, description and an example.'];
   }
 
   private get(node: TreeNode, positional: string[]): string[] {
@@ -254,6 +264,8 @@ export class ShellEngine {
     }
     await this.host.commit(draft);
     for (const [k, v] of Object.entries(keywords)) out.push(`Parameter ${k} is now '${v}'.`);
+    // as the gateway warns: the Microsoft initiator takes CHAP secrets of 12..16 characters only
+    for (const [k, v] of Object.entries(keywords)) if (/password$/.test(k) && v.length > 16) out.push(`Warning: ${k} is longer than 16 characters; Windows initiators will not accept it.`);
   }
 
   private async save(path: string | undefined, out: string[]): Promise<void> {
@@ -306,70 +318,12 @@ export class ShellEngine {
   /** Completion candidates for the last word of `line` (configshell completer semantics). */
   complete(req: { cwd?: string; line: string }): string[] {
     try {
-      return this.completeInner(req);
+      return completeLine({ tree: this.tree(), host: this.host, commandsAt: (n) => this.commandsAt(n) }, req);
     } catch {
       return [];
     }
   }
-
-  private completeInner(req: { cwd?: string; line: string }): string[] {
-    const tree = this.tree();
-    const cwd = resolve(tree, '/', req.cwd ?? '/')?.path ?? '/';
-    const words = req.line.split(/\s+/);
-    const text = words.pop() ?? '';
-    const done = words.filter((w) => w !== '');
-    let node = resolve(tree, '/', cwd)!;
-    const firstIsPath = done.length > 0 && PATH_LIKE.test(done[0]!);
-    const marks = readBookmarks(this.host.prefs());
-    if (done.length === 0) {
-      if (text.startsWith('@')) return completeBookmarkRefs(marks, text);
-      const cmds = this.commandsAt(node).filter((c) => c.startsWith(text)).map((c) => `${c} `);
-      return [...cmds, ...completePath(tree, cwd, text)];
-    }
-    if (firstIsPath) {
-      node = resolve(tree, cwd, expandBookmark(marks, done[0]!)) ?? node;
-      done.shift();
-      if (done.length === 0) return this.commandsAt(node).filter((c) => c.startsWith(text)).map((c) => `${c} `);
-    }
-    const cmd = done.shift()!;
-    const given = done;
-    if (cmd === 'cd' || cmd === 'ls') return given.length > 0 ? [] : text.startsWith('@') ? completeBookmarkRefs(marks, text) : completePath(tree, node.path, text);
-    if (cmd === 'bookmarks') return completeBookmarks(marks, given, text);
-    if (cmd === 'help') return this.commandsAt(node).filter((c) => c.startsWith(text));
-    if (cmd === 'set' || cmd === 'get') {
-      const groups = groupsFor(node, this.host.prefs());
-      if (given.length === 0) return Object.keys(groups).filter((g) => g.startsWith(text)).map((g) => `${g} `);
-      const group = groups[given[0]!];
-      if (!group) return [];
-      const values = group.get(this.host.model());
-      const eq = text.indexOf('=');
-      if (cmd === 'set' && eq >= 0) {
-        const name = text.slice(0, eq);
-        return (group.values?.(name) ?? []).map((v) => `${name}=${v}`).filter((c) => c.startsWith(text)).map((c) => `${c} `);
-      }
-      return Object.keys(values).filter((k) => k.startsWith(text)).map((k) => (cmd === 'set' ? `${k}=` : `${k} `));
-    }
-    if (cmd === 'saveconfig' || cmd === 'restoreconfig') return [];
-    const spec = objectCommands(node)[cmd];
-    if (!spec) return [];
-    const usedKw = new Set(given.filter((g) => g.includes('=')).map((g) => g.slice(0, g.indexOf('='))));
-    const posCount = given.filter((g) => !g.includes('=')).length;
-    const eq = text.indexOf('=');
-    if (eq >= 0) {
-      const name = text.slice(0, eq);
-      const p = spec.params.find((x) => x.name === name);
-      return (p?.values?.(node) ?? []).map((v) => `${name}=${v}`).filter((c) => c.startsWith(text)).map((c) => `${c} `);
-    }
-    const cur = spec.params[posCount];
-    const vals = cur && !usedKw.has(cur.name) ? (cur.values?.(node) ?? []).filter((v) => v.startsWith(text)).map((v) => `${v} `) : [];
-    const kws = spec.params.slice(posCount).filter((p) => !usedKw.has(p.name)).map((p) => `${p.name}=`).filter((k) => k.startsWith(text));
-    return [...vals, ...(text || vals.length === 0 ? kws : [])];
-  }
 }
-
-const BOOKMARKS_HELP = `Manage your bookmarks. action is one of: add (bookmarks the current path as NAME), del (deletes a bookmark),
-go (takes you to a bookmarked path), show (lists your bookmarks). A bookmark works wherever a path does:
-\`cd @NAME\`, \`@NAME ls\`, \`ls @NAME\`.`;
 
 function fail(msg: string): never {
   throw new ShellError(msg);
@@ -406,24 +360,6 @@ function bindArgs(cmd: string, spec: CommandSpec, positional: string[], keywords
   const missing = spec.params.filter((p) => p.required && (args[p.name] === undefined || args[p.name] === '')).map((p) => p.name);
   if (missing.length) fail(`Missing required parameter${missing.length > 1 ? 's' : ''} ${missing.join(', ')}: ${syntax(cmd, spec)}`);
   return args;
-}
-
-function syntax(cmd: string, spec: CommandSpec): string {
-  return [cmd, ...spec.params.map((p) => (p.required ? p.name : `[${p.name}]`))].join(' ');
-}
-
-/** configshell ui_complete_ls: children of the typed directory; a sole leaf completes with a space. */
-export function completePath(tree: TreeNode, cwd: string, text: string): string[] {
-  const slash = text.lastIndexOf('/');
-  const base = slash >= 0 ? text.slice(0, slash + 1) : '';
-  const partial = text.slice(slash + 1);
-  const dir = resolve(tree, cwd, base || '.');
-  if (!dir) return [];
-  const out = dir.children().filter((c) => c.name.startsWith(partial)).map((c) => ({ s: `${base}${c.name}/`, leaf: c.children().length === 0 }));
-  if (partial === '' && base === '' && text === '') return out.map((o) => o.s);
-  if (out.length === 1 && out[0]!.leaf) return [`${out[0]!.s.slice(0, -1)} `];
-  if (partial === '..'.slice(0, partial.length) && partial !== '' && base === '') out.push({ s: '../', leaf: false });
-  return out.map((o) => o.s);
 }
 
 function info(root: RootConfig, node: TreeNode): string[] {

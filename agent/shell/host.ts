@@ -16,7 +16,9 @@ export const BOOKMARKS_PREF = 'bookmarks';
 
 /** targetcli's global preferences that change command behaviour (configshell prefs). */
 export const DEFAULT_PREFS: Readonly<Record<string, PrefValue>> = {
-  auto_add_default_portal: true,
+  // RHEL 7 targetcli (and the walk-throughs written for it): a new TPG has no portal until one is created.
+  // RHEL 8 adds 0.0.0.0:3260; `set global auto_add_default_portal=true` restores that.
+  auto_add_default_portal: false,
   auto_add_mapped_luns: true,
   auto_cd_after_create: false,
   auto_enable_tpgt: true,
@@ -40,6 +42,8 @@ export interface ShellHost {
   save(path?: string): Promise<string>;
   /** Running facts about a storage object (size, open error). */
   soInfo(path: string): SoInfo | undefined;
+  /** Whether a portal of the model is listening (a saved one may not bind at start); absent offline. */
+  portalListening?(ip: string, port: number): boolean;
   prefs(): Record<string, PrefValue>;
   setPref(name: string, value: PrefValue): Promise<void>;
   /** Lines for `status` at the root (sessions, LUN health); absent offline. */

@@ -3,9 +3,11 @@
 import { createInterface } from 'node:readline';
 import type { ShellSession } from './session.js';
 
+/** configshell's prompt: a path longer than prompt_length (30) keeps its two ends ("/iscsi/iqn.20...disk1/tpg1> "). */
 function prompt(cwd: string): string {
-  const max = 40;
-  return `${cwd.length > max ? '...' + cwd.slice(-max) : cwd}> `;
+  const max = 30;
+  const half = Math.floor((max - 3) / 2);
+  return `${cwd.length > max ? `${cwd.slice(0, half)}...${cwd.slice(-half)}` : cwd}> `;
 }
 
 export async function runInteractive(session: ShellSession): Promise<number> {
@@ -51,10 +53,19 @@ export async function runInteractive(session: ShellSession): Promise<number> {
         rl.prompt();
       });
     });
+    rl.on('SIGINT', () => {
+      // Ctrl-C drops what was typed and gives a fresh prompt, on an empty line too: targetcli catches
+      // KeyboardInterrupt and goes on; bash does the same. Leaving (and saving) is exit or Ctrl-D.
+      rl.write(null, { ctrl: true, name: 'e' });
+      process.stdout.write('^C\n');
+      rl.write(null, { ctrl: true, name: 'u' });
+      rl.prompt();
+    });
     rl.on('close', () => {
-      // Ctrl-D: exit like targetcli (auto_save_on_exit applies)
+      // Ctrl-D on an empty line: exit like targetcli, which echoes "exit" (auto_save_on_exit applies)
       busy = busy.then(async () => {
         if (done) return;
+        if (process.stdin.isTTY) process.stdout.write('exit\n');
         const r = await session.exec({ cwd, prevCwd, line: 'exit', interactive: true });
         for (const l of r.output) process.stdout.write(l + '\n');
         await finish();

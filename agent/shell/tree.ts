@@ -23,6 +23,8 @@ export interface SoInfo {
 export interface TreeContext {
   root: RootConfig;
   soInfo(path: string): SoInfo | undefined;
+  /** Whether the running agent listens on a portal; absent offline (the file cannot say). */
+  portalListening?(ip: string, port: number): boolean;
 }
 
 export interface TreeNode {
@@ -179,7 +181,7 @@ export function buildTree(ctx: TreeContext): TreeNode {
         }))),
       mk('portals', 'portals', self, ids, () => [`Portals: ${tpg.portals.length}`, null], (ps) =>
         tpg.portals.map((p) => mk('portal', `${p.ip_address}:${p.port}`, ps, { ...ids, portal: `${p.ip_address}:${p.port}` },
-          () => [p.iser ? 'iser' : p.offload ? 'offload' : '', true]))),
+          () => (ctx.portalListening?.(p.ip_address, p.port) === false ? ['not listening', false] : [p.iser ? 'iser' : p.offload ? 'offload' : '', true])))),
     ];
     void t;
   };

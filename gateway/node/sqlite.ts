@@ -1,13 +1,17 @@
-// better-sqlite3 as the gateway store's SQL driver (Node adapter).
-import Database from 'better-sqlite3';
+// The gateway store's SQL driver on Node: @photostructure/sqlite (node:sqlite's API, SQLite prebuilt for
+// each platform inside the npm tarball, so `npm ci` compiles nothing; better-sqlite3 compiled from source
+// for about two minutes on machines that cannot download its prebuilt binaries).
+import { DatabaseSync, type StatementSyncInstance } from '@photostructure/sqlite';
 import type { SqlDriver, SqlValue } from '../sql-store.js';
 
 export function openSqlite(file: string): { driver: SqlDriver; close(): void } {
-  const db = new Database(file);
-  db.pragma('journal_mode = WAL');
-  db.pragma('secure_delete = ON'); // deleted ACL rows are zeroed, not left in free pages
-  const cache = new Map<string, Database.Statement>();
-  const stmt = (sql: string): Database.Statement => {
+  const db = new DatabaseSync(file);
+  db.exec('PRAGMA journal_mode = WAL');
+  // An acknowledged REST write survives power loss: fsync the WAL at every commit (SQLite's FULL).
+  db.exec('PRAGMA synchronous = FULL');
+  db.exec('PRAGMA secure_delete = ON'); // deleted ACL rows are zeroed, not left in free pages
+  const cache = new Map<string, StatementSyncInstance>();
+  const stmt = (sql: string): StatementSyncInstance => {
     let s = cache.get(sql);
     if (!s) cache.set(sql, (s = db.prepare(sql)));
     return s;

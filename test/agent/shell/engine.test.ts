@@ -36,14 +36,14 @@ test('demo sequence prints targetcli messages and ls summaries', async () => {
     };
     await ok('/backstores/fileio create file1 ' + join(s.dir, 'disk1_file') + ' 100M', 'Created fileio file1 with size 104857600');
     await ok('/backstores/ramdisk create rd1 64M', 'Created ramdisk rd1 with size 64M.');
-    await ok(`/iscsi create ${T}`, `Created target ${T}.`, 'Created TPG 1.', 'Global pref auto_add_default_portal=true', 'Created default portal listening on all IPs (0.0.0.0), port 3260.');
+    // RHEL 7's targetcli: no default portal unless `set global auto_add_default_portal=true`
+    await ok(`/iscsi create ${T}`, `Created target ${T}.`, 'Created TPG 1.');
     await ok(`cd /iscsi/${T}/tpg1`);
     await ok(`acls/ create ${I}`, `Created Node ACL for ${I}`);
     await ok('luns/ create /backstores/fileio/file1', 'Created LUN 0.', `Created LUN 0->0 mapping in node ACL ${I}`);
     await ok('luns/ create /backstores/ramdisk/rd1', 'Created LUN 1.', `Created LUN 1->1 mapping in node ACL ${I}`);
-    await ok('portals/ delete 0.0.0.0 3260', 'Deleted network portal 0.0.0.0:3260');
     await ok('portals/ create 127.0.0.1', 'Using default IP port 3260', 'Created network portal 127.0.0.1:3260.');
-    await ok(`acls/${I} set auth userid=desktop0 password=secret0001`, "Parameter userid is now 'desktop0'.", "Parameter password is now 'secret0001'.");
+    await ok(`acls/${I} set auth userid=desktop0 password=secret000001`, "Parameter userid is now 'desktop0'.", "Parameter password is now 'secret000001'.");
     await ok('set attribute authentication=1', "Parameter authentication is now '1'.");
     await ok('pwd', `/iscsi/${T}/tpg1`);
     const ls = (await s.run('ls /')).output;
@@ -145,6 +145,37 @@ test('RHEL saveconfig.json survives restoreconfig → saveconfig without losing 
     assert.deepEqual(JSON.parse(await readFile(out, 'utf8')), doc);
     const ls = (await s.run('ls /iscsi')).output.join('\n');
     assert.ok(ls.includes('[no-gen-acls, auth per-acl]') && ls.includes('[mutual auth, Mapped LUNs: 2]') && ls.includes('[lun1 rd_mcp/rd1 (ro)]'), ls);
+  } finally {
+    await s.cleanup();
+  }
+});
+
+test('auto_add_default_portal=true (RHEL 8): 0.0.0.0:3260 is added; when it cannot bind the target stays', async () => {
+  const s = await setup();
+  try {
+    assert.deepEqual((await s.run('set global auto_add_default_portal=true')).output, ["Parameter auto_add_default_portal is now 'true'."]);
+    // the running agent refuses a portal it cannot listen on with this error (agent/config/reconcile)
+    const busy = new ShellEngine({
+      ...s.host,
+      model: () => s.host.model(),
+      prefs: () => s.host.prefs(),
+      async commit(next) {
+        if (next.targets.some((t) => t.tpgs.some((g) => g.portals.some((p) => p.ip_address === '0.0.0.0' && p.port === 3260)))) {
+          throw new Error('Could not listen on portal 0.0.0.0:3260: listen EADDRINUSE: address already in use 0.0.0.0:3260');
+        }
+        await s.host.commit(next);
+      },
+    });
+    const r = await busy.exec({ line: `/iscsi create ${T}` });
+    assert.equal(r.error, false, r.output.join('\n'));
+    assert.deepEqual(r.output, [`Created target ${T}.`, 'Created TPG 1.',
+      'Default portal not created (Could not listen on portal 0.0.0.0:3260: listen EADDRINUSE: address already in use 0.0.0.0:3260).']);
+    assert.deepEqual(s.host.model().targets.find((t) => t.wwn === T)?.tpgs[0]?.portals, []);
+    // where it can bind, RHEL 8's messages and portal
+    const T2 = 'iqn.2014-06.com.example:remotedisk2';
+    const made = await s.run(`/iscsi create ${T2}`);
+    assert.deepEqual(made.output, [`Created target ${T2}.`, 'Created TPG 1.', 'Global pref auto_add_default_portal=true', 'Created default portal listening on all IPs (0.0.0.0), port 3260.']);
+    assert.equal(s.host.model().targets.find((t) => t.wwn === T2)?.tpgs[0]?.portals[0]?.ip_address, '0.0.0.0');
   } finally {
     await s.cleanup();
   }

@@ -50,3 +50,42 @@ test('interactive shell in tmux: TAB completes, pwd, exit saves', { timeout: 60_
     await agent.cleanup();
   }
 });
+
+test('interactive shell in tmux: Ctrl-C clears the line and stays, help shows an example, TAB completes values, Ctrl-D exits', { timeout: 60_000 }, async () => {
+  const dirs = await tempAgentDirs();
+  const agent = await spawnAgent({ dirs });
+  const session = `outpost-tty-c-${process.pid}-${Date.now()}`;
+  try {
+    await tmux('new-session', '-d', '-s', session, '-x', '120', '-y', '60', `${process.execPath} ${BIN} --state-dir ${dirs.stateDir}; echo EXITED $?; sleep 30`);
+    await waitFor(session, /^\/>\s*$/m);
+    // Ctrl-C on a half-typed line: the line is dropped, the shell stays, nothing is saved
+    await tmux('send-keys', '-t', session, 'cd /backstores/fil');
+    await waitFor(session, /^\/> cd \/backstores\/fil\s*$/m);
+    await tmux('send-keys', '-t', session, 'C-c');
+    await waitFor(session, /^\/> cd \/backstores\/fil\^C\n\/>\s*$/m);
+    await tmux('send-keys', '-t', session, 'C-c');
+    await waitFor(session, /^\/> \^C\n\/>\s*$/m);
+    await tmux('send-keys', '-t', session, 'pwd', 'Enter');
+    let screen = await waitFor(session, /^\/> pwd\n\/\n\/>\s*$/m);
+    assert.doesNotMatch(screen, /EXITED|Configuration saved/);
+    assert.equal(existsSync(dirs.configPath), false, 'Ctrl-C saved the configuration');
+    // help COMMAND: syntax and an example
+    await tmux('send-keys', '-t', session, 'cd /iscsi', 'Enter');
+    await waitFor(session, /^\/iscsi>\s*$/m);
+    await tmux('send-keys', '-t', session, 'help create', 'Enter');
+    screen = await waitFor(session, /EXAMPLE\n=======\ncreate iqn\.2014-06\.com\.example:remotedisk1\n\/iscsi>\s*$/m);
+    assert.match(screen, /SYNTAX\n======\ncreate \[wwn\]\n/);
+    // TAB completes a value (README: "TAB completes paths, commands, parameters and values")
+    await tmux('send-keys', '-t', session, 'set global auto_add_default_portal=t', 'Tab');
+    await waitFor(session, /^\/iscsi> set global auto_add_default_portal=true\s*$/m);
+    await tmux('send-keys', '-t', session, 'C-u');
+    // Ctrl-D on an empty line: "exit", then the save targetcli does on exit
+    await tmux('send-keys', '-t', session, 'C-d');
+    screen = await waitFor(session, /EXITED 0/);
+    assert.match(screen, /^\/iscsi> exit\nGlobal pref auto_save_on_exit=true\n/m);
+    assert.ok(screen.includes(`Configuration saved to ${dirs.configPath}`), screen);
+  } finally {
+    await tmux('kill-server').catch(() => {});
+    await agent.cleanup();
+  }
+});
