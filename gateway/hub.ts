@@ -1,6 +1,8 @@
 // The agents' live sockets as the gateway core sees them; Node (ws) and Workers (hibernatable
 // WebSockets) each implement it in their adapter.
 export interface HubConnection {
+  /** Unique per socket: the push queue of one socket is keyed by it. */
+  readonly connId: string;
   readonly agentId: string;
   readonly servedTargets: readonly string[];
   send(frame: Uint8Array): void;

@@ -16,6 +16,7 @@ export function openSqlite(file: string): { driver: SqlDriver; close(): void } {
     driver: {
       all: (sql, params) => stmt(sql).all(...params) as Record<string, SqlValue>[],
       run: (sql, params) => void stmt(sql).run(...params),
+      transaction: (fn) => db.transaction(fn)(),
     },
     close: () => db.close(),
   };

@@ -22,7 +22,7 @@ const consoleLogger: GatewayLogger = {
 };
 
 function stateOf(ws: WebSocket): PeerState {
-  return (ws.deserializeAttachment() as PeerState | null) ?? { servedTargets: [] };
+  return (ws.deserializeAttachment() as PeerState | null) ?? { connId: crypto.randomUUID(), servedTargets: [] };
 }
 
 export class FleetObject extends DurableObject<Env> {
@@ -37,13 +37,14 @@ export class FleetObject extends DurableObject<Env> {
     const driver: SqlDriver = {
       all: (q, p) => sql.exec<Record<string, SqlValue>>(q, ...p).toArray(),
       run: (q, p) => void sql.exec(q, ...p),
+      transaction: (fn) => ctx.storage.transactionSync(fn),
     };
     const hub: Hub = {
       connections: () => {
         const out: HubConnection[] = [];
         for (const ws of ctx.getWebSockets()) {
           const s = stateOf(ws);
-          if (s.agentId !== undefined && ws.readyState === WebSocket.OPEN) out.push({ agentId: s.agentId, servedTargets: s.servedTargets, send: (f) => ws.send(f) });
+          if (s.agentId !== undefined && ws.readyState === WebSocket.OPEN) out.push({ connId: s.connId, agentId: s.agentId, servedTargets: s.servedTargets, send: (f) => ws.send(f) });
         }
         return out;
       },
@@ -60,7 +61,7 @@ export class FleetObject extends DurableObject<Env> {
     if (!this.app || !this.control) return Response.json({ error: 'gateway misconfigured: OUTPOST_ADMIN_TOKEN and OUTPOST_SECRET_KEY must be set' }, { status: 500 });
     if (new URL(req.url).pathname !== CONTROL_PATH) return this.app.fetch(req);
     if (req.headers.get('upgrade')?.toLowerCase() !== 'websocket') return Response.json({ error: 'expected a WebSocket upgrade' }, { status: 426 });
-    const state: PeerState = { servedTargets: [] };
+    const state: PeerState = { connId: crypto.randomUUID(), servedTargets: [] };
     const auth = req.headers.get('authorization');
     if (auth !== null) {
       const agent = await this.control.authenticate(auth);
