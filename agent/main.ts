@@ -7,7 +7,7 @@ import { adminSocketPath } from './admin/protocol.js';
 import { startAdminServer, type AdminServer } from './admin/server.js';
 import { dumpConfig } from './config/dump.js';
 import { loadConfig } from './config/load.js';
-import { applyManagedAcls, checkPolicyFits, inventoryOf, revokedAcls, validatePolicy } from './config/managed.js';
+import { applyManagedAcls, checkPolicyFits, cloneWithoutManaged, inventoryOf, revokedAcls, validatePolicy } from './config/managed.js';
 import { Runtime } from './config/reconcile.js';
 import { LiveRegistry } from './config/registry.js';
 import { iscsiTargets, storageObjectPath, type RootConfig } from './config/schema.js';
@@ -136,7 +136,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     setManagedPolicy(p: PolicySnapshot) {
       validatePolicy(p);
       checkPolicyFits(model, p);
-      const next = structuredClone(model);
+      const next = cloneWithoutManaged(model);
       applyManagedAcls(next, p);
       // Managed ACLs reference TPG LUNs by number and open nothing, so the swap itself cannot fail;
       // it is applied synchronously so callers can ack right after this returns.

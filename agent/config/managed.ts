@@ -150,15 +150,16 @@ export function effectiveAcls(tpg: TpgConfig): NodeAclConfig[] {
 }
 
 /** What an initiator proves itself with: a change of any of it must end the sessions it opened before. */
-const credentialsOf = (a: NodeAclConfig): string =>
-  JSON.stringify([a.chap_userid ?? '', a.chap_password ?? '', a.chap_mutual_userid ?? '', a.chap_mutual_password ?? '']);
+const sameCredentials = (a: NodeAclConfig, b: NodeAclConfig): boolean =>
+  (a.chap_userid ?? '') === (b.chap_userid ?? '') && (a.chap_password ?? '') === (b.chap_password ?? '')
+  && (a.chap_mutual_userid ?? '') === (b.chap_mutual_userid ?? '') && (a.chap_mutual_password ?? '') === (b.chap_mutual_password ?? '');
 
-/** Effective ACLs by lower-cased "target\ninitiator" → credentials. */
-function effectiveCredentials(root: RootConfig): Map<string, string> {
-  const out = new Map<string, string>();
+/** Effective ACLs by lower-cased "target\ninitiator". */
+function effectiveByPair(root: RootConfig): Map<string, NodeAclConfig> {
+  const out = new Map<string, NodeAclConfig>();
   for (const t of iscsiTargets(root)) {
-    const target = t.wwn.toLowerCase();
-    for (const tpg of t.tpgs) for (const a of effectiveAcls(tpg)) out.set(`${target}\n${a.node_wwn.toLowerCase()}`, credentialsOf(a));
+    const target = t.wwn.toLowerCase() + '\n';
+    for (const tpg of t.tpgs) for (const a of effectiveAcls(tpg)) out.set(target + a.node_wwn.toLowerCase(), a);
   }
   return out;
 }
@@ -169,10 +170,11 @@ function effectiveCredentials(root: RootConfig): Map<string, string> {
  * initiator's sessions when its CHAP secret changes.
  */
 export function revokedAcls(before: RootConfig, after: RootConfig): Array<[target: string, initiator: string]> {
-  const now = effectiveCredentials(after);
+  const now = effectiveByPair(after);
   const out: Array<[string, string]> = [];
-  for (const [pair, creds] of effectiveCredentials(before)) {
-    if (now.get(pair) === creds) continue;
+  for (const [pair, a] of effectiveByPair(before)) {
+    const b = now.get(pair);
+    if (b && sameCredentials(a, b)) continue;
     const [target, initiator] = pair.split('\n') as [string, string];
     out.push([target, initiator]);
   }
@@ -213,4 +215,12 @@ export function checkPolicyFits(root: RootConfig, p: PolicySnapshot): void {
       if (!have.has(m.tpg_lun)) bad(`${target} ACL ${a.initiator}: mapped LUN ${m.index} refers to TPG LUN ${m.tpg_lun}, which ${target} does not have`);
     }
   }
+}
+
+/** A deep copy of `root` without its managed ACLs (the next policy replaces them; copying them is waste). */
+export function cloneWithoutManaged(root: RootConfig): RootConfig {
+  return structuredClone({
+    ...root,
+    targets: root.targets.map((t) => ({ ...t, tpgs: t.tpgs.map((g) => ({ ...g, node_acls: g.node_acls.filter((a) => !a.outpost_managed) })) })),
+  });
 }

@@ -141,3 +141,46 @@ test('a malformed frame from the gateway drops that connection only; the link re
     }
   });
 });
+
+test('a lower version is nacked and the held policy kept, after a restart too; only a new fleet_epoch (reset fleet) may go back', async () => {
+  await withDir(async (dir) => {
+    const port = await freePort();
+    const gw = await fakeGateway(port);
+    const agent = new Agent();
+    const v50: PolicySnapshot = { version: 50, fleet_epoch: 'fleet-a', targets: { [TARGET]: [{ initiator: 'iqn.1994-05.com.redhat:h', chap: { userid: 'u', password: 'new-secret-5050' }, mapped_luns: [] }] } };
+    const v3: PolicySnapshot = { version: 3, fleet_epoch: 'fleet-a', targets: { [TARGET]: [{ initiator: 'iqn.1994-05.com.redhat:h', chap: { userid: 'u', password: 'old-secret-0303' }, mapped_luns: [] }] } };
+    let link = await startControlLink({ url: `http://127.0.0.1:${port}`, token: 't', stateDir: dir, agent, log: silentLogger, minBackoffMs: 50, maxBackoffMs: 200 });
+    try {
+      await waitFor('hello', () => gw.sockets.length === 1 && gw.received.length >= 1, 5000);
+      gw.sockets[0]!.send(encodeMessage({ type: 'snapshot', policy: v50 }));
+      await waitFor('ack 50', () => gw.received.find((m) => m.type === 'ack' && m.version === 50), 5000);
+      gw.sockets[0]!.send(encodeMessage({ type: 'snapshot', policy: v3 }));
+      const nack = await waitFor('nack 3', () => gw.received.find((m) => m.type === 'nack' && m.version === 3), 5000);
+      assert.match(nack.type === 'nack' ? nack.error : '', /version 3 is older than version 50 already applied/);
+      assert.equal(agent.applied.at(-1)!.version, 50, 'kept v50');
+      assert.equal(link.appliedVersion, 50);
+      // the same version again (a resend after reconnect) is fine
+      gw.sockets[0]!.send(encodeMessage({ type: 'snapshot', policy: v50 }));
+      await waitFor('second ack 50', () => gw.received.filter((m) => m.type === 'ack' && m.version === 50).length === 2, 5000);
+      await link.close();
+
+      // restarted from its cache: still refuses the old version
+      gw.received.length = 0;
+      link = await startControlLink({ url: `http://127.0.0.1:${port}`, token: 't', stateDir: dir, agent, log: silentLogger, minBackoffMs: 50, maxBackoffMs: 200 });
+      const hello = await waitFor('hello after restart', () => gw.received.find((m) => m.type === 'hello'), 5000);
+      assert.equal(hello.type === 'hello' && hello.applied_version, 50);
+      gw.sockets.at(-1)!.send(encodeMessage({ type: 'snapshot', policy: v3 }));
+      await waitFor('nack 3 after restart', () => gw.received.find((m) => m.type === 'nack' && m.version === 3), 5000);
+      assert.equal(agent.applied.at(-1)!.version, 50);
+
+      // a reset fleet (new store, new epoch) starts again at low versions: accepted
+      const reset: PolicySnapshot = { ...v3, fleet_epoch: 'fleet-b' };
+      gw.sockets.at(-1)!.send(encodeMessage({ type: 'snapshot', policy: reset }));
+      await waitFor('ack 3 from the reset fleet', () => gw.received.find((m) => m.type === 'ack' && m.version === 3), 5000);
+      assert.equal(agent.applied.at(-1)!.fleet_epoch, 'fleet-b');
+    } finally {
+      await link.close();
+      await gw.close();
+    }
+  });
+});
