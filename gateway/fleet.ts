@@ -3,7 +3,7 @@
 // it starts, so an older snapshot never follows a newer one), and only when it fits in one frame.
 import { MAX_FRAME_BYTES, ProtocolError, encodeMessage } from '../shared/control-protocol.js';
 import type { AclPolicy, ChapPolicy, DiscoveryAuthPolicy, PolicySnapshot } from '../shared/policy.js';
-import { SecretBox } from './crypto.js';
+import { SecretBox, fromHex } from './crypto.js';
 import type { GatewayDeps, HubConnection } from './hub.js';
 import type { AclRecord, PolicyContent } from './store.js';
 
@@ -44,7 +44,8 @@ export class Fleet {
   }
 
   box(): Promise<SecretBox> {
-    this.boxPromise ??= SecretBox.fromSecret(this.deps.secretKey);
+    this.boxPromise ??= this.deps.store.kdfSalt().then((salt) => SecretBox.fromSecret(this.deps.secretKey, fromHex(salt), this.deps.kdf));
+    this.boxPromise.catch(() => (this.boxPromise = undefined)); // a failed derivation is retried, not cached
     return this.boxPromise;
   }
 

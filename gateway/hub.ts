@@ -27,6 +27,8 @@ export interface GatewayDeps {
   readonly hub: Hub;
   /** OUTPOST_SECRET_KEY: secrets at rest are sealed under a key derived from it. */
   readonly secretKey: string;
+  /** The key-derivation function (scrypt), from the runtime adapter. */
+  readonly kdf: import('./crypto.js').Kdf;
   /** OUTPOST_ADMIN_TOKEN: Bearer token of the admin REST API. */
   readonly adminToken: string;
   readonly logger: GatewayLogger;

@@ -26,6 +26,7 @@ const SCHEMA = [
      PRIMARY KEY (agent_id, target))`,
   // scope: 'target\n<iqn>', 'agent\n<id>' or 'discovery'; version: the policy version of its last change
   `CREATE TABLE IF NOT EXISTS changes (scope TEXT PRIMARY KEY, version INTEGER NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS kdf (id INTEGER PRIMARY KEY CHECK (id = 1), salt TEXT NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS inventory (agent_id TEXT PRIMARY KEY, inventory TEXT NOT NULL)`,
 ];
 
@@ -67,6 +68,8 @@ export class SqlStore implements Store {
   constructor(private readonly db: SqlDriver) {
     for (const s of SCHEMA) db.run(s, []);
     db.run('INSERT OR IGNORE INTO fleet (id, epoch) VALUES (1, ?)', [crypto.randomUUID()]);
+    const salt = [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, '0')).join('');
+    db.run('INSERT OR IGNORE INTO kdf (id, salt) VALUES (1, ?)', [salt]);
   }
 
   private tx<T>(fn: () => T): T {
@@ -218,6 +221,9 @@ export class SqlStore implements Store {
       const epoch = String(this.db.all('SELECT epoch FROM fleet WHERE id = 1', [])[0]!.epoch);
       return { version: this.versionNow(), epoch, targets, discovery: this.discoveryNow() };
     });
+  }
+  async kdfSalt(): Promise<string> {
+    return String(this.db.all('SELECT salt FROM kdf WHERE id = 1', [])[0]!.salt);
   }
   async desiredVersions(): Promise<Map<string, number>> {
     return this.tx(() => {

@@ -93,6 +93,8 @@ export interface Store {
   /** Random id of this fleet's store: a new one means versions started again (fleet reset). */
   fleetEpoch(): Promise<string>;
   policyFor(agentId: string): Promise<PolicyContent>;
+  /** Random salt (hex) of the secrets-at-rest key derivation, created with the store. */
+  kdfSalt(): Promise<string>;
   /** Per agent, the version of the last change that reached its policy (assignment, its targets, discovery). */
   desiredVersions(): Promise<Map<string, number>>;
 }

@@ -463,6 +463,39 @@ export function gatewayBehaviourSuite(name: string, startGw: () => Promise<TestG
       await closed(sock);
     });
 
+    it('a socket that never proves an agent token is closed after the auth deadline (10 s), on both runtimes', { timeout: 40_000 }, async () => {
+      const t0 = Date.now();
+      const ws = new WebSocket(gw.url.replace(/^http/, 'ws') + CONTROL_PATH);
+      const code = await new Promise<number>((resolve, reject) => {
+        ws.once('close', (c) => resolve(c));
+        ws.once('error', reject);
+      });
+      const ms = Date.now() - t0;
+      assert.equal(code, 1008);
+      assert.ok(ms >= 9000 && ms < 25_000, `closed after ${ms} ms`);
+    });
+
+    it('a chunked body over the limit (no Content-Length) is refused with 413 before it is buffered whole', async () => {
+      const chunk = new Uint8Array(16 * 1024).fill(0x20);
+      let sent = 0;
+      const body = new ReadableStream<Uint8Array>({
+        pull(c) {
+          if (sent >= 4 * 1024 * 1024) return c.close();
+          sent += chunk.byteLength;
+          c.enqueue(chunk);
+        },
+      });
+      const res = await fetch(`${gw.url}/v1/acls/${TARGET}/iqn.1994-05.com.redhat:huge`, {
+        method: 'PUT', headers: { authorization: `Bearer ${gw.adminToken}`, 'content-type': 'application/json' }, body, duplex: 'half',
+      } as RequestInit).catch((e: Error) => e);
+      if (res instanceof Error) assert.ok(sent < 4 * 1024 * 1024, `connection cut early (${sent} bytes sent): ${res.message}`);
+      else {
+        assert.equal(res.status, 413, await res.clone().text());
+        assert.match(((await res.json()) as { error: string }).error, /exceeds 65536 bytes/);
+      }
+      assert.equal((await api(gw, 'GET', `/v1/acls/${TARGET}/iqn.1994-05.com.redhat:huge`)).status, 404);
+    });
+
     it('no secret appears in clear text in storage, responses, logs or the agent state dir', async () => {
       const inStorage = await filesContaining(gw.storageDir, [...SECRETS, agentToken]);
       assert.deepEqual(inStorage, [], 'gateway storage');
