@@ -1,7 +1,13 @@
 // The agent's control link (agent/control/link.ts) against a bare `ws` server speaking the protocol:
 // cached policy in force before any connection, hello version, bad frames from the gateway.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
+import { promisify } from 'node:util';
+import { pino } from 'pino';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -181,6 +187,28 @@ test('a lower version is nacked and the held policy kept, after a restart too; o
     } finally {
       await link.close();
       await gw.close();
+    }
+  });
+});
+
+test('a TLS failure of the control link (untrusted certificate) is logged at warn, not debug', { timeout: 30_000 }, async () => {
+  await withDir(async (dir) => {
+    const run = promisify(execFile);
+    await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=127.0.0.1']);
+    const server = createHttpsServer({ key: await readFile(join(dir, 'key.pem')), cert: await readFile(join(dir, 'cert.pem')) });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const port = (server.address() as AddressInfo).port;
+    const lines: string[] = [];
+    const log = pino({ level: 'debug' }, new Writable({ write(c, _e, cb) { lines.push(String(c)); cb(); } }));
+    const link = await startControlLink({ url: `wss://127.0.0.1:${port}`, token: 't', stateDir: dir, agent: new Agent(), log: log as never, minBackoffMs: 100, maxBackoffMs: 500 });
+    try {
+      const line = await waitFor('TLS failure logged', () => lines.find((l) => l.includes('control link TLS failure')), 10_000);
+      assert.equal(JSON.parse(line).level, 40, 'warn');
+      assert.match(line, /self.signed|certificate/i);
+    } finally {
+      await link.close();
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
     }
   });
 });
