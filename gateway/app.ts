@@ -1,6 +1,7 @@
 // The gateway's admin REST API (Hono, Web-standard APIs only): agents, ACLs, discovery auth.
 // Runtime adapters: node/main.ts (Node) and worker.ts (Cloudflare Workers + Durable Object).
 import { Hono, type Context } from 'hono';
+import { POLICY_LIMITS } from '../shared/policy.js';
 import { bodyLimit } from 'hono/body-limit';
 import { newToken, safeEqual, sha256Hex } from './crypto.js';
 import { ApiError, badRequest, notFound } from './errors.js';
@@ -140,8 +141,10 @@ export function createApp(deps: GatewayDeps): Hono {
     const target = checkIscsiName(c.req.param('target'), 'target IQN');
     parseAssignBody(await optionalJsonBody(c));
     if (!(await store.getAgent(id))) throw notFound(`no agent ${id}`);
-    await refuseOverflow([id], { kind: 'assign', agentId: id, target });
-    const version = await store.assign(id, target);
+    const version = await fleet.serializeWrite(async () => {
+      await refuseOverflow([id], { kind: 'assign', agentId: id, target });
+      return store.assign(id, target);
+    });
     if (version === undefined) return c.json({ agent_id: id, target, assigned: true, changed: false, version: await store.policyVersion(), pushed_to: 0 });
     logger.info({ agent_id: id, target, version }, 'target assigned');
     return c.json({ agent_id: id, target, assigned: true, changed: true, version, ...(await fleet.push([id], version)) });
@@ -169,13 +172,17 @@ export function createApp(deps: GatewayDeps): Hono {
     const initiator = checkIscsiName(c.req.param('initiator'), 'initiator IQN');
     const warnings: string[] = [];
     const body = parseAclBody(await jsonBody(c), warnings);
-    await checkAgainstInventories(store, target, initiator, body.mapped_luns);
-    const agentIds = await store.agentsForTarget(target);
-    await refuseOverflow(agentIds, { kind: 'acl', target, acl: body.chap ? { initiator, chap: body.chap, mapped_luns: body.mapped_luns } : { initiator, mapped_luns: body.mapped_luns } });
-    const box = await fleet.box();
     const info = body.chap ? chapInfo(body.chap) : null;
-    const sealed = body.chap ? await box.seal(body.chap, aclContext(target, initiator)) : null;
-    const version = await store.putAcl({ target, initiator, chap_info: info, chap_sealed: sealed, mapped_luns: body.mapped_luns, updated_at: new Date().toISOString() });
+    const version = await fleet.serializeWrite(async () => {
+      await checkAgainstInventories(store, target, initiator, body.mapped_luns);
+      if ((await store.listAcls(target)).length >= POLICY_LIMITS.aclsPerTarget && !(await store.getAcl(target, initiator))) {
+        throw badRequest(`${target} has ${POLICY_LIMITS.aclsPerTarget} ACLs, the most an agent accepts for one target`);
+      }
+      await refuseOverflow(await store.agentsForTarget(target), { kind: 'acl', target, acl: body.chap ? { initiator, chap: body.chap, mapped_luns: body.mapped_luns } : { initiator, mapped_luns: body.mapped_luns } });
+      const box = await fleet.box();
+      const sealed = body.chap ? await box.seal(body.chap, aclContext(target, initiator)) : null;
+      return store.putAcl({ target, initiator, chap_info: info, chap_sealed: sealed, mapped_luns: body.mapped_luns, updated_at: new Date().toISOString() });
+    });
     logger.info({ target, initiator, version, chap: info !== null }, 'acl set');
     const pushed = await fleet.push(await store.agentsForTarget(target), version);
     return c.json(withWarnings({ target, initiator, chap: info, mapped_luns: body.mapped_luns, version, ...pushed }, warnings));
@@ -213,10 +220,12 @@ export function createApp(deps: GatewayDeps): Hono {
     const d = parseDiscoveryAuthBody(await jsonBody(c), warnings);
     const hasCreds = d.password.length > 0;
     const { enable, ...creds } = d;
-    await refuseOverflow((await store.listAgents()).map((a) => a.id), { kind: 'discovery', discovery: d });
-    const box = await fleet.box();
-    const sealed = hasCreds ? await box.seal(creds, DISCOVERY_CONTEXT) : null;
-    const version = await store.putDiscoveryAuth({ enable, info: hasCreds ? chapInfo(creds) : null, sealed, updated_at: new Date().toISOString() });
+    const version = await fleet.serializeWrite(async () => {
+      await refuseOverflow((await store.listAgents()).map((a) => a.id), { kind: 'discovery', discovery: d });
+      const box = await fleet.box();
+      const sealed = hasCreds ? await box.seal(creds, DISCOVERY_CONTEXT) : null;
+      return store.putDiscoveryAuth({ enable, info: hasCreds ? chapInfo(creds) : null, sealed, updated_at: new Date().toISOString() });
+    });
     logger.info({ enable, version }, 'discovery auth set');
     const pushed = await fleet.push(undefined, version);
     return c.json(withWarnings({ enable, chap: hasCreds ? chapInfo(creds) : null, version, ...pushed }, warnings));

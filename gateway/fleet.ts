@@ -33,6 +33,7 @@ const fleets = new WeakMap<GatewayDeps, Fleet>();
 export class Fleet {
   private boxPromise: Promise<SecretBox> | undefined;
   private readonly senders = new Map<string, Sender>();
+  private writes: Promise<unknown> = Promise.resolve();
 
   private constructor(readonly deps: GatewayDeps) {}
 
@@ -105,6 +106,16 @@ export class Fleet {
       }
     }
     return undefined;
+  }
+
+  /**
+   * Runs policy writes one at a time, so the frame-size check and the write it admits see the same
+   * content (two writes that each fit cannot together overflow a snapshot). Pushes run outside it.
+   */
+  serializeWrite<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.writes.then(fn, fn);
+    this.writes = p.catch(() => {});
+    return p;
   }
 
   /** Queues a push of the newest snapshot to one socket; resolves when a send covering it is done. */

@@ -30,7 +30,13 @@ const AUTH_TIMEOUT_MS = 10_000;
 type WorkerPeerState = PeerState & { acceptedAt?: number };
 
 function stateOf(ws: WebSocket): WorkerPeerState {
-  return (ws.deserializeAttachment() as PeerState | null) ?? { connId: crypto.randomUUID(), servedTargets: [] };
+  const s = (ws.deserializeAttachment() as WorkerPeerState | null) ?? { connId: crypto.randomUUID(), servedTargets: [] };
+  if (!s.connId) {
+    // accepted by a release without connection ids: give it one for good
+    s.connId = crypto.randomUUID();
+    ws.serializeAttachment(s);
+  }
+  return s;
 }
 
 export class FleetObject extends DurableObject<Env> {
