@@ -208,14 +208,21 @@ export function controlPlaneE2e(name: string, startGw: () => Promise<TestGateway
       await waitFor('agent in sync after reconnect', inSync, 5000, 100);
     });
 
-    it('a mapped tpg_lun the agent does not have is refused at REST (the agent reported its LUNs)', async () => {
+    it('a mapped tpg_lun the agent does not have is refused at REST (reported LUNs) or nacked by the agent; unassigning drops sessions', async () => {
       await waitFor('inventory reported', async () => {
         const r = await api(gw, 'PUT', `/v1/acls/${TARGET}/${STRANGER}`, { mapped_luns: [{ index: 0, tpg_lun: 9, write_protect: false }] });
         return r.status === 400 ? r : undefined;
       }, 5000, 100).then((r) => assert.match(r.body.error, /tpg_lun 9 does not exist on agent e2e-branch/));
       assert.equal((await api(gw, 'GET', `/v1/acls/${TARGET}/${STRANGER}`)).status, 404);
-      // stored while no agent had the target (nothing to check against): the agent nacks it on assignment
+      // unassigning the target drops the managed ACLs and their live sessions
+      perf = spawn('iscsi-perf', ['-i', INITIATOR, '-x', '0', `iscsi://${oneWay.user}%${SECRET}@127.0.0.1:${port}/${TARGET}/0`], { stdio: 'ignore' });
+      await waitFor('live session', async () => (await sessionsOf(dirs.stateDir, INITIATOR)) > 0, 10_000, 200);
       assert.equal((await api(gw, 'DELETE', `/v1/agents/${agentId}/targets/${TARGET}`)).status, 200);
+      await waitFor('session dropped on unassign', async () => (await sessionsOf(dirs.stateDir, INITIATOR)) === 0, 5000, 100);
+      perf.kill('SIGKILL');
+      perf = undefined;
+      assert.equal(await inq(port, oneWay), false, 'no longer admitted');
+      // stored while no agent had the target (nothing to check against): the agent nacks it on assignment
       assert.equal((await api(gw, 'PUT', `/v1/acls/${TARGET}/${STRANGER}`, { mapped_luns: [{ index: 0, tpg_lun: 9, write_protect: false }] })).status, 200);
       assert.equal((await api(gw, 'PUT', `/v1/agents/${agentId}/targets/${TARGET}`)).status, 200);
       const err = await waitFor('last_error from the nack', async () => (await agentRow())?.last_error, 5000, 100);
