@@ -93,10 +93,13 @@ export function createApp(deps: GatewayDeps): Hono {
   // Agents -----------------------------------------------------------------------------------------
   app.post('/v1/agents', async (c) => {
     const { name } = parseAgentBody(await jsonBody(c));
-    if (await store.findAgentByName(name)) throw new ApiError(409, `an agent named ${JSON.stringify(name)} is already enrolled (names are unique, case-insensitively)`);
     const id = crypto.randomUUID();
     const token = newToken();
-    await store.createAgent({ id, name, token_hash: await sha256Hex(token), created_at: new Date().toISOString(), last_seen: null, applied_version: null, last_error: null, agent_version: null, served_targets: [], status: null });
+    const token_hash = await sha256Hex(token);
+    await fleet.serializeWrite(async () => {
+      if (await store.findAgentByName(name)) throw new ApiError(409, `an agent named ${JSON.stringify(name)} is already enrolled (names are unique, case-insensitively)`);
+      await store.createAgent({ id, name, token_hash, created_at: new Date().toISOString(), last_seen: null, applied_version: null, last_error: null, agent_version: null, served_targets: [], status: null });
+    });
     logger.info({ agent_id: id, name }, 'agent enrolled');
     return c.json({ id, name, token }, 201);
   });
