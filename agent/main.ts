@@ -145,10 +145,15 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       managedDiscovery = discoveryOf(p);
       model = next;
       generation++;
-      for (const [target, initiator] of revokedAcls(before, model)) {
-        const n = server!.closeSessions(target, initiator);
-        if (n) log.info({ target, initiator, sessions: n }, 'managed ACL removed or its credentials changed: sessions closed');
-      }
+      // New logins already see the new ACLs; ending the revoked sessions waits one turn of the event
+      // loop so a huge policy does not hold it for the comparison as well as for the swap.
+      const after = model;
+      setImmediate(() => {
+        for (const [target, initiator] of revokedAcls(before, after)) {
+          const n = server!.closeSessions(target, initiator);
+          if (n) log.info({ target, initiator, sessions: n }, 'managed ACL removed or its credentials changed: sessions closed');
+        }
+      });
       log.info({ version: p.version }, 'managed policy applied');
     },
     servedTargets: () => iscsiTargets(model).map((t) => t.wwn),

@@ -64,7 +64,9 @@ export class ProtocolError extends Error {
   }
 }
 
-const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true });
+/** Options both sides decode with; records are off so no build ever needs runtime eval. */
+export const PACKR_OPTIONS = { useRecords: false, moreTypes: false, mapsAsObjects: true } as const;
+const packr = new Packr(PACKR_OPTIONS);
 
 export function encodeMessage(msg: AgentMessage | GatewayMessage): Uint8Array {
   const out = packr.pack(msg);
@@ -72,11 +74,14 @@ export function encodeMessage(msg: AgentMessage | GatewayMessage): Uint8Array {
   return out;
 }
 
-function decodeObject(frame: Uint8Array): Record<string, unknown> {
+/** Decodes one msgpack value; Node callers may pass msgpackr's standard build (same format, faster). */
+export type Unpack = (frame: Uint8Array) => unknown;
+
+function decodeObject(frame: Uint8Array, unpack: Unpack = (f) => packr.unpack(f)): Record<string, unknown> {
   if (frame.byteLength > MAX_FRAME_BYTES) throw new ProtocolError(`frame of ${frame.byteLength} bytes exceeds ${MAX_FRAME_BYTES}`, 'too_big');
   let value: unknown;
   try {
-    value = packr.unpack(frame);
+    value = unpack(frame);
   } catch (e) {
     throw new ProtocolError(`undecodable frame: ${(e as Error).message}`, 'malformed');
   }
@@ -133,8 +138,8 @@ export function decodeAgentMessage(frame: Uint8Array): AgentMessage {
 }
 
 /** Decodes and shape-checks a frame sent by the gateway (the policy itself is validated by the agent). */
-export function decodeGatewayMessage(frame: Uint8Array): GatewayMessage {
-  const m = decodeObject(frame);
+export function decodeGatewayMessage(frame: Uint8Array, unpack?: Unpack): GatewayMessage {
+  const m = decodeObject(frame, unpack);
   switch (m.type) {
     case 'snapshot': {
       const p = m.policy;

@@ -1,14 +1,21 @@
 // The agent's control link to the gateway (see shared/control-protocol.ts): hello with the last applied
 // version, apply each snapshot atomically (ack) or keep the old one (nack), report status, and
 // reconnect with exponential backoff and full jitter.
+import { Packr } from 'msgpackr';
 import WebSocket from 'ws';
-import { CONTROL_PATH, MAX_FRAME_BYTES, PING_TEXT, decodeGatewayMessage, encodeMessage, type AgentMessage, type Inventory } from '../../shared/control-protocol.js';
+import { CONTROL_PATH, MAX_FRAME_BYTES, PACKR_OPTIONS, PING_TEXT, decodeGatewayMessage, encodeMessage, type AgentMessage, type Inventory } from '../../shared/control-protocol.js';
 import type { PolicySnapshot } from '../../shared/policy.js';
 import { validatePolicyAsync } from '../config/managed.js';
 import type { Logger } from '../lib/log.js';
 import { loadCachedPolicy, saveCachedPolicy } from './policy-cache.js';
 
 export { loadCachedPolicy } from './policy-cache.js';
+
+// The agent runs on Node only, so it decodes with msgpackr's standard build (native string decoding via
+// msgpackr-extract when present): about twice as fast on a 1 MiB snapshot as the no-eval build the
+// Workers gateway needs, and the decode is one synchronous step on the event loop.
+const nodePackr = new Packr(PACKR_OPTIONS);
+const unpack = (frame: Uint8Array): unknown => nodePackr.unpack(frame);
 
 /** What the link needs from the running agent (agent/main.ts provides it). */
 export interface ManagedAgent {
@@ -191,7 +198,7 @@ export async function startControlLink(opts: ControlLinkOptions): Promise<Contro
       if (!isBinary) return; // "pong"
       let msg;
       try {
-        msg = decodeGatewayMessage(data as Buffer);
+        msg = decodeGatewayMessage(data as Buffer, unpack);
       } catch (e) {
         log.warn({ err: (e as Error).message }, 'bad frame from gateway; reconnecting');
         return sock.terminate();
