@@ -105,6 +105,7 @@ export function fleetPolicyTests(ctx: SuiteContext): void {
       assert.equal(r.status, 200, r.text);
     }
     assert.ok(refusedAt > 50 && refusedAt < 131, `refused at ACL ${refusedAt}`);
+    console.log(`# [${gw.kind}] 256-LUN ACLs on one target: ACL #${refusedAt + 1} refused with 413 (${refused.body.error.match(/would be (\d+) bytes/)?.[1]} bytes)`);
     assert.match(refused.body.error, /big-site .* over the 1048576-byte frame limit; nothing was stored/);
     const v = (await api(gw, 'GET', '/v1/agents')).body.policy_version;
     assert.equal((await api(gw, 'GET', `/v1/acls/${BIG_TARGET}/iqn.1994-05.com.redhat:big-${refusedAt}`)).status, 404, 'nothing stored');
