@@ -28,7 +28,9 @@ function isObject(v: unknown): v is Record<string, unknown> {
 /** Unknown fields are refused, not dropped: a typo ("chapp") must not store an ACL without CHAP. */
 function onlyKnown(v: Record<string, unknown>, known: readonly string[], where: string): void {
   const unknown = Object.keys(v).filter((k) => !known.includes(k));
-  if (unknown.length > 0) throw badRequest(`unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => (where ? `${where}.${k}` : k)).map((k) => JSON.stringify(k)).join(', ')} (known: ${known.join(', ')})`);
+  if (unknown.length === 0) return;
+  const names = unknown.map((k) => JSON.stringify(where ? `${where}.${k}` : k)).join(', ');
+  throw badRequest(`unknown field${unknown.length > 1 ? 's' : ''} ${names} (${known.length > 0 ? `known: ${known.join(', ')}` : 'this request takes no fields'})`);
 }
 
 const CREDENTIAL_FIELDS = ['userid', 'password', 'mutual_userid', 'mutual_password'] as const;

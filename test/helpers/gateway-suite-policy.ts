@@ -81,7 +81,7 @@ export function fleetPolicyTests(ctx: SuiteContext): void {
           assert.equal(a.policy.targets[BURST_TARGET]!.length, stored, `agent ${i}: v${a.policy.version} carries its own content`);
         }
       }
-      console.log(`# [${gw.kind}] 20 concurrent PUTs, 4 agents: ${all.map((x, i) => x.agent.applied.length - marks[i]!).join('/')} snapshots sent (coalesced)`);
+      console.log(`# [${gw.kind}] 20 concurrent PUTs, 4 agents: ${all.map((x, i) => x.agent.applied.length - marks[i]!).join('/')} snapshots sent (a push queued behind one in flight is coalesced)`);
     } finally {
       for (const x of extras) await x.close();
     }
