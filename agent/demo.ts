@@ -96,16 +96,24 @@ async function main(): Promise<void> {
   const gateway = await startGateway({ dataDir: join(dir, 'gateway'), port: gatewayPort, host, adminToken, secretKey, logger: log });
 
   const tokenFile = join(dir, 'agent-token');
+  const auth = { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' };
   let agentToken = existsSync(tokenFile) ? (await readFile(tokenFile, 'utf8')).trim() : '';
+  let agentId: string | undefined;
   if (!agentToken) {
-    const res = await fetch(`${gateway.url}/v1/agents`, {
-      method: 'POST', headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ name: 'demo-site' }),
-    });
+    const res = await fetch(`${gateway.url}/v1/agents`, { method: 'POST', headers: auth, body: JSON.stringify({ name: 'demo-site' }) });
     if (res.status !== 201) throw new Error(`enrolling the demo agent failed: ${res.status} ${await res.text()}`);
-    agentToken = ((await res.json()) as { token: string }).token;
+    const enrolled = (await res.json()) as { id: string; token: string };
+    agentToken = enrolled.token;
+    agentId = enrolled.id;
     await writeFile(tokenFile, agentToken + '\n', { mode: 0o600 });
+  } else {
+    const res = await fetch(`${gateway.url}/v1/agents`, { headers: auth });
+    agentId = ((await res.json()) as { agents: { id: string; name: string }[] }).agents.find((a) => a.name === 'demo-site')?.id;
+    if (!agentId) throw new Error(`the demo agent is not enrolled on the gateway any more; remove ${tokenFile} to enrol it again`);
   }
+  // The agent gets policy only for the targets assigned to it on the gateway (idempotent on restarts).
+  const assigned = await fetch(`${gateway.url}/v1/agents/${agentId}/targets/${target}`, { method: 'PUT', headers: auth });
+  if (assigned.status !== 200) throw new Error(`assigning ${target} to the demo agent failed: ${assigned.status} ${await assigned.text()}`);
 
   const configPath = join(dir, 'saveconfig.json');
   if (!existsSync(configPath)) await writeFile(configPath, JSON.stringify(demoConfig(), null, 2) + '\n');
@@ -131,7 +139,8 @@ Connect with open-iscsi (set InitiatorName=${client} in /etc/iscsi/initiatorname
   iscsiadm -m discovery -t sendtargets -p ${portal}
   iscsiadm -m node -T ${target} -p ${portal} --login
 
-Let another initiator in, with CHAP, through the gateway:
+Let another initiator in, with CHAP, through the gateway (the target is assigned to this agent,
+as with: curl -X PUT -H 'Authorization: Bearer ${adminToken}' ${gateway.url}/v1/agents/${agentId}/targets/${target}):
   curl -X PUT -H 'Authorization: Bearer ${adminToken}' -H 'content-type: application/json' \\
     ${gateway.url}/v1/acls/${target}/iqn.2026-11.org.outpost.demo:laptop \\
     -d '{"chap":{"userid":"laptop","password":"laptop-secret-01"},"mapped_luns":[{"index":0,"tpg_lun":0,"write_protect":false}]}'

@@ -7,7 +7,7 @@ import { adminSocketPath } from './admin/protocol.js';
 import { startAdminServer, type AdminServer } from './admin/server.js';
 import { dumpConfig } from './config/dump.js';
 import { loadConfig } from './config/load.js';
-import { applyManagedAcls, effectiveAcls, validatePolicy } from './config/managed.js';
+import { applyManagedAcls, checkPolicyFits, cloneWithoutManaged, inventoryOf, revokedAcls, validatePolicy } from './config/managed.js';
 import { portalKey, Runtime } from './config/reconcile.js';
 import { LiveRegistry } from './config/registry.js';
 import { iscsiTargets, storageObjectPath, type RootConfig } from './config/schema.js';
@@ -56,15 +56,9 @@ export interface Agent {
   saveconfig(path?: string): Promise<string>;
   setManagedPolicy(p: PolicySnapshot): void;
   servedTargets(): string[];
+  inventory(): ReturnType<typeof inventoryOf>;
   status(): AgentStatus;
   stop(): Promise<void>;
-}
-
-/** (target, initiator) pairs admitted by explicit ACLs, lower-cased. */
-function aclPairs(root: RootConfig): Set<string> {
-  const out = new Set<string>();
-  for (const t of iscsiTargets(root)) for (const tpg of t.tpgs) for (const a of effectiveAcls(tpg)) out.add(`${t.wwn.toLowerCase()}\n${a.node_wwn.toLowerCase()}`);
-  return out;
 }
 
 function discoveryOf(p: PolicySnapshot): DiscoveryAuth | undefined {
@@ -120,18 +114,15 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
 
   const swap = async (next: RootConfig, strict: boolean): Promise<void> => {
     const plan = await runtime.prepare(next, strict);
-    const before = aclPairs(model);
+    const before = model;
     const targetsBefore = iscsiTargets(model).map((t) => t.wwn);
     applyManagedAcls(next, policy); // the policy may have changed while this change was queued
     model = next;
     generation++;
     await runtime.commit(plan);
-    const after = aclPairs(model);
-    for (const pair of before) {
-      if (after.has(pair)) continue;
-      const [target, initiator] = pair.split('\n') as [string, string];
+    for (const [target, initiator] of revokedAcls(before, model)) {
       const n = server!.closeSessions(target, initiator);
-      if (n) log.info({ target, initiator, sessions: n }, 'ACL removed: sessions closed');
+      if (n) log.info({ target, initiator, sessions: n }, 'ACL removed or its credentials changed: sessions closed');
     }
     for (const t of targetsBefore) if (!iscsiTargets(model).some((x) => x.wwn.toLowerCase() === t.toLowerCase())) server!.closeSessions(t);
   };
@@ -157,24 +148,29 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     saveconfig: (path) => saveConfigFile(path ?? configPath, model),
     setManagedPolicy(p: PolicySnapshot) {
       validatePolicy(p);
-      const next = structuredClone(model);
+      checkPolicyFits(model, p);
+      const next = cloneWithoutManaged(model);
       applyManagedAcls(next, p);
       // Managed ACLs reference TPG LUNs by number and open nothing, so the swap itself cannot fail;
       // it is applied synchronously so callers can ack right after this returns.
-      const before = aclPairs(model);
+      const before = model;
       policy = p;
       managedDiscovery = discoveryOf(p);
       model = next;
       generation++;
-      const after = aclPairs(model);
-      for (const pair of before) {
-        if (after.has(pair)) continue;
-        const [target, initiator] = pair.split('\n') as [string, string];
-        server!.closeSessions(target, initiator);
-      }
+      // New logins already see the new ACLs; ending the revoked sessions waits one turn of the event
+      // loop so a huge policy does not hold it for the comparison as well as for the swap.
+      const after = model;
+      setImmediate(() => {
+        for (const [target, initiator] of revokedAcls(before, after)) {
+          const n = server!.closeSessions(target, initiator);
+          if (n) log.info({ target, initiator, sessions: n }, 'managed ACL removed or its credentials changed: sessions closed');
+        }
+      });
       log.info({ version: p.version }, 'managed policy applied');
     },
     servedTargets: () => iscsiTargets(model).map((t) => t.wwn),
+    inventory: () => inventoryOf(model),
     status(): AgentStatus {
       return {
         sessions: server!.sessions(),

@@ -1,14 +1,15 @@
 // The gateway's admin REST API (Hono, Web-standard APIs only): agents, ACLs, discovery auth.
 // Runtime adapters: node/main.ts (Node) and worker.ts (Cloudflare Workers + Durable Object).
 import { Hono, type Context } from 'hono';
+import { POLICY_LIMITS } from '../shared/policy.js';
 import { bodyLimit } from 'hono/body-limit';
 import { newToken, safeEqual, sha256Hex } from './crypto.js';
 import { ApiError, badRequest, notFound } from './errors.js';
-import { DISCOVERY_CONTEXT, Fleet, aclContext } from './fleet.js';
+import { DISCOVERY_CONTEXT, Fleet, aclContext, type PendingChange } from './fleet.js';
 import type { GatewayDeps } from './hub.js';
 import { mountOperatorView } from './metrics.js';
-import type { ChapInfo } from './store.js';
-import { checkIscsiName, parseAclBody, parseAgentBody, parseDiscoveryAuthBody } from './validate.js';
+import type { AclRecord, ChapInfo, Store } from './store.js';
+import { checkIscsiName, parseAclBody, parseAgentBody, parseAssignBody, parseDiscoveryAuthBody } from './validate.js';
 
 export type { GatewayDeps } from './hub.js';
 
@@ -31,11 +32,47 @@ function chapInfo(c: { userid: string; password: string; mutual_userid?: string;
   };
 }
 
+/** An empty body is allowed where a route takes no fields. */
+async function optionalJsonBody(c: Context): Promise<unknown> {
+  const text = await c.req.text();
+  if (text.trim() === '') return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw badRequest('request body is not valid JSON');
+  }
+}
+
+const aclView = (a: AclRecord) => ({ target: a.target, initiator: a.initiator, chap: a.chap_info, mapped_luns: a.mapped_luns, updated_at: a.updated_at });
+
+/**
+ * What the agents assigned to `target` reported about it: a PUT that would replace one of their local
+ * ACLs is a conflict (409), and a mapped LUN their TPGs do not have could never apply (400).
+ */
+async function checkAgainstInventories(store: Store, target: string, initiator: string, luns: readonly { tpg_lun: number }[]): Promise<void> {
+  for (const id of await store.agentsForTarget(target)) {
+    const inv = await store.getInventory(id);
+    const entry = inv && Object.entries(inv).find(([t]) => t.toLowerCase() === target.toLowerCase())?.[1];
+    if (!entry) continue; // the agent has not reported this target (yet): it nacks what cannot apply
+    const name = (await store.getAgent(id))?.name ?? id;
+    if (entry.local_acls.some((i) => i.toLowerCase() === initiator.toLowerCase())) {
+      throw new ApiError(409, `agent ${name} has a local ACL for ${initiator} on ${target}; a gateway ACL would replace it silently. Delete the local ACL on the agent first (outpost /iscsi/${target}/tpg1/acls delete ${initiator})`);
+    }
+    const have = new Set(entry.tpg_luns);
+    const missing = luns.filter((l) => !have.has(l.tpg_lun)).map((l) => l.tpg_lun);
+    if (missing.length > 0) throw badRequest(`tpg_lun ${missing.join(', ')} does not exist on agent ${name} for ${target} (its TPG LUNs: ${[...have].sort((a, b) => a - b).join(', ') || 'none'})`);
+  }
+}
+
 const withWarnings = <T extends object>(body: T, warnings: string[]): T & { warnings?: string[] } => (warnings.length > 0 ? { ...body, warnings } : body);
 
 export function createApp(deps: GatewayDeps): Hono {
   const { store, hub, logger } = deps;
-  const fleet = new Fleet(deps);
+  const fleet = Fleet.for(deps);
+  const refuseOverflow = async (agentIds: readonly string[], change: PendingChange): Promise<void> => {
+    const why = await fleet.wouldOverflow(agentIds, change);
+    if (why) throw new ApiError(413, why);
+  };
   const app = new Hono();
   mountOperatorView(app, deps); // /metrics, /ui/ and the request counter (gateway/metrics.ts)
 
@@ -60,7 +97,11 @@ export function createApp(deps: GatewayDeps): Hono {
     const { name } = parseAgentBody(await jsonBody(c));
     const id = crypto.randomUUID();
     const token = newToken();
-    await store.createAgent({ id, name, token_hash: await sha256Hex(token), created_at: new Date().toISOString(), last_seen: null, applied_version: null, last_error: null, agent_version: null, served_targets: [], status: null });
+    const token_hash = await sha256Hex(token);
+    await fleet.serializeWrite(async () => {
+      if (await store.findAgentByName(name)) throw new ApiError(409, `an agent named ${JSON.stringify(name)} is already enrolled (names are unique, case-insensitively)`);
+      await store.createAgent({ id, name, token_hash, created_at: new Date().toISOString(), last_seen: null, applied_version: null, last_error: null, agent_version: null, served_targets: [], status: null });
+    });
     logger.info({ agent_id: id, name }, 'agent enrolled');
     return c.json({ id, name, token }, 201);
   });
@@ -69,7 +110,10 @@ export function createApp(deps: GatewayDeps): Hono {
     const live = new Map<string, number>();
     for (const conn of hub.connections()) live.set(conn.agentId, (live.get(conn.agentId) ?? 0) + 1);
     const policy_version = await store.policyVersion();
-    const agents = (await store.listAgents()).map((a) => ({
+    const desired = await store.desiredVersions();
+    const list = await store.listAgents();
+    const assigned = await Promise.all(list.map((a) => store.assignedTargets(a.id)));
+    const agents = list.map((a, i) => ({
       id: a.id,
       name: a.name,
       connected: live.has(a.id),
@@ -78,8 +122,10 @@ export function createApp(deps: GatewayDeps): Hono {
       last_seen: a.last_seen,
       agent_version: a.agent_version,
       applied_version: a.applied_version,
-      in_sync: a.applied_version === policy_version,
+      // in sync: it acked a version at least as new as the last change that concerns it
+      in_sync: a.applied_version !== null && a.applied_version >= (desired.get(a.id) ?? 0),
       last_error: a.last_error,
+      assigned_targets: assigned[i]!,
       served_targets: a.served_targets,
       status: a.status,
     }));
@@ -94,36 +140,84 @@ export function createApp(deps: GatewayDeps): Hono {
     return c.json({ id, revoked: true });
   });
 
+  // Target assignment: an agent receives policy only for the targets assigned to it ----------------
+  app.put('/v1/agents/:id/targets/:target', async (c) => {
+    const id = c.req.param('id');
+    const target = checkIscsiName(c.req.param('target'), 'target IQN');
+    parseAssignBody(await optionalJsonBody(c));
+    if (!(await store.getAgent(id))) throw notFound(`no agent ${id}`);
+    const version = await fleet.serializeWrite(async () => {
+      await refuseOverflow([id], { kind: 'assign', agentId: id, target });
+      return store.assign(id, target);
+    });
+    if (version === undefined) return c.json({ agent_id: id, target, assigned: true, changed: false, version: await store.policyVersion(), pushed_to: 0 });
+    logger.info({ agent_id: id, target, version }, 'target assigned');
+    return c.json({ agent_id: id, target, assigned: true, changed: true, version, ...(await fleet.push([id], version)) });
+  });
+
+  app.delete('/v1/agents/:id/targets/:target', async (c) => {
+    const id = c.req.param('id');
+    const target = checkIscsiName(c.req.param('target'), 'target IQN');
+    if (!(await store.getAgent(id))) throw notFound(`no agent ${id}`);
+    const version = await store.unassign(id, target);
+    if (version === undefined) throw notFound(`${target} is not assigned to agent ${id}`);
+    logger.info({ agent_id: id, target, version }, 'target unassigned');
+    return c.json({ agent_id: id, target, assigned: false, version, ...(await fleet.push([id], version)) });
+  });
+
+  app.get('/v1/agents/:id/targets', async (c) => {
+    const id = c.req.param('id');
+    if (!(await store.getAgent(id))) throw notFound(`no agent ${id}`);
+    return c.json({ agent_id: id, targets: await store.assignedTargets(id) });
+  });
+
   // ACLs -------------------------------------------------------------------------------------------
   app.put('/v1/acls/:target/:initiator', async (c) => {
     const target = checkIscsiName(c.req.param('target'), 'target IQN');
     const initiator = checkIscsiName(c.req.param('initiator'), 'initiator IQN');
     const warnings: string[] = [];
     const body = parseAclBody(await jsonBody(c), warnings);
-    const box = await fleet.box();
     const info = body.chap ? chapInfo(body.chap) : null;
-    await store.putAcl({ target, initiator, chap_info: info, chap_sealed: body.chap ? await box.seal(body.chap, aclContext(target, initiator)) : null, mapped_luns: body.mapped_luns, updated_at: new Date().toISOString() });
-    const version = await store.bumpPolicyVersion();
+    const version = await fleet.serializeWrite(async () => {
+      await checkAgainstInventories(store, target, initiator, body.mapped_luns);
+      if ((await store.listAcls(target)).length >= POLICY_LIMITS.aclsPerTarget && !(await store.getAcl(target, initiator))) {
+        throw badRequest(`${target} has ${POLICY_LIMITS.aclsPerTarget} ACLs, the most an agent accepts for one target`);
+      }
+      await refuseOverflow(await store.agentsForTarget(target), { kind: 'acl', target, acl: body.chap ? { initiator, chap: body.chap, mapped_luns: body.mapped_luns } : { initiator, mapped_luns: body.mapped_luns } });
+      const box = await fleet.box();
+      const sealed = body.chap ? await box.seal(body.chap, aclContext(target, initiator)) : null;
+      return store.putAcl({ target, initiator, chap_info: info, chap_sealed: sealed, mapped_luns: body.mapped_luns, updated_at: new Date().toISOString() });
+    });
     logger.info({ target, initiator, version, chap: info !== null }, 'acl set');
-    const pushed = await fleet.push(target, version);
-    return c.json(withWarnings({ target, initiator, chap: info, mapped_luns: body.mapped_luns, version, pushed_to: pushed }, warnings));
+    const pushed = await fleet.push(await store.agentsForTarget(target), version);
+    return c.json(withWarnings({ target, initiator, chap: info, mapped_luns: body.mapped_luns, version, ...pushed }, warnings));
   });
 
   app.delete('/v1/acls/:target/:initiator', async (c) => {
     const target = checkIscsiName(c.req.param('target'), 'target IQN');
     const initiator = checkIscsiName(c.req.param('initiator'), 'initiator IQN');
-    if (!(await store.deleteAcl(target, initiator))) throw notFound(`no ACL for ${initiator} on ${target}`);
-    const version = await store.bumpPolicyVersion();
+    const version = await store.deleteAcl(target, initiator);
+    if (version === undefined) throw notFound(`no ACL for ${initiator} on ${target}`);
     logger.info({ target, initiator, version }, 'acl deleted');
-    const pushed = await fleet.push(target, version);
-    return c.json({ target, initiator, deleted: true, version, pushed_to: pushed });
+    const pushed = await fleet.push(await store.agentsForTarget(target), version);
+    return c.json({ target, initiator, deleted: true, version, ...pushed });
   });
 
   app.get('/v1/acls/:target', async (c) => {
     const target = checkIscsiName(c.req.param('target'), 'target IQN');
     const acls = (await store.listAcls(target)).map((a) => ({ initiator: a.initiator, chap: a.chap_info, mapped_luns: a.mapped_luns, updated_at: a.updated_at }));
-    return c.json({ target, version: await store.policyVersion(), acls });
+    return c.json({ target, version: await store.policyVersion(), agents: await store.agentsForTarget(target), acls });
   });
+
+  app.get('/v1/acls/:target/:initiator', async (c) => {
+    const target = checkIscsiName(c.req.param('target'), 'target IQN');
+    const initiator = checkIscsiName(c.req.param('initiator'), 'initiator IQN');
+    const a = await store.getAcl(target, initiator);
+    if (!a) throw notFound(`no ACL for ${initiator} on ${target}`);
+    return c.json(aclView(a));
+  });
+
+  app.get('/v1/acls', async (c) => c.json({ version: await store.policyVersion(), acls: (await store.listAcls()).map(aclView) }));
 
   // Discovery auth ---------------------------------------------------------------------------------
   app.put('/v1/discovery-auth', async (c) => {
@@ -131,12 +225,15 @@ export function createApp(deps: GatewayDeps): Hono {
     const d = parseDiscoveryAuthBody(await jsonBody(c), warnings);
     const hasCreds = d.password.length > 0;
     const { enable, ...creds } = d;
-    const box = await fleet.box();
-    await store.putDiscoveryAuth({ enable, info: hasCreds ? chapInfo(creds) : null, sealed: hasCreds ? await box.seal(creds, DISCOVERY_CONTEXT) : null, updated_at: new Date().toISOString() });
-    const version = await store.bumpPolicyVersion();
+    const version = await fleet.serializeWrite(async () => {
+      await refuseOverflow((await store.listAgents()).map((a) => a.id), { kind: 'discovery', discovery: d });
+      const box = await fleet.box();
+      const sealed = hasCreds ? await box.seal(creds, DISCOVERY_CONTEXT) : null;
+      return store.putDiscoveryAuth({ enable, info: hasCreds ? chapInfo(creds) : null, sealed, updated_at: new Date().toISOString() });
+    });
     logger.info({ enable, version }, 'discovery auth set');
     const pushed = await fleet.push(undefined, version);
-    return c.json(withWarnings({ enable, chap: hasCreds ? chapInfo(creds) : null, version, pushed_to: pushed }, warnings));
+    return c.json(withWarnings({ enable, chap: hasCreds ? chapInfo(creds) : null, version, ...pushed }, warnings));
   });
 
   app.get('/v1/discovery-auth', async (c) => {

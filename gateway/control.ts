@@ -9,7 +9,9 @@ import type { AgentRecord } from './store.js';
 
 /** One socket's state. On Workers it lives in the socket's attachment, so it must stay plain data. */
 export interface PeerState {
+  connId: string;
   agentId?: string;
+  /** What the agent says it serves: shown in GET /v1/agents, never used to choose its policy. */
   servedTargets: string[];
 }
 
@@ -27,7 +29,7 @@ export class ControlService {
   private readonly fleet: Fleet;
 
   constructor(private readonly deps: GatewayDeps) {
-    this.fleet = new Fleet(deps);
+    this.fleet = Fleet.for(deps);
   }
 
   /** Agent for an `Authorization: Bearer <token>` header value, or undefined. */
@@ -75,14 +77,17 @@ export class ControlService {
     }
     const agentId = peer.state.agentId;
     if (!(await store.getAgent(agentId))) return peer.close(CloseCode.policyViolation, 'agent revoked');
+    const conn = { connId: peer.state.connId, agentId, servedTargets: peer.state.servedTargets, send: (f: Uint8Array) => peer.send(f) };
     switch (msg.type) {
       case 'hello': {
         peer.state.servedTargets = [...msg.served_targets];
         peer.saveState();
         await store.updateAgent(agentId, { last_seen: now(), applied_version: msg.applied_version, agent_version: msg.agent_version, served_targets: msg.served_targets });
+        if (msg.inventory) await store.setInventory(agentId, msg.inventory);
         logger.info({ agent_id: agentId, applied_version: msg.applied_version, served_targets: msg.served_targets.length }, 'agent hello');
         gatewayMetrics(this.deps).event('connected', agentId, `agent ${msg.agent_version}, policy version ${msg.applied_version}`);
-        await this.fleet.sendSnapshot({ agentId, servedTargets: peer.state.servedTargets, send: (f) => peer.send(f) });
+        await this.logUnassigned(agentId, msg.served_targets);
+        await this.fleet.sendTo({ ...conn, servedTargets: peer.state.servedTargets });
         return;
       }
       case 'ack':
@@ -98,14 +103,22 @@ export class ControlService {
       case 'status': {
         const changed = msg.served_targets !== undefined && msg.served_targets.join('\n') !== peer.state.servedTargets.join('\n');
         await store.updateAgent(agentId, { last_seen: now(), status: msg.status, ...(msg.served_targets ? { served_targets: msg.served_targets } : {}) });
+        if (msg.inventory) await store.setInventory(agentId, msg.inventory);
         if (changed) {
           peer.state.servedTargets = [...msg.served_targets!];
           peer.saveState();
-          await this.fleet.sendSnapshot({ agentId, servedTargets: peer.state.servedTargets, send: (f) => peer.send(f) });
+          await this.logUnassigned(agentId, peer.state.servedTargets);
         }
         return;
       }
     }
+  }
+
+  /** An agent's claim to serve a target gets it nothing: policy follows the assignments only. */
+  private async logUnassigned(agentId: string, served: readonly string[]): Promise<void> {
+    const assigned = new Set((await this.deps.store.assignedTargets(agentId)).map((t) => t.toLowerCase()));
+    const ignored = served.filter((t) => !assigned.has(t.toLowerCase()));
+    if (ignored.length > 0) this.deps.logger.warn({ agent_id: agentId, targets: ignored.slice(0, 20), count: ignored.length }, 'agent serves targets not assigned to it: no policy sent for them');
   }
 
   async onClose(peer: ControlPeer): Promise<void> {
@@ -116,6 +129,7 @@ export class ControlService {
     } catch {
       // the agent may have been deleted meanwhile
     }
+    this.fleet.forget(peer.state.connId);
     this.deps.logger.info({ agent_id: agentId }, 'agent disconnected');
     gatewayMetrics(this.deps).event('disconnected', agentId);
   }

@@ -1,6 +1,8 @@
 // The agents' live sockets as the gateway core sees them; Node (ws) and Workers (hibernatable
 // WebSockets) each implement it in their adapter.
 export interface HubConnection {
+  /** Unique per socket: the push queue of one socket is keyed by it. */
+  readonly connId: string;
   readonly agentId: string;
   readonly servedTargets: readonly string[];
   send(frame: Uint8Array): void;
@@ -25,6 +27,8 @@ export interface GatewayDeps {
   readonly hub: Hub;
   /** OUTPOST_SECRET_KEY: secrets at rest are sealed under a key derived from it. */
   readonly secretKey: string;
+  /** The key-derivation function (scrypt), from the runtime adapter. */
+  readonly kdf: import('./crypto.js').Kdf;
   /** OUTPOST_ADMIN_TOKEN: Bearer token of the admin REST API. */
   readonly adminToken: string;
   readonly logger: GatewayLogger;

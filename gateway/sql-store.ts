@@ -1,5 +1,5 @@
-// Store on any synchronous SQLite driver: better-sqlite3 on Node, ctx.storage.sql in a Durable Object.
-import type { AclRecord, AgentPatch, AgentRecord, DiscoveryAuthRecord, Store } from './store.js';
+// Store on any synchronous SQLite driver: @photostructure/sqlite (node:sqlite API) on Node, ctx.storage.sql in a Durable Object.
+import type { AclRecord, AgentInventory, AgentPatch, AgentRecord, DiscoveryAuthRecord, PolicyContent, Store } from './store.js';
 
 export type SqlValue = string | number | null;
 
@@ -7,6 +7,8 @@ export type SqlValue = string | number | null;
 export interface SqlDriver {
   all(sql: string, params: readonly SqlValue[]): Record<string, SqlValue>[];
   run(sql: string, params: readonly SqlValue[]): void;
+  /** Runs `fn` in one transaction (rolled back if it throws); drivers without it run `fn` as is. */
+  transaction?<T>(fn: () => T): T;
 }
 
 const SCHEMA = [
@@ -19,7 +21,18 @@ const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS discovery_auth (id INTEGER PRIMARY KEY CHECK (id = 1), enable INTEGER NOT NULL,
      info TEXT, sealed TEXT, updated_at TEXT NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS fleet (id INTEGER PRIMARY KEY CHECK (id = 1), epoch TEXT NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS assignments (agent_id TEXT NOT NULL, target TEXT NOT NULL, assigned_at TEXT NOT NULL,
+     PRIMARY KEY (agent_id, target))`,
+  // scope: 'target\n<iqn>', 'agent\n<id>' or 'discovery'; version: the policy version of its last change
+  `CREATE TABLE IF NOT EXISTS changes (scope TEXT PRIMARY KEY, version INTEGER NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS kdf (id INTEGER PRIMARY KEY CHECK (id = 1), salt TEXT NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS inventory (agent_id TEXT PRIMARY KEY, inventory TEXT NOT NULL)`,
 ];
+
+const targetScope = (t: string): string => `target\n${t}`;
+const agentScope = (id: string): string => `agent\n${id}`;
+const DISCOVERY_SCOPE = 'discovery';
 
 const json = <T>(v: SqlValue): T => JSON.parse(String(v)) as T;
 
@@ -54,6 +67,26 @@ const PATCH_COLUMNS = ['last_seen', 'applied_version', 'last_error', 'agent_vers
 export class SqlStore implements Store {
   constructor(private readonly db: SqlDriver) {
     for (const s of SCHEMA) db.run(s, []);
+    db.run('INSERT OR IGNORE INTO fleet (id, epoch) VALUES (1, ?)', [crypto.randomUUID()]);
+    const salt = [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, '0')).join('');
+    db.run('INSERT OR IGNORE INTO kdf (id, salt) VALUES (1, ?)', [salt]);
+  }
+
+  private tx<T>(fn: () => T): T {
+    return this.db.transaction ? this.db.transaction(fn) : fn();
+  }
+
+  /** Bumps the fleet version and records it as the last change of each scope (inside a transaction). */
+  private bump(scopes: readonly string[]): number {
+    this.db.run("INSERT INTO meta (key, value) VALUES ('policy_version', 1) ON CONFLICT (key) DO UPDATE SET value = value + 1", []);
+    const v = this.versionNow();
+    for (const s of scopes) this.db.run('INSERT INTO changes (scope, version) VALUES (?, ?) ON CONFLICT (scope) DO UPDATE SET version = excluded.version', [s, v]);
+    return v;
+  }
+
+  private versionNow(): number {
+    const r = this.db.all("SELECT value FROM meta WHERE key = 'policy_version'", [])[0];
+    return r ? Number(r.value) : 0;
   }
 
   async createAgent(a: AgentRecord): Promise<void> {
@@ -64,6 +97,10 @@ export class SqlStore implements Store {
   }
   async getAgent(id: string): Promise<AgentRecord | undefined> {
     const r = this.db.all('SELECT * FROM agents WHERE id = ?', [id])[0];
+    return r && agentRow(r);
+  }
+  async findAgentByName(name: string): Promise<AgentRecord | undefined> {
+    const r = this.db.all('SELECT * FROM agents WHERE lower(name) = lower(?)', [name])[0];
     return r && agentRow(r);
   }
   async findAgentByTokenHash(hash: string): Promise<AgentRecord | undefined> {
@@ -83,53 +120,125 @@ export class SqlStore implements Store {
     this.db.run(`UPDATE agents SET ${sets.join(', ')} WHERE id = ?`, [...params, id]);
   }
   async deleteAgent(id: string): Promise<boolean> {
-    const had = this.db.all('SELECT id FROM agents WHERE id = ?', [id]).length > 0;
-    this.db.run('DELETE FROM agents WHERE id = ?', [id]);
-    return had;
+    return this.tx(() => {
+      const had = this.db.all('SELECT id FROM agents WHERE id = ?', [id]).length > 0;
+      this.db.run('DELETE FROM agents WHERE id = ?', [id]);
+      this.db.run('DELETE FROM assignments WHERE agent_id = ?', [id]);
+      this.db.run('DELETE FROM inventory WHERE agent_id = ?', [id]);
+      this.db.run('DELETE FROM changes WHERE scope = ?', [agentScope(id)]);
+      return had;
+    });
+  }
+  async getInventory(id: string): Promise<AgentInventory | undefined> {
+    const r = this.db.all('SELECT inventory FROM inventory WHERE agent_id = ?', [id])[0];
+    return r ? json<AgentInventory>(r.inventory) : undefined;
+  }
+  async setInventory(id: string, inv: AgentInventory): Promise<void> {
+    this.db.run('INSERT INTO inventory (agent_id, inventory) VALUES (?, ?) ON CONFLICT (agent_id) DO UPDATE SET inventory = excluded.inventory', [id, JSON.stringify(inv)]);
   }
 
-  async putAcl(a: AclRecord): Promise<void> {
-    this.db.run('INSERT OR IGNORE INTO targets (target) VALUES (?)', [a.target]);
-    this.db.run(
-      `INSERT INTO acls (target, initiator, chap_info, chap_sealed, mapped_luns, updated_at) VALUES (?, ?, ?, ?, ?, ?)
-       ON CONFLICT (target, initiator) DO UPDATE SET chap_info = excluded.chap_info, chap_sealed = excluded.chap_sealed,
-       mapped_luns = excluded.mapped_luns, updated_at = excluded.updated_at`,
-      [a.target, a.initiator, a.chap_info && JSON.stringify(a.chap_info), a.chap_sealed, JSON.stringify(a.mapped_luns), a.updated_at],
-    );
+  async assign(agentId: string, target: string): Promise<number | undefined> {
+    return this.tx(() => {
+      if (this.db.all('SELECT 1 AS x FROM assignments WHERE agent_id = ? AND target = ?', [agentId, target]).length > 0) return undefined;
+      this.db.run('INSERT INTO assignments (agent_id, target, assigned_at) VALUES (?, ?, ?)', [agentId, target, new Date().toISOString()]);
+      return this.bump([agentScope(agentId)]);
+    });
   }
-  async deleteAcl(target: string, initiator: string): Promise<boolean> {
-    const had = this.db.all('SELECT 1 AS x FROM acls WHERE target = ? AND initiator = ?', [target, initiator]).length > 0;
-    this.db.run('DELETE FROM acls WHERE target = ? AND initiator = ?', [target, initiator]);
-    return had;
+  async unassign(agentId: string, target: string): Promise<number | undefined> {
+    return this.tx(() => {
+      if (this.db.all('SELECT 1 AS x FROM assignments WHERE agent_id = ? AND target = ?', [agentId, target]).length === 0) return undefined;
+      this.db.run('DELETE FROM assignments WHERE agent_id = ? AND target = ?', [agentId, target]);
+      return this.bump([agentScope(agentId)]);
+    });
   }
-  async listAcls(target: string): Promise<AclRecord[]> {
+  async assignedTargets(agentId: string): Promise<string[]> {
+    return this.db.all('SELECT target FROM assignments WHERE agent_id = ? ORDER BY target', [agentId]).map((r) => String(r.target));
+  }
+  async agentsForTarget(target: string): Promise<string[]> {
+    return this.db.all('SELECT agent_id FROM assignments WHERE target = ? ORDER BY agent_id', [target]).map((r) => String(r.agent_id));
+  }
+
+  async putAcl(a: AclRecord): Promise<number> {
+    return this.tx(() => {
+      this.db.run('INSERT OR IGNORE INTO targets (target) VALUES (?)', [a.target]);
+      this.db.run(
+        `INSERT INTO acls (target, initiator, chap_info, chap_sealed, mapped_luns, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (target, initiator) DO UPDATE SET chap_info = excluded.chap_info, chap_sealed = excluded.chap_sealed,
+         mapped_luns = excluded.mapped_luns, updated_at = excluded.updated_at`,
+        [a.target, a.initiator, a.chap_info && JSON.stringify(a.chap_info), a.chap_sealed, JSON.stringify(a.mapped_luns), a.updated_at],
+      );
+      return this.bump([targetScope(a.target)]);
+    });
+  }
+  async deleteAcl(target: string, initiator: string): Promise<number | undefined> {
+    return this.tx(() => {
+      if (this.db.all('SELECT 1 AS x FROM acls WHERE target = ? AND initiator = ?', [target, initiator]).length === 0) return undefined;
+      this.db.run('DELETE FROM acls WHERE target = ? AND initiator = ?', [target, initiator]);
+      return this.bump([targetScope(target)]);
+    });
+  }
+  async getAcl(target: string, initiator: string): Promise<AclRecord | undefined> {
+    const r = this.db.all('SELECT * FROM acls WHERE target = ? AND initiator = ?', [target, initiator])[0];
+    return r && aclRow(r);
+  }
+  async listAcls(target?: string): Promise<AclRecord[]> {
+    if (target === undefined) return this.db.all('SELECT * FROM acls ORDER BY target, initiator', []).map(aclRow);
     return this.db.all('SELECT * FROM acls WHERE target = ? ORDER BY initiator', [target]).map(aclRow);
-  }
-  async knownTargets(targets: readonly string[]): Promise<string[]> {
-    if (targets.length === 0) return [];
-    const known = new Set(this.db.all('SELECT target FROM targets', []).map((r) => String(r.target)));
-    return targets.filter((t) => known.has(t));
   }
 
   async getDiscoveryAuth(): Promise<DiscoveryAuthRecord | undefined> {
+    return this.discoveryNow();
+  }
+  private discoveryNow(): DiscoveryAuthRecord | undefined {
     const r = this.db.all('SELECT * FROM discovery_auth WHERE id = 1', [])[0];
     if (!r) return undefined;
     return { enable: r.enable === 1, info: r.info === null ? null : json(r.info), sealed: r.sealed === null ? null : String(r.sealed), updated_at: String(r.updated_at) };
   }
-  async putDiscoveryAuth(d: DiscoveryAuthRecord): Promise<void> {
-    this.db.run(
-      `INSERT INTO discovery_auth (id, enable, info, sealed, updated_at) VALUES (1, ?, ?, ?, ?)
-       ON CONFLICT (id) DO UPDATE SET enable = excluded.enable, info = excluded.info, sealed = excluded.sealed, updated_at = excluded.updated_at`,
-      [d.enable ? 1 : 0, d.info && JSON.stringify(d.info), d.sealed, d.updated_at],
-    );
+  async putDiscoveryAuth(d: DiscoveryAuthRecord): Promise<number> {
+    return this.tx(() => {
+      this.db.run(
+        `INSERT INTO discovery_auth (id, enable, info, sealed, updated_at) VALUES (1, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET enable = excluded.enable, info = excluded.info, sealed = excluded.sealed, updated_at = excluded.updated_at`,
+        [d.enable ? 1 : 0, d.info && JSON.stringify(d.info), d.sealed, d.updated_at],
+      );
+      return this.bump([DISCOVERY_SCOPE]);
+    });
   }
 
   async policyVersion(): Promise<number> {
-    const r = this.db.all("SELECT value FROM meta WHERE key = 'policy_version'", [])[0];
-    return r ? Number(r.value) : 0;
+    return this.versionNow();
   }
-  async bumpPolicyVersion(): Promise<number> {
-    this.db.run("INSERT INTO meta (key, value) VALUES ('policy_version', 1) ON CONFLICT (key) DO UPDATE SET value = value + 1", []);
-    return this.policyVersion();
+  async fleetEpoch(): Promise<string> {
+    return String(this.db.all('SELECT epoch FROM fleet WHERE id = 1', [])[0]!.epoch);
+  }
+  async policyFor(agentId: string): Promise<PolicyContent> {
+    // One synchronous read: no other request can commit between the version and the content.
+    return this.tx(() => {
+      const targets: Record<string, AclRecord[]> = {};
+      for (const r of this.db.all('SELECT target FROM assignments WHERE agent_id = ? ORDER BY target', [agentId])) targets[String(r.target)] = [];
+      const rows = this.db.all('SELECT acls.* FROM acls JOIN assignments ON assignments.target = acls.target WHERE assignments.agent_id = ? ORDER BY acls.target, acls.initiator', [agentId]);
+      for (const r of rows) targets[String(r.target)]!.push(aclRow(r));
+      const epoch = String(this.db.all('SELECT epoch FROM fleet WHERE id = 1', [])[0]!.epoch);
+      return { version: this.versionNow(), epoch, targets, discovery: this.discoveryNow() };
+    });
+  }
+  async kdfSalt(): Promise<string> {
+    return String(this.db.all('SELECT salt FROM kdf WHERE id = 1', [])[0]!.salt);
+  }
+  async desiredVersions(): Promise<Map<string, number>> {
+    return this.tx(() => {
+      const changes = new Map(this.db.all('SELECT scope, version FROM changes', []).map((r) => [String(r.scope), Number(r.version)] as const));
+      const base = changes.get(DISCOVERY_SCOPE) ?? 0;
+      const out = new Map<string, number>();
+      for (const r of this.db.all('SELECT id FROM agents', [])) {
+        const id = String(r.id);
+        out.set(id, Math.max(base, changes.get(agentScope(id)) ?? 0));
+      }
+      for (const r of this.db.all('SELECT agent_id, target FROM assignments', [])) {
+        const id = String(r.agent_id);
+        out.set(id, Math.max(out.get(id) ?? 0, changes.get(targetScope(String(r.target))) ?? 0));
+      }
+      return out;
+    });
   }
 }

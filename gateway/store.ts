@@ -1,5 +1,7 @@
-// What the gateway keeps: enrolled agents (token hashes, last reported state), per-target ACLs with
-// sealed secrets, fleet discovery auth, and the fleet policy version. Runtime adapters implement it.
+// What the gateway keeps: enrolled agents (token hashes, last reported state), which targets each agent
+// is assigned, per-target ACLs with sealed secrets, fleet discovery auth, and the fleet policy version.
+// Runtime adapters implement it. Every write that changes policy bumps the version in the same
+// transaction, and policyFor() reads content and version together, so a version names one content.
 import type { MappedLunPolicy } from '../shared/policy.js';
 
 export interface AgentRecord {
@@ -16,6 +18,13 @@ export interface AgentRecord {
 }
 
 export type AgentPatch = Partial<Pick<AgentRecord, 'last_seen' | 'applied_version' | 'last_error' | 'agent_version' | 'served_targets' | 'status'>>;
+
+/** What an agent reported about one of its targets (hello/status `inventory`). */
+export interface TargetInventory {
+  readonly tpg_luns: readonly number[];
+  readonly local_acls: readonly string[];
+}
+export type AgentInventory = Readonly<Record<string, TargetInventory>>;
 
 /** Non-secret CHAP facts, stored in clear so listings never need to decrypt. */
 export interface ChapInfo {
@@ -42,23 +51,50 @@ export interface DiscoveryAuthRecord {
   readonly updated_at: string;
 }
 
+/** One agent's policy as of one version, read in one transaction (secrets still sealed). */
+export interface PolicyContent {
+  readonly version: number;
+  readonly epoch: string;
+  /** Every target assigned to the agent, with its ACLs (an assigned target without ACLs maps to []). */
+  readonly targets: Readonly<Record<string, readonly AclRecord[]>>;
+  readonly discovery: DiscoveryAuthRecord | undefined;
+}
+
 export interface Store {
   createAgent(a: AgentRecord): Promise<void>;
   listAgents(): Promise<AgentRecord[]>;
   getAgent(id: string): Promise<AgentRecord | undefined>;
+  findAgentByName(name: string): Promise<AgentRecord | undefined>;
   findAgentByTokenHash(hash: string): Promise<AgentRecord | undefined>;
   updateAgent(id: string, patch: AgentPatch): Promise<void>;
   deleteAgent(id: string): Promise<boolean>;
+  getInventory(id: string): Promise<AgentInventory | undefined>;
+  setInventory(id: string, inv: AgentInventory): Promise<void>;
 
-  putAcl(a: AclRecord): Promise<void>;
-  deleteAcl(target: string, initiator: string): Promise<boolean>;
-  listAcls(target: string): Promise<AclRecord[]>;
-  /** Of `targets`, those the fleet has ever held policy for (an emptied target still gets `[]` pushed). */
-  knownTargets(targets: readonly string[]): Promise<string[]>;
+  /** Assigns a target to an agent; the new policy version, or undefined when it was already assigned. */
+  assign(agentId: string, target: string): Promise<number | undefined>;
+  /** The new policy version, or undefined when the target was not assigned to the agent. */
+  unassign(agentId: string, target: string): Promise<number | undefined>;
+  assignedTargets(agentId: string): Promise<string[]>;
+  agentsForTarget(target: string): Promise<string[]>;
+
+  /** Stores the ACL and bumps the version in one transaction; returns the new version. */
+  putAcl(a: AclRecord): Promise<number>;
+  /** The new version, or undefined when there was no such ACL. */
+  deleteAcl(target: string, initiator: string): Promise<number | undefined>;
+  getAcl(target: string, initiator: string): Promise<AclRecord | undefined>;
+  /** A target's ACLs, or every ACL of the fleet when `target` is undefined. */
+  listAcls(target?: string): Promise<AclRecord[]>;
 
   getDiscoveryAuth(): Promise<DiscoveryAuthRecord | undefined>;
-  putDiscoveryAuth(d: DiscoveryAuthRecord): Promise<void>;
+  putDiscoveryAuth(d: DiscoveryAuthRecord): Promise<number>;
 
   policyVersion(): Promise<number>;
-  bumpPolicyVersion(): Promise<number>;
+  /** Random id of this fleet's store: a new one means versions started again (fleet reset). */
+  fleetEpoch(): Promise<string>;
+  policyFor(agentId: string): Promise<PolicyContent>;
+  /** Random salt (hex) of the secrets-at-rest key derivation, created with the store. */
+  kdfSalt(): Promise<string>;
+  /** Per agent, the version of the last change that reached its policy (assignment, its targets, discovery). */
+  desiredVersions(): Promise<Map<string, number>>;
 }

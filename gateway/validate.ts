@@ -25,6 +25,16 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** Unknown fields are refused, not dropped: a typo ("chapp") must not store an ACL without CHAP. */
+function onlyKnown(v: Record<string, unknown>, known: readonly string[], where: string): void {
+  const unknown = Object.keys(v).filter((k) => !known.includes(k));
+  if (unknown.length === 0) return;
+  const names = unknown.map((k) => JSON.stringify(where ? `${where}.${k}` : k)).join(', ');
+  throw badRequest(`unknown field${unknown.length > 1 ? 's' : ''} ${names} (${known.length > 0 ? `known: ${known.join(', ')}` : 'this request takes no fields'})`);
+}
+
+const CREDENTIAL_FIELDS = ['userid', 'password', 'mutual_userid', 'mutual_password'] as const;
+
 function userid(v: unknown, field: string): string {
   if (typeof v !== 'string' || v.length === 0 || v.length > 255 || !/^[\x21-\x7e]+$/.test(v)) throw badRequest(`${field} must be 1..255 printable characters without spaces`);
   return v;
@@ -57,9 +67,11 @@ export interface AclBody { chap?: ChapPolicy; mapped_luns: MappedLunPolicy[] }
 
 export function parseAclBody(body: unknown, warnings: string[]): AclBody {
   if (!isObject(body)) throw badRequest('body must be a JSON object');
+  onlyKnown(body, ['chap', 'mapped_luns'], '');
   let chap: ChapPolicy | undefined;
   if (body.chap !== undefined && body.chap !== null) {
     if (!isObject(body.chap)) throw badRequest('chap must be an object');
+    onlyKnown(body.chap, CREDENTIAL_FIELDS, 'chap');
     chap = credentials(body.chap, 'chap', warnings);
   }
   const luns = body.mapped_luns ?? [];
@@ -68,6 +80,7 @@ export function parseAclBody(body: unknown, warnings: string[]): AclBody {
   const seen = new Set<number>();
   const mapped_luns = luns.map((l: unknown, i: number): MappedLunPolicy => {
     if (!isObject(l)) throw badRequest(`mapped_luns[${i}] must be an object`);
+    onlyKnown(l, ['index', 'tpg_lun', 'write_protect'], `mapped_luns[${i}]`);
     const idx = l.index, tpg = l.tpg_lun, wp = l.write_protect ?? false;
     if (!Number.isInteger(idx) || (idx as number) < 0 || (idx as number) > 16383) throw badRequest(`mapped_luns[${i}].index must be an integer 0..16383`);
     if (!Number.isInteger(tpg) || (tpg as number) < 0 || (tpg as number) > 16383) throw badRequest(`mapped_luns[${i}].tpg_lun must be an integer 0..16383`);
@@ -81,6 +94,7 @@ export function parseAclBody(body: unknown, warnings: string[]): AclBody {
 
 export function parseDiscoveryAuthBody(body: unknown, warnings: string[]): DiscoveryAuthPolicy {
   if (!isObject(body)) throw badRequest('body must be a JSON object');
+  onlyKnown(body, ['enable', ...CREDENTIAL_FIELDS], '');
   if (typeof body.enable !== 'boolean') throw badRequest('enable must be a boolean');
   if (!body.enable && body.password === undefined) return { enable: false, userid: '', password: '' };
   return { enable: body.enable, ...credentials(body, 'discovery_auth', warnings) };
@@ -88,7 +102,15 @@ export function parseDiscoveryAuthBody(body: unknown, warnings: string[]): Disco
 
 export function parseAgentBody(body: unknown): { name: string } {
   if (!isObject(body)) throw badRequest('body must be a JSON object');
+  onlyKnown(body, ['name'], '');
   const name = body.name;
   if (typeof name !== 'string' || name.length === 0 || name.length > 128 || !/^[\x20-\x7e]+$/.test(name)) throw badRequest('name must be 1..128 printable characters');
   return { name };
+}
+
+/** PUT /v1/agents/{id}/targets/{iqn} takes no body, or an empty object. */
+export function parseAssignBody(body: unknown): void {
+  if (body === undefined) return;
+  if (!isObject(body)) throw badRequest('body must be empty or a JSON object');
+  onlyKnown(body, [], '');
 }

@@ -34,7 +34,7 @@ export class NodeHub implements Hub {
     const out: HubConnection[] = [];
     for (const l of this.live) {
       const agentId = l.state.agentId;
-      if (agentId !== undefined && l.ws.readyState === l.ws.OPEN) out.push({ agentId, servedTargets: l.state.servedTargets, send: (f) => l.ws.send(f) });
+      if (agentId !== undefined && l.ws.readyState === l.ws.OPEN) out.push({ connId: l.state.connId, agentId, servedTargets: l.state.servedTargets, send: (f) => l.ws.send(f) });
     }
     return out;
   }
@@ -58,7 +58,7 @@ export class NodeHub implements Hub {
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     if (path !== CONTROL_PATH) return refuse(socket, 404, 'Not Found');
-    const state: PeerState = { servedTargets: [] };
+    const state: PeerState = { connId: crypto.randomUUID(), servedTargets: [] };
     if (req.headers.authorization !== undefined) {
       const agent = await this.control!.authenticate(req.headers.authorization);
       if (!agent) {

@@ -1,7 +1,7 @@
 // Node entry of the gateway: `outpost gateway --port N --data DIR [--host H]` — @hono/node-server,
 // ws on /v1/connect, and a SQLite file in DIR. startGateway() is the same thing for tests and the demo.
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { createAdaptorServer } from '@hono/node-server';
@@ -9,8 +9,10 @@ import { Command } from 'commander';
 import { pino, type Logger } from 'pino';
 import { createApp } from '../app.js';
 import { ControlService } from '../control.js';
+import { secretKeyProblem } from '../crypto.js';
 import { SqlStore } from '../sql-store.js';
 import { NodeHub } from './hub.js';
+import { scryptKdf } from './scrypt.js';
 import { openSqlite } from './sqlite.js';
 
 export interface GatewayOptions {
@@ -33,11 +35,19 @@ export const DB_FILE = 'gateway.sqlite';
 export async function startGateway(opts: GatewayOptions): Promise<RunningGateway> {
   const logger = opts.logger ?? pino({ name: 'outpost-gateway' }, pino.destination(2));
   if (opts.adminToken.length < 16) throw new Error('the admin token must be at least 16 characters');
+  // A bad key is refused here, before listening: otherwise every write would answer 500 later.
+  const keyProblem = secretKeyProblem(opts.secretKey);
+  if (keyProblem) throw new Error(keyProblem);
   await mkdir(opts.dataDir, { recursive: true, mode: 0o700 });
-  const db = openSqlite(join(opts.dataDir, DB_FILE));
+  // The database holds sealed secrets and token hashes: owner-only, like the key file. SQLite gives
+  // its -wal and -shm files the database file's mode.
+  const dbFile = join(opts.dataDir, DB_FILE);
+  await writeFile(dbFile, '', { flag: 'a', mode: 0o600 });
+  await chmod(dbFile, 0o600);
+  const db = openSqlite(dbFile);
   const store = new SqlStore(db.driver);
   const hub = new NodeHub(logger);
-  const deps = { store, hub, secretKey: opts.secretKey, adminToken: opts.adminToken, logger };
+  const deps = { store, hub, secretKey: opts.secretKey, kdf: scryptKdf, adminToken: opts.adminToken, logger };
   const app = createApp(deps);
   const control = new ControlService(deps);
   const server = createAdaptorServer({ fetch: app.fetch }) as Server;
@@ -71,16 +81,23 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
 /** Reads OUTPOST_SECRET_KEY, or the key file in DIR, generating it (mode 0600) on first run. */
 async function secretKeyFor(dataDir: string, logger: Logger): Promise<string> {
   const fromEnv = process.env.OUTPOST_SECRET_KEY;
-  if (fromEnv) return fromEnv;
+  if (fromEnv !== undefined) {
+    const problem = secretKeyProblem(fromEnv);
+    if (problem) throw new Error(problem);
+    return fromEnv;
+  }
   const file = join(dataDir, 'secret.key');
   try {
-    return (await readFile(file, 'utf8')).trim();
+    const key = (await readFile(file, 'utf8')).trim();
+    const problem = secretKeyProblem(key);
+    if (problem) throw new Error(`${file}: ${problem.replace('OUTPOST_SECRET_KEY', 'the key')}`);
+    return key;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
   const key = randomBytes(32).toString('base64url');
   await writeFile(file, key + '\n', { mode: 0o600, flag: 'wx' });
-  logger.warn({ file }, 'OUTPOST_SECRET_KEY not set: generated a secret key into the data directory (keep it; secrets at rest are sealed with it)');
+  logger.warn({ file }, 'OUTPOST_SECRET_KEY not set: generated a secret key into the data directory (keep it; secrets at rest are sealed with it). In production set OUTPOST_SECRET_KEY and keep the key outside the data directory, so a copy of the data alone does not open the secrets');
   return key;
 }
 

@@ -20,7 +20,22 @@ export function openSqlite(file: string): { driver: SqlDriver; close(): void } {
     driver: {
       all: (sql, params) => stmt(sql).all(...params) as Record<string, SqlValue>[],
       run: (sql, params) => void stmt(sql).run(...params),
+      transaction: (fn) => inTransaction(db, fn),
     },
     close: () => db.close(),
   };
+}
+
+/** node:sqlite has no transaction helper: BEGIN IMMEDIATE … COMMIT, rolled back if `fn` throws (nested calls join). */
+function inTransaction<T>(db: InstanceType<typeof DatabaseSync>, fn: () => T): T {
+  if (db.isTransaction) return fn();
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    const r = fn();
+    db.exec('COMMIT');
+    return r;
+  } catch (e) {
+    if (db.isTransaction) db.exec('ROLLBACK');
+    throw e;
+  }
 }

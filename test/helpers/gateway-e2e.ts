@@ -21,7 +21,8 @@ const STRANGER = 'iqn.1994-05.com.redhat:stranger';
 const SECRET = 'E2e-Chap-Secret1';
 const MUTUAL_INI_SECRET = 'Mutual-Ini-Sec-2';
 const MUTUAL_TGT_SECRET = 'Mutual-Tgt-Sec-3';
-const SECRETS = [SECRET, MUTUAL_INI_SECRET, MUTUAL_TGT_SECRET];
+const ROTATED = 'E2e-Rotated-Sec4';
+const SECRETS = [SECRET, MUTUAL_INI_SECRET, MUTUAL_TGT_SECRET, ROTATED];
 const LUN0 = [{ index: 0, tpg_lun: 0, write_protect: false }];
 
 interface Login { user: string; secret: string; initiator?: string; target?: { user: string; secret: string } }
@@ -102,6 +103,8 @@ export function controlPlaneE2e(name: string, startGw: () => Promise<TestGateway
       assert.equal(enrolled.status, 201, enrolled.text);
       agentId = enrolled.body.id;
       agentToken = enrolled.body.token;
+      const assigned = await api(gw, 'PUT', `/v1/agents/${agentId}/targets/${TARGET}`);
+      assert.equal(assigned.status, 200, assigned.text);
     });
     after(async () => {
       perf?.kill('SIGKILL');
@@ -203,6 +206,50 @@ export function controlPlaneE2e(name: string, startGw: () => Promise<TestGateway
       await waitFor('agent reconnected', async () => (await agentRow())?.connected, 45_000, 100);
       figures.push(`gateway restart took ${up - t0} ms; agent reconnected ${Date.now() - up} ms after it was back`);
       await waitFor('agent in sync after reconnect', inSync, 5000, 100);
+    });
+
+    it('a mapped tpg_lun the agent does not have is refused at REST (reported LUNs) or nacked by the agent; unassigning drops sessions', async () => {
+      await waitFor('inventory reported', async () => {
+        const r = await api(gw, 'PUT', `/v1/acls/${TARGET}/${STRANGER}`, { mapped_luns: [{ index: 0, tpg_lun: 9, write_protect: false }] });
+        return r.status === 400 ? r : undefined;
+      }, 5000, 100).then((r) => assert.match(r.body.error, /tpg_lun 9 does not exist on agent e2e-branch/));
+      assert.equal((await api(gw, 'GET', `/v1/acls/${TARGET}/${STRANGER}`)).status, 404);
+      // unassigning the target drops the managed ACLs and their live sessions
+      perf = spawn('iscsi-perf', ['-i', INITIATOR, '-x', '0', `iscsi://${oneWay.user}%${SECRET}@127.0.0.1:${port}/${TARGET}/0`], { stdio: 'ignore' });
+      await waitFor('live session', async () => (await sessionsOf(dirs.stateDir, INITIATOR)) > 0, 10_000, 200);
+      assert.equal((await api(gw, 'DELETE', `/v1/agents/${agentId}/targets/${TARGET}`)).status, 200);
+      await waitFor('session dropped on unassign', async () => (await sessionsOf(dirs.stateDir, INITIATOR)) === 0, 5000, 100);
+      perf.kill('SIGKILL');
+      perf = undefined;
+      assert.equal(await inq(port, oneWay), false, 'no longer admitted');
+      // stored while no agent had the target (nothing to check against): the agent nacks it on assignment
+      assert.equal((await api(gw, 'PUT', `/v1/acls/${TARGET}/${STRANGER}`, { mapped_luns: [{ index: 0, tpg_lun: 9, write_protect: false }] })).status, 200);
+      assert.equal((await api(gw, 'PUT', `/v1/agents/${agentId}/targets/${TARGET}`)).status, 200);
+      const err = await waitFor('last_error from the nack', async () => (await agentRow())?.last_error, 5000, 100);
+      assert.match(err, /refers to TPG LUN 9, which .* does not have/);
+      assert.equal((await agentRow()).in_sync, false);
+      assert.equal((await api(gw, 'DELETE', `/v1/acls/${TARGET}/${STRANGER}`)).status, 200);
+      await waitFor('in sync again', inSync, 5000, 100);
+      assert.equal((await agentRow()).last_error, null);
+      await waitFor('admitted again', () => inq(port, oneWay), 5000, 100);
+    });
+
+    it('a changed CHAP secret drops the live session; the new secret logs in, the old one is refused', async () => {
+      perf = spawn('iscsi-perf', ['-i', INITIATOR, '-x', '0', `iscsi://${oneWay.user}%${SECRET}@127.0.0.1:${port}/${TARGET}/0`], { stdio: 'ignore' });
+      await waitFor('live session', async () => (await sessionsOf(dirs.stateDir, INITIATOR)) > 0, 10_000, 200);
+      const t0 = Date.now();
+      const changed = await api(gw, 'PUT', `/v1/acls/${TARGET}/${INITIATOR}`, { chap: { userid: oneWay.user, password: ROTATED }, mapped_luns: LUN0 });
+      assert.equal(changed.status, 200, changed.text);
+      await waitFor('session dropped', async () => (await sessionsOf(dirs.stateDir, INITIATOR)) === 0, 5000, 100);
+      figures.push(`CHAP secret changed → live session dropped after ≤${Date.now() - t0} ms`);
+      perf.kill('SIGKILL');
+      perf = undefined;
+      assert.equal(await inq(port, { ...oneWay, secret: ROTATED }), true, 'the new secret logs in');
+      assert.equal(await inq(port, oneWay), false, 'the old secret is refused');
+      assert.equal(await inq(port, mutual), true, 'the other initiator is untouched');
+      // back to the first secret for the following tests
+      assert.equal((await api(gw, 'PUT', `/v1/acls/${TARGET}/${INITIATOR}`, { chap: { userid: oneWay.user, password: SECRET }, mapped_luns: LUN0 })).status, 200);
+      await waitFor('old secret back', () => inq(port, oneWay), 5000, 100);
     });
 
     it('DELETE drops the live session and refuses the next login within 5 s', async () => {

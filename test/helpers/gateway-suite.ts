@@ -12,16 +12,17 @@ import { loadCachedPolicy, startControlLink, type ControlLink, type ManagedAgent
 import { CONTROL_PATH, encodeMessage } from '../../shared/control-protocol.js';
 import type { PolicySnapshot } from '../../shared/policy.js';
 import { api, filesContaining, waitFor, type TestGateway } from './gateway.js';
+import { fleetPolicyTests } from './gateway-suite-policy.js';
 
-const TARGET = 'iqn.2024-01.com.example.outpost:disk1';
-const OTHER_TARGET = 'iqn.2024-01.com.example.outpost:elsewhere';
-const INITIATOR = 'iqn.1994-05.com.redhat:host-a';
+export const TARGET = 'iqn.2024-01.com.example.outpost:disk1';
+export const OTHER_TARGET = 'iqn.2024-01.com.example.outpost:elsewhere';
+export const INITIATOR = 'iqn.1994-05.com.redhat:host-a';
 const PASSWORD = 'Initiator-Secret-42x'; // 20 chars → Windows warning
 const MUTUAL = 'Target-Secret-77y';
 const DISCOVERY_PASSWORD = 'Discovery-Pass-9q';
-const SECRETS = [PASSWORD, MUTUAL, DISCOVERY_PASSWORD];
+export const SECRETS = [PASSWORD, MUTUAL, DISCOVERY_PASSWORD];
 
-class RecordingAgent implements ManagedAgent {
+export class RecordingAgent implements ManagedAgent {
   readonly applied: { at: number; policy: PolicySnapshot }[] = [];
   current: PolicySnapshot | undefined;
   reject: string | undefined;
@@ -39,7 +40,7 @@ class RecordingAgent implements ManagedAgent {
   }
 }
 
-function rawSocket(url: string, token: string): Promise<WebSocket> {
+export function rawSocket(url: string, token: string): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url.replace(/^http/, 'ws') + CONTROL_PATH, { headers: { authorization: `Bearer ${token}` } });
     closeCodes.set(ws, new Promise((r) => ws.once('close', (code) => r(code))));
@@ -51,7 +52,7 @@ function rawSocket(url: string, token: string): Promise<WebSocket> {
 
 /** Close code of a socket; the listener is registered when the socket is created so no close is missed. */
 const closeCodes = new WeakMap<WebSocket, Promise<number>>();
-const closed = (ws: WebSocket): Promise<number> => closeCodes.get(ws)!;
+export const closed = (ws: WebSocket): Promise<number> => closeCodes.get(ws)!;
 
 export function gatewayBehaviourSuite(name: string, startGw: () => Promise<TestGateway>): void {
   describe(name, { timeout: 240_000 }, () => {
@@ -63,6 +64,17 @@ export function gatewayBehaviourSuite(name: string, startGw: () => Promise<TestG
     const agent = new RecordingAgent();
     const linkLogs: string[] = [];
     const linkLog = pino({ level: 'debug' }, new Writable({ write(c, _e, cb) { linkLogs.push(String(c)); cb(); } }));
+
+    /** Another enrolled agent on its own real control link. */
+    const extraAgent = async (name: string) => {
+      const r = await api(gw, 'POST', '/v1/agents', { name });
+      assert.equal(r.status, 201, r.text);
+      const dir = await mkdtemp(join(tmpdir(), 'outpost-link-'));
+      const a = new RecordingAgent();
+      const l = await startControlLink({ url: gw.url, token: r.body.token, stateDir: dir, agent: a, log: linkLog, statusIntervalMs: 300, minBackoffMs: 100, maxBackoffMs: 1000 });
+      await waitFor(`${name} got its first snapshot`, () => a.applied.length >= 1, 15_000);
+      return { id: r.body.id as string, agent: a, close: async () => { await l.close(); await rm(dir, { recursive: true, force: true }); } };
+    };
 
     before(async () => {
       gw = await startGw();
@@ -97,10 +109,46 @@ export function gatewayBehaviourSuite(name: string, startGw: () => Promise<TestG
       assert.ok(!list.text.includes(agentToken), 'token not listed');
     });
 
-    it('connects the link and pushes a PUT ACL with CHAP within 5 s; GET /v1/agents shows it applied', async () => {
+    it('an agent gets no policy for targets it is not assigned, whatever its hello claims (logged, ignored)', async () => {
       link = await startControlLink({ url: gw.url, token: agentToken, stateDir, agent, log: linkLog, statusIntervalMs: 300, minBackoffMs: 100, maxBackoffMs: 1000 });
       await waitFor('agent connected', async () => (await api(gw, 'GET', '/v1/agents')).body.agents[0].connected, 15_000);
       await waitFor('first (empty) snapshot', () => agent.applied.length >= 1, 5000);
+      assert.deepEqual(agent.applied[0]!.policy.targets, {}, 'the hello names TARGET, but nothing is assigned');
+      const put = await api(gw, 'PUT', `/v1/acls/${TARGET}/${INITIATOR}`, { chap: { userid: 'host-a', password: PASSWORD }, mapped_luns: [] });
+      assert.equal(put.status, 200, put.text);
+      assert.equal(put.body.pushed_to, 0);
+      await new Promise((r) => setTimeout(r, 400));
+      assert.ok(agent.applied.every((a) => a.policy.targets[TARGET] === undefined), 'no snapshot carried the unassigned target');
+      await waitFor('the ignored claim is logged', () => /not assigned to it/.test(gw.logs()), 5000);
+      const row = (await api(gw, 'GET', '/v1/agents')).body.agents[0];
+      assert.deepEqual(row.assigned_targets, []);
+    });
+
+    it('PUT /v1/agents/{id}/targets/{iqn} assigns the target: its policy reaches the agent; GET /v1/agents lists it', async () => {
+      assert.equal((await api(gw, 'PUT', `/v1/agents/00000000-0000-0000-0000-000000000000/targets/${TARGET}`)).status, 404);
+      assert.equal((await api(gw, 'PUT', `/v1/agents/${agentId}/targets/iqn.bogus`)).status, 400);
+      const bad = await api(gw, 'PUT', `/v1/agents/${agentId}/targets/${TARGET}`, { force: true });
+      assert.equal(bad.status, 400);
+      assert.match(bad.body.error, /"force"/);
+      const r = await api(gw, 'PUT', `/v1/agents/${agentId}/targets/${TARGET}`);
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.body.changed, true);
+      assert.equal(r.body.pushed_to, 1);
+      const got = await waitFor('snapshot with the assigned target', () => agent.applied.find((a) => a.policy.version === r.body.version), 5000, 5);
+      assert.equal(got.policy.targets[TARGET]?.[0]?.initiator, INITIATOR);
+      assert.equal(typeof got.policy.fleet_epoch, 'string');
+      const again = await api(gw, 'PUT', `/v1/agents/${agentId}/targets/${TARGET}`);
+      assert.equal(again.status, 200);
+      assert.equal(again.body.changed, false);
+      const row = await waitFor('assigned and in sync', async () => {
+        const x = (await api(gw, 'GET', '/v1/agents')).body.agents[0];
+        return x.in_sync && x.applied_version === r.body.version ? x : undefined;
+      }, 5000);
+      assert.deepEqual(row.assigned_targets, [TARGET]);
+      assert.deepEqual((await api(gw, 'GET', `/v1/agents/${agentId}/targets`)).body.targets, [TARGET]);
+    });
+
+    it('pushes a PUT ACL with CHAP within 5 s; GET /v1/agents shows it applied', async () => {
       const t0 = Date.now();
       const put = await api(gw, 'PUT', `/v1/acls/${TARGET}/${INITIATOR}`, {
         chap: { userid: 'host-a', password: PASSWORD, mutual_userid: 'disk1', mutual_password: MUTUAL },
@@ -250,6 +298,8 @@ export function gatewayBehaviourSuite(name: string, startGw: () => Promise<TestG
       assert.equal((await api(gw, 'DELETE', `/v1/agents/${extra.body.id}`)).status, 404);
       assert.equal((await api(gw, 'GET', '/v1/agents')).body.agents.find((a: any) => a.id === agentId).connected, true);
     });
+
+    fleetPolicyTests({ gw: () => gw, agent, agentId: () => agentId, extraAgent });
 
     it('no secret appears in clear text in storage, responses, logs or the agent state dir', async () => {
       const inStorage = await filesContaining(gw.storageDir, [...SECRETS, agentToken]);

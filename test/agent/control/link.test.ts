@@ -1,7 +1,13 @@
 // The agent's control link (agent/control/link.ts) against a bare `ws` server speaking the protocol:
 // cached policy in force before any connection, hello version, bad frames from the gateway.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
+import { promisify } from 'node:util';
+import { pino } from 'pino';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -138,6 +144,71 @@ test('a malformed frame from the gateway drops that connection only; the link re
     } finally {
       await link.close();
       await gw.close();
+    }
+  });
+});
+
+test('a lower version is nacked and the held policy kept, after a restart too; only a new fleet_epoch (reset fleet) may go back', async () => {
+  await withDir(async (dir) => {
+    const port = await freePort();
+    const gw = await fakeGateway(port);
+    const agent = new Agent();
+    const v50: PolicySnapshot = { version: 50, fleet_epoch: 'fleet-a', targets: { [TARGET]: [{ initiator: 'iqn.1994-05.com.redhat:h', chap: { userid: 'u', password: 'new-secret-5050' }, mapped_luns: [] }] } };
+    const v3: PolicySnapshot = { version: 3, fleet_epoch: 'fleet-a', targets: { [TARGET]: [{ initiator: 'iqn.1994-05.com.redhat:h', chap: { userid: 'u', password: 'old-secret-0303' }, mapped_luns: [] }] } };
+    let link = await startControlLink({ url: `http://127.0.0.1:${port}`, token: 't', stateDir: dir, agent, log: silentLogger, minBackoffMs: 50, maxBackoffMs: 200 });
+    try {
+      await waitFor('hello', () => gw.sockets.length === 1 && gw.received.length >= 1, 5000);
+      gw.sockets[0]!.send(encodeMessage({ type: 'snapshot', policy: v50 }));
+      await waitFor('ack 50', () => gw.received.find((m) => m.type === 'ack' && m.version === 50), 5000);
+      gw.sockets[0]!.send(encodeMessage({ type: 'snapshot', policy: v3 }));
+      const nack = await waitFor('nack 3', () => gw.received.find((m) => m.type === 'nack' && m.version === 3), 5000);
+      assert.match(nack.type === 'nack' ? nack.error : '', /version 3 is older than version 50 already applied/);
+      assert.equal(agent.applied.at(-1)!.version, 50, 'kept v50');
+      assert.equal(link.appliedVersion, 50);
+      // the same version again (a resend after reconnect) is fine
+      gw.sockets[0]!.send(encodeMessage({ type: 'snapshot', policy: v50 }));
+      await waitFor('second ack 50', () => gw.received.filter((m) => m.type === 'ack' && m.version === 50).length === 2, 5000);
+      await link.close();
+
+      // restarted from its cache: still refuses the old version
+      gw.received.length = 0;
+      link = await startControlLink({ url: `http://127.0.0.1:${port}`, token: 't', stateDir: dir, agent, log: silentLogger, minBackoffMs: 50, maxBackoffMs: 200 });
+      const hello = await waitFor('hello after restart', () => gw.received.find((m) => m.type === 'hello'), 5000);
+      assert.equal(hello.type === 'hello' && hello.applied_version, 50);
+      gw.sockets.at(-1)!.send(encodeMessage({ type: 'snapshot', policy: v3 }));
+      await waitFor('nack 3 after restart', () => gw.received.find((m) => m.type === 'nack' && m.version === 3), 5000);
+      assert.equal(agent.applied.at(-1)!.version, 50);
+
+      // a reset fleet (new store, new epoch) starts again at low versions: accepted
+      const reset: PolicySnapshot = { ...v3, fleet_epoch: 'fleet-b' };
+      gw.sockets.at(-1)!.send(encodeMessage({ type: 'snapshot', policy: reset }));
+      await waitFor('ack 3 from the reset fleet', () => gw.received.find((m) => m.type === 'ack' && m.version === 3), 5000);
+      assert.equal(agent.applied.at(-1)!.fleet_epoch, 'fleet-b');
+    } finally {
+      await link.close();
+      await gw.close();
+    }
+  });
+});
+
+test('a TLS failure of the control link (untrusted certificate) is logged at warn, not debug', { timeout: 30_000 }, async () => {
+  await withDir(async (dir) => {
+    const run = promisify(execFile);
+    await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=127.0.0.1']);
+    const server = createHttpsServer({ key: await readFile(join(dir, 'key.pem')), cert: await readFile(join(dir, 'cert.pem')) });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const port = (server.address() as AddressInfo).port;
+    const lines: string[] = [];
+    const log = pino({ level: 'debug' }, new Writable({ write(c, _e, cb) { lines.push(String(c)); cb(); } }));
+    const link = await startControlLink({ url: `wss://127.0.0.1:${port}`, token: 't', stateDir: dir, agent: new Agent(), log: log as never, minBackoffMs: 100, maxBackoffMs: 500 });
+    try {
+      const line = await waitFor('TLS failure logged', () => lines.find((l) => l.includes('control link TLS failure')), 10_000);
+      assert.equal(JSON.parse(line).level, 40, 'warn');
+      assert.match(line, /self.signed|certificate/i);
+    } finally {
+      await link.close();
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
     }
   });
 });

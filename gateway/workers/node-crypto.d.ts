@@ -1,0 +1,4 @@
+// The one node:crypto function the Workers adapter uses (nodejs_compat); workers-types does not declare it.
+declare module 'node:crypto' {
+  export function scrypt(password: string, salt: Uint8Array, keylen: number, options: { N: number; r: number; p: number; maxmem: number }, cb: (err: Error | null, key: Uint8Array & { buffer: ArrayBuffer; byteOffset: number; byteLength: number }) => void): void;
+}
