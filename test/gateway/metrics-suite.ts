@@ -31,6 +31,8 @@ export function gatewayMetricsSuite(name: string, startGw: () => Promise<TestGat
       const enrolled = await api(gw, 'POST', '/v1/agents', { name: 'metrics-branch' });
       assert.equal(enrolled.status, 201, enrolled.text);
       agentId = enrolled.body.id;
+      const assigned = await api(gw, 'PUT', `/v1/agents/${agentId}/targets/${TARGET}`); // policy follows assignment (issue 18)
+      assert.ok(assigned.status < 300, assigned.text);
       agent = await spawnAgent({ dirs, env: { OUTPOST_GATEWAY: gw.url, OUTPOST_AGENT_TOKEN: enrolled.body.token }, args: ['--metrics-listen', `127.0.0.1:${mport}`] });
     });
     after(async () => {

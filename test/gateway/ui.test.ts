@@ -62,6 +62,9 @@ describe('dashboard at /ui/ in headless Chromium', { skip, timeout: 300_000 }, (
     await writeFile(dirs.configPath, JSON.stringify(config));
     const enrolled = await api(gw, 'POST', '/v1/agents', { name: 'branch-01' });
     assert.equal(enrolled.status, 201, enrolled.text);
+    // policy reaches only the agents a target is assigned to (issue 18)
+    const assigned = await api(gw, 'PUT', `/v1/agents/${enrolled.body.id}/targets/${TARGET}`);
+    assert.ok(assigned.status < 300, assigned.text);
     agent = await spawnAgent({ dirs, env: { ...s3.env, OUTPOST_GATEWAY: gw.url, OUTPOST_AGENT_TOKEN: enrolled.body.token } });
     profile = await mkdtemp(join(tmpdir(), 'outpost-chromium-'));
     ctx = await chromium.launchPersistentContext(profile, {

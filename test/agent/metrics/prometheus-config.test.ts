@@ -23,7 +23,7 @@ test('the alert rules only use metrics the agent or the gateway exposes', async 
 
   const names = new Set(parsePrometheusText(await new AgentMetrics().metrics()).keys());
   const dir = await mkdtemp(join(tmpdir(), 'outpost-prom-'));
-  const gw = await startGateway({ dataDir: dir, adminToken: 'a'.repeat(24), secretKey: 'k'.repeat(32), logger: silentLogger });
+  const gw = await startGateway({ dataDir: dir, adminToken: 'a'.repeat(24), secretKey: 'prometheus-config-test-key-0123456789', logger: silentLogger });
   try {
     for (const n of (await scrape(gw.url + '/metrics', { authorization: `Bearer ${'a'.repeat(24)}` })).keys()) names.add(n);
   } finally {
