@@ -8,6 +8,7 @@ import { DEFAULT_STATE_DIR, openSession } from './shell/session.js';
 // Variable specifiers: these modules belong to other parts of the tree and load only when asked for.
 const CONTROL_LINK = './control/link.js';
 const GATEWAY_MAIN = '../gateway/node/main.js';
+const RELAY_MAIN = '../gateway/relay/main.js';
 
 async function runAgent(argv: string[]): Promise<void> {
   const program = new Command('outpost agent')
@@ -86,6 +87,10 @@ export async function main(argv: string[]): Promise<void> {
   if (argv[0] === 'agent') return runAgent(argv.slice(1));
   if (argv[0] === 'gateway') {
     const mod = (await import(GATEWAY_MAIN)) as { main(args: string[]): Promise<void> };
+    return mod.main(argv.slice(1));
+  }
+  if (argv[0] === 'relay') {
+    const mod = (await import(RELAY_MAIN)) as { main(args: string[]): Promise<void> };
     return mod.main(argv.slice(1));
   }
   const code = await runShell(argv);

@@ -76,7 +76,7 @@ export class ShellEngine {
   }
 
   private tree(root: RootConfig = this.host.model()): TreeNode {
-    return buildTree({ root, soInfo: (p) => this.host.soInfo(p) });
+    return buildTree({ root, soInfo: (p) => this.host.soInfo(p), tunnelInfo: (t, g, u) => this.host.tunnelInfo?.(t, g, u) });
   }
 
   commandsAt(node: TreeNode): string[] {
