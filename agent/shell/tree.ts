@@ -187,7 +187,7 @@ export function buildTree(ctx: TreeContext): TreeNode {
         (tpg.outpost_tunnels ?? []).map((x, i) => mk('tunnel', `tunnel${i}`, tn, { ...ids, tunnel: x.url }, () => {
           const live = ctx.tunnelInfo?.(t.wwn, tpg.tag, x.url);
           const desc = `${x.url} advertise=${x.advertise}${x.source ? ` source=${x.source}` : ''}`;
-          return [live ? `${desc} [${live}]` : desc, live === undefined ? null : /^connected/.test(live)];
+          return [live ? `${desc}: ${live}` : desc, live === undefined ? null : /^connected/.test(live)];
         }))),
     ];
     void t;

@@ -126,10 +126,10 @@ export class Tunnel {
   }
 
   private fail(why: string): void {
-    if (this.stopped) return;
+    // Every pooled connection fails together when a relay or an uplink goes: count that as one failure,
+    // and keep its cause (not the "closed before established" of the dials this one cancels).
+    if (this.stopped || this.retryTimer) return;
     this.lastError = why;
-    // Every pooled connection fails together when a relay or an uplink goes: count that as one failure.
-    if (this.retryTimer) return;
     for (const ws of this.dialing) ws.terminate();
     this.dialing.clear();
     this.failures++;
