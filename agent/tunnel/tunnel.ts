@@ -2,7 +2,8 @@
 // connections, replenished as the relay binds them to initiator connections, redialed with exponential
 // backoff and jitter (1 s .. 30 s) forever. Each bound connection is served by the fabric like a portal
 // socket, with the advertised relay portal as its local address (so discovery answers with it).
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { rootCertificates } from 'node:tls';
 import { readFile } from 'node:fs/promises';
 import type { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
@@ -55,6 +56,17 @@ export function parseAdvertise(s: string): PortalAddress {
 export function backoffMs(failures: number, min = 1000, max = 30_000, random = Math.random): number {
   const base = Math.min(max, min * 2 ** Math.max(0, failures - 1));
   return Math.round(Math.min(max, Math.max(min, base * (0.8 + 0.4 * random()))));
+}
+
+/** The OS trust store (Debian/Ubuntu, RHEL, Alpine/macOS paths) on top of Node's bundled roots, read once. */
+const SYSTEM_BUNDLES = ['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-bundle.crt', '/etc/ssl/cert.pem'];
+let systemCa: Array<string | Buffer> | undefined;
+function systemTrust(): Array<string | Buffer> {
+  if (!systemCa) {
+    const bundle = SYSTEM_BUNDLES.find((p) => existsSync(p));
+    systemCa = [...rootCertificates, ...(bundle ? [readFileSync(bundle)] : [])];
+  }
+  return systemCa;
 }
 
 // RFC 6455 §5.3 asks clients to mask so browsers cannot poison proxy caches; an agent is no browser,
@@ -151,7 +163,8 @@ export class Tunnel {
         perMessageDeflate: false,
         handshakeTimeout: 10_000,
         generateMask: zeroMask,
-        ...(this.spec.ca_file ? { ca: this.caPem } : {}),
+        // A pinned CA replaces every other trust anchor: only that relay's certificate chain is accepted.
+        ...(this.caPem ? { ca: this.caPem } : this.spec.url.startsWith('wss:') ? { ca: systemTrust() } : {}),
       });
     } catch (e) {
       return this.fail((e as Error).message);
