@@ -5,8 +5,12 @@ import { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { CloseCode, MAX_DATA_MESSAGE } from '../../shared/tunnel-protocol.js';
 
-/** Writes the fabric corks within one event-loop turn are sent as messages up to this size. */
-const BATCH = 1 << 20;
+/**
+ * Writes the fabric corks within one event-loop turn are sent as messages of up to this size: one
+ * 256 KiB Data-In PDU with its header, or many small PDUs. Larger messages would delay the relay,
+ * which forwards a message only once it has all of it.
+ */
+const BATCH = 256 << 10;
 
 export interface DuplexCounters {
   rx: number;
