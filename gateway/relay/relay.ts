@@ -269,14 +269,14 @@ export class Relay {
       clearTimeout(timer);
       if (p.kind === 'bad') {
         this.log.info({ initiator: remote, reason: p.reason }, 'initiator connection refused');
-        if (buf.length >= 48 && (buf[0]! & 0x3f) === 0x03) s.end(loginReject(buf, RelayLoginStatus.INITIATOR_ERROR));
+        if (buf.length >= 48 && (buf[0]! & 0x3f) === 0x03) refuseLogin(s, loginReject(buf, RelayLoginStatus.INITIATOR_ERROR));
         else s.destroy();
         return;
       }
       const discovery = p.sessionType === 'Discovery';
       const target = p.targetName?.toLowerCase();
       if (!discovery && !target) {
-        s.end(loginReject(buf, RelayLoginStatus.INITIATOR_ERROR));
+        refuseLogin(s, loginReject(buf, RelayLoginStatus.INITIATOR_ERROR));
         return;
       }
       const wants = (c: TunnelConn) => c.state === 'idle' && (discovery || c.targets.has(target!));
@@ -286,7 +286,7 @@ export class Relay {
           const served = discovery ? [...this.conns].some((x) => x.agent) : [...this.conns].some((x) => x.targets.has(target!));
           const status = served || discovery ? RelayLoginStatus.UNAVAILABLE : RelayLoginStatus.NOT_FOUND;
           this.log.info({ initiator: remote, target: p.targetName, discovery, status: status.join('/') }, served ? 'login refused: no idle tunnel connection for the target' : 'login refused: target not served by any connected agent');
-          if (!s.destroyed) s.end(loginReject(first, status));
+          if (!s.destroyed) refuseLogin(s, loginReject(first, status));
           return;
         }
         if (s.destroyed) return; // the initiator gave up while waiting: the tunnel connection stays idle
@@ -317,7 +317,7 @@ export class Relay {
 
   /** The idle connection that has waited longest (Set order is insertion order) among those that fit. */
   private pick(wants: (c: TunnelConn) => boolean): TunnelConn | undefined {
-    for (const c of this.conns) if (wants(c)) return c;
+    for (const c of this.conns) if (wants(c) && c.ws.readyState === c.ws.OPEN) return c;
     return undefined;
   }
 
@@ -332,6 +332,16 @@ export class Relay {
       this.log.info({ connection, why, bytesToAgent: stats.toAgent, bytesToInitiator: stats.toInitiator }, 'initiator connection ended');
     });
   }
+}
+
+/**
+ * Sends the refusal and closes. The socket is read again (and dropped after a grace period) so the
+ * initiator's FIN is seen: a paused socket would never emit 'close' and would hold its limit slot.
+ */
+function refuseLogin(s: Socket, response: Uint8Array): void {
+  s.resume();
+  s.end(response);
+  setTimeout(() => s.destroy(), 2000).unref();
 }
 
 function listenOn(server: NetServer | HttpServer, at: HostPort): Promise<HostPort> {

@@ -153,6 +153,8 @@ test('initiator connections per source address are limited, with a log line', as
     for (let i = 0; i < 6; i++) held.push(await RawIscsiClient.connect(relay.portal, relay.host));
     const extra = await RawIscsiClient.connect(relay.portal, relay.host);
     assert.ok(await extra.waitClosed(3000), 'the connection over the limit stayed open');
+    // The six below the limit are all open: refused logins of the earlier tests left no slot taken.
+    assert.deepEqual(held.map((c) => c.closed), Array(6).fill(false));
     assert.ok(await until(() => relay.log().includes('relay limit: initiator connections per source address reached'), 3000));
   } finally {
     for (const c of held) c.close();
