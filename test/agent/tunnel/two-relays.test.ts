@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { startAgentInProcess, type InProcessAgent } from '../../helpers/agent.js';
 import { run } from '../../helpers/iscsi-fixture.js';
-import { INQUIRY_83, assertCunitAllPassed, lunUrl, multipathConfig, parseVpd83, rawSession, scsiPastUa } from '../multipath/helpers.js';
+import { INQUIRY_83, RTPG_CDB, assertCunitAllPassed, lunUrl, multipathConfig, parseRtpg, parseVpd83, rawSession, scsiPastUa } from '../multipath/helpers.js';
 import { spawnRelay, tempDir, until, writeToken, type SpawnedRelay } from '../../gateway/relay/helpers.js';
 
 let tmp: Awaited<ReturnType<typeof tempDir>>;
@@ -25,7 +25,11 @@ before(async () => {
   const agentToken = await writeToken(tmp.dir, 'agent-token', [token]);
   relayA = await spawnRelay({ host: '127.0.0.1', tokenFile: relayTokens });
   relayB = await spawnRelay({ host: '127.0.0.2', tokenFile: relayTokens });
-  const config = multipathConfig([{ tag: 1, portals: [] }, { tag: 2, portals: [] }]) as { targets: Array<{ tpgs: Array<Record<string, unknown>> }> };
+  // Relay B stands for a backup uplink: its TPG is in an active/non-optimized ALUA group.
+  const config = multipathConfig([{ tag: 1, portals: [], aluaGroup: 'fibre' }, { tag: 2, portals: [], aluaGroup: 'lte' }], [
+    { name: 'fibre', tg_pt_gp_id: 10, alua_access_state: 0, alua_access_type: 1, preferred: 1 },
+    { name: 'lte', tg_pt_gp_id: 20, alua_access_state: 1, alua_access_type: 1, preferred: 0 },
+  ]) as { targets: Array<{ tpgs: Array<Record<string, unknown>> }> };
   const [t1, t2] = config.targets[0]!.tpgs as [Record<string, unknown>, Record<string, unknown>];
   t1.outpost_tunnels = [{ url: relayA.url, advertise: `${relayA.host}:${relayA.portal}`, token_file: agentToken }];
   t2.outpost_tunnels = [{ url: relayB.url, advertise: `${relayB.host}:${relayB.portal}`, token_file: agentToken }];
@@ -69,6 +73,22 @@ test('both relays lead to the same LU (NAA) with distinct relative target ports'
     }
   }
   assert.deepEqual(rel, [1, 2]);
+});
+
+test('RTPG through either relay reports the fibre group active/optimized and the LTE group active/non-optimized', async () => {
+  for (const r of [relayA, relayB]) {
+    const c = await rawSession(r.host, r.portal, 'iqn.2026-01.test:rtpg');
+    try {
+      const res = await scsiPastUa(c, RTPG_CDB, 1024);
+      assert.equal(res.status, 0);
+      assert.deepEqual(parseRtpg(res.data).sort((x, y) => x.id - y.id), [
+        { id: 10, state: 0, preferred: true, ports: [1] },
+        { id: 20, state: 1, preferred: false, ports: [2] },
+      ]);
+    } finally {
+      c.close();
+    }
+  }
 });
 
 test('libiscsi SCSI.MultipathIO passes with one path through each relay, none skipped', async () => {
