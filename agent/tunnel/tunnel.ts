@@ -7,6 +7,7 @@ import { rootCertificates } from 'node:tls';
 import { readFile } from 'node:fs/promises';
 import type { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
+import { advertisedPortal } from '../config/tunnels.js';
 import type { PortalAddress } from '../iscsi/target-registry.js';
 import type { Logger } from '../lib/log.js';
 import { MAX_DATA_MESSAGE, MessageType, TUNNEL_VERSION, decodeMessage, encodeMessage } from '../../shared/tunnel-protocol.js';
@@ -44,12 +45,6 @@ export interface TunnelOptions {
   minBackoffMs?: number;
   maxBackoffMs?: number;
   pingIntervalMs?: number;
-}
-
-export function parseAdvertise(s: string): PortalAddress {
-  const m = /^(\[[0-9a-fA-F:.]+\]|[^:\s\[\]]+):(\d{1,5})$/.exec(s);
-  if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) throw new Error(`advertise must be HOST:PORT, got '${s}'`);
-  return { ip: m[1]!.replace(/^\[(.*)\]$/, '$1').toLowerCase(), port: Number(m[2]), tunnel: true };
 }
 
 /** Backoff before redial attempt `failures` (1-based): doubling from min to max, ±20 % jitter, clamped. */
@@ -97,7 +92,7 @@ export class Tunnel {
     private readonly log: Logger,
     private readonly opts: TunnelOptions = {},
   ) {
-    this.local = parseAdvertise(spec.advertise);
+    this.local = advertisedPortal(spec.advertise);
     this.poolSize = opts.poolSize ?? 3;
     // Read once, at create time: a missing CA file is a configuration error, not a redial reason.
     this.caPem = spec.ca_file ? readFileSync(spec.ca_file) : undefined;
