@@ -1,16 +1,14 @@
 // A bound tunnel WebSocket as a Node Duplex of raw iSCSI bytes, so the fabric serves it like a TCP socket.
 // Written with backpressure both ways: reading pauses the WebSocket's socket while the fabric has not
-// consumed what it got; writing waits for the send buffer to fall below the high-water mark.
+// consumed what it got; a write completes when the socket has taken its bytes, as on a TCP socket.
 import { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { CloseCode, MAX_DATA_MESSAGE } from '../../shared/tunnel-protocol.js';
 
-/**
- * Writes the fabric corks within one event-loop turn are sent as messages of up to this size: one
- * 256 KiB Data-In PDU with its header, or many small PDUs. Larger messages would delay the relay,
- * which forwards a message only once it has all of it.
- */
-const BATCH = 256 << 10;
+/** Chunks below this size (PDU headers, small responses) are coalesced into one message; larger ones go by reference. */
+const SMALL = 16 << 10;
+/** Largest coalesced message of small chunks. */
+const GROUP = 64 << 10;
 
 export interface DuplexCounters {
   rx: number;
@@ -18,8 +16,6 @@ export interface DuplexCounters {
 }
 
 export class WebSocketDuplex extends Duplex {
-  private waiting?: () => void;
-
   constructor(private readonly ws: WebSocket, private readonly counters: DuplexCounters, private readonly highWater = 1 << 20) {
     super({ allowHalfOpen: false, readableHighWaterMark: highWater, writableHighWaterMark: highWater });
     ws.on('message', (data: Buffer, isBinary: boolean) => {
@@ -39,63 +35,58 @@ export class WebSocketDuplex extends Duplex {
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    this.sendBatch([chunk], cb);
+    this.sendAll([chunk], cb);
   }
 
   override _writev(chunks: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
-    // One message per PDU would cost a frame header and a socket write each: coalesce, bounded.
-    const batches: Buffer[][] = [[]];
+    // One message per PDU header would cost a frame and a socket write each: coalesce the small
+    // chunks (a copy of a few bytes), send the large payloads as they are (no copy).
+    const messages: Buffer[] = [];
+    let group: Buffer[] = [];
     let size = 0;
+    const flush = () => {
+      if (group.length) messages.push(group.length === 1 ? Buffer.from(group[0]!) : Buffer.concat(group, size));
+      group = [];
+      size = 0;
+    };
     for (const { chunk } of chunks) {
-      if (size + chunk.length > BATCH && size > 0) {
-        batches.push([]);
-        size = 0;
+      if (chunk.length >= SMALL) {
+        flush();
+        messages.push(chunk);
+        continue;
       }
-      batches[batches.length - 1]!.push(chunk);
+      if (size + chunk.length > GROUP) flush();
+      group.push(chunk);
       size += chunk.length;
     }
-    const send = (i: number): void => {
-      if (i === batches.length) return cb();
-      this.sendBatch(batches[i]!, (err) => (err ? cb(err) : send(i + 1)));
-    };
-    send(0);
+    flush();
+    this.sendAll(messages, cb);
   }
 
-  private sendBatch(parts: Buffer[], cb: (err?: Error | null) => void): void {
+  /**
+   * Sends the messages and calls back once the socket is done with every one of them, as a TCP socket
+   * would: the fabric returns pooled read buffers to their pool in that callback, so it must not run
+   * while a buffer is still queued. Waiting for it is also the backpressure towards the fabric.
+   */
+  private sendAll(messages: Buffer[], cb: (err?: Error | null) => void): void {
     if (this.ws.readyState !== this.ws.OPEN) return cb(new Error('tunnel connection closed'));
-    const msg = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
-    if (msg.length > MAX_DATA_MESSAGE) return cb(new Error(`tunnel message of ${msg.length} bytes`));
-    this.counters.tx += msg.length;
-    let done = false;
-    this.ws.send(msg, { binary: true }, (err) => {
-      if (err && !done) {
-        done = true;
-        return cb(err);
-      }
-      const w = this.waiting;
-      if (w && this.ws.bufferedAmount < this.highWater) {
-        this.waiting = undefined;
-        w();
-      }
-    });
-    if (done) return;
-    if (this.ws.bufferedAmount < this.highWater) {
-      done = true;
-      return cb();
+    let pending = messages.length;
+    let failed: Error | undefined;
+    if (pending === 0) return cb();
+    const big = messages.find((m) => m.length > MAX_DATA_MESSAGE);
+    if (big) return cb(new Error(`tunnel message of ${big.length} bytes exceeds ${MAX_DATA_MESSAGE}`));
+    for (const m of messages) {
+      this.counters.tx += m.length;
+      this.ws.send(m, { binary: true }, (err) => {
+        failed ??= err ?? undefined;
+        if (--pending === 0) cb(failed);
+      });
     }
-    this.waiting = () => {
-      if (done) return;
-      done = true;
-      cb();
-    };
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     if (this.ws.readyState === this.ws.OPEN) this.ws.close(err ? CloseCode.PROTOCOL : CloseCode.NORMAL);
     else if (this.ws.readyState === this.ws.CONNECTING) this.ws.terminate();
-    const w = this.waiting;
-    this.waiting = undefined;
-    w?.();
     cb(err);
   }
 }
