@@ -110,20 +110,6 @@ export class Relay {
     return this.tokens.reload();
   }
 
-  /** Tunnel connections per agent fingerprint: idle and bound. */
-  agents(): Map<string, { idle: number; bound: number; targets: string[] }> {
-    const out = new Map<string, { idle: number; bound: number; targets: string[] }>();
-    for (const c of this.conns) {
-      if (!c.agent) continue;
-      const a = out.get(c.agent) ?? { idle: 0, bound: 0, targets: [] };
-      if (c.state === 'idle') a.idle++;
-      if (c.state === 'bound') a.bound++;
-      for (const t of c.targets) if (!a.targets.includes(t)) a.targets.push(t);
-      out.set(c.agent, a);
-    }
-    return out;
-  }
-
   async close(): Promise<void> {
     this.closing = true;
     clearInterval(this.pinger);
