@@ -15,11 +15,11 @@ async function runAgent(argv: string[]): Promise<void> {
     .description('Run the Outpost agent (iSCSI target) from a targetcli saveconfig.json')
     .requiredOption('--config <file>', 'saveconfig.json (rtslib-fb schema); created on first saveconfig')
     .option('--state-dir <dir>', 'state directory (admin socket, caches)', process.env.OUTPOST_STATE_DIR ?? DEFAULT_STATE_DIR)
-    .option('--gateway <url>', 'gateway URL for fleet policy (or OUTPOST_GATEWAY)', process.env.OUTPOST_GATEWAY)
+    .option('--gateway <url...>', 'gateway URL(s) for fleet policy, tried in turn (or OUTPOST_GATEWAY, comma-separated)', process.env.OUTPOST_GATEWAY?.split(','))
     .option('--agent-token <token>', 'agent token issued by the gateway (or OUTPOST_AGENT_TOKEN)')
     .exitOverride();
   program.parse(argv, { from: 'user' });
-  const o = program.opts<{ config: string; stateDir: string; gateway?: string; agentToken?: string }>();
+  const o = program.opts<{ config: string; stateDir: string; gateway?: string[]; agentToken?: string }>();
   const log = createLogger('outpost-agent');
   const { startAgent } = await import('./main.js');
   const token = o.agentToken ?? process.env.OUTPOST_AGENT_TOKEN;
