@@ -27,7 +27,7 @@ before(async () => {
 });
 
 after(async () => {
-  await h?.cleanup();
+  await h?.cleanup().catch(() => {}); // the relays below are stopped even so
   await relay?.stop();
   await tmp?.cleanup();
 });

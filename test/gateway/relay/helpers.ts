@@ -32,6 +32,13 @@ export async function writeToken(dir: string, name: string, lines: string[]): Pr
   return p;
 }
 
+// A relay outlives nothing that started it: if a test process ends without its after hook (a crash,
+// the runner's timeout), the relays it spawned are killed with it.
+const live = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const p of live) p.kill('SIGKILL');
+});
+
 /** Spawns a relay on `host` with free ports (or the given ones) and waits for "relay listening". */
 export async function spawnRelay(opts: { host?: string; tokenFile: string; portal?: number; listen?: number; extra?: string[] }): Promise<SpawnedRelay> {
   const host = opts.host ?? '127.0.0.1';
@@ -41,9 +48,13 @@ export async function spawnRelay(opts: { host?: string; tokenFile: string; porta
     env: { ...process.env, OUTPOST_LOG_LEVEL: 'info' },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
+  live.add(proc);
   let log = '';
   proc.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  const exited = new Promise<void>((r) => proc.once('exit', () => {
+    live.delete(proc);
+    r();
+  }));
   const deadline = Date.now() + 15_000;
   while (!log.includes('relay listening')) {
     if (proc.exitCode !== null) throw new Error(`relay exited with ${proc.exitCode}: ${log}`);
