@@ -9,11 +9,13 @@ import { DEFAULT_STATE_DIR, openSession } from './shell/session.js';
 // Variable specifiers: these modules belong to other parts of the tree and load only when asked for.
 const CONTROL_LINK = './control/link.js';
 const GATEWAY_MAIN = '../gateway/node/main.js';
+const RELAY_MAIN = '../gateway/relay/main.js';
 
 /** The subcommands `outpost --help` lists, one line each (`outpost NAME --help` shows a command's options). */
 const SUBCOMMANDS: readonly (readonly [name: string, description: string])[] = [
   ['agent', 'run the agent (iSCSI target) from a targetcli saveconfig.json'],
   ['gateway', 'run the fleet policy gateway on Node (admin REST API, agent WebSockets)'],
+  ['relay', 'run a tunnel relay: initiator portals for agents behind NAT (--portal, --listen, --token-file)'],
   ['[PATH] [COMMAND...]', 'the targetcli-style shell; with a COMMAND, run it once and exit'],
 ];
 
@@ -26,7 +28,7 @@ function topHelp(): string {
   const w = Math.max(...SUBCOMMANDS.map(([u]) => u.length));
   return [
     'Usage: outpost [--state-dir DIR] [--config FILE] [PATH] [COMMAND ARGS...]',
-    '       outpost agent|gateway [OPTIONS]',
+    '       outpost agent|gateway|relay [OPTIONS]',
     '',
     'Outpost: an iSCSI target agent with S3-backed LUNs, its fleet gateway, and a targetcli-compatible shell.',
     '',
@@ -48,13 +50,13 @@ async function runAgent(argv: string[]): Promise<void> {
     .description('Run the Outpost agent (iSCSI target) from a targetcli saveconfig.json')
     .requiredOption('--config <file>', 'saveconfig.json (rtslib-fb schema); created on first saveconfig')
     .option('--state-dir <dir>', 'state directory (admin socket, caches)', process.env.OUTPOST_STATE_DIR ?? DEFAULT_STATE_DIR)
-    .option('--gateway <url>', 'gateway URL for fleet policy (or OUTPOST_GATEWAY)', process.env.OUTPOST_GATEWAY)
+    .option('--gateway <url...>', 'gateway URL(s) for fleet policy, tried in turn (or OUTPOST_GATEWAY, comma-separated)', process.env.OUTPOST_GATEWAY?.split(','))
     .option('--agent-token <token>', 'agent token issued by the gateway (or OUTPOST_AGENT_TOKEN)')
     .option('--metrics-listen <host:port>', 'serve Prometheus metrics on http://HOST:PORT/metrics (off by default; host defaults to 127.0.0.1)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug or trace (or OUTPOST_LOG_LEVEL)', process.env.OUTPOST_LOG_LEVEL ?? 'info')
     .exitOverride();
   program.parse(argv, { from: 'user' });
-  const o = program.opts<{ config: string; stateDir: string; gateway?: string; agentToken?: string; metricsListen?: string; logLevel: string }>();
+  const o = program.opts<{ config: string; stateDir: string; gateway?: string[]; agentToken?: string; metricsListen?: string; logLevel: string }>();
   const log = createLogger('outpost-agent', o.logLevel);
   const metrics = o.metricsListen !== undefined ? new (await import('./metrics/agent-metrics.js')).AgentMetrics() : undefined;
   if (o.metricsListen !== undefined) (await import('./metrics/http.js')).parseListen(o.metricsListen); // refuse a bad address before starting
@@ -74,7 +76,7 @@ async function runAgent(argv: string[]): Promise<void> {
   if (control && o.gateway && token) link = await control.startControlLink({ url: o.gateway, token, stateDir: o.stateDir, agent, log });
   let metricsServer: { close(): Promise<void> } | undefined;
   if (metrics && o.metricsListen !== undefined) {
-    metrics.attach((await import('./metrics/source.js')).agentSource(agent, o.gateway, () => link));
+    metrics.attach((await import('./metrics/source.js')).agentSource(agent, o.gateway?.join(','), () => link));
     try {
       metricsServer = await (await import('./metrics/http.js')).startMetricsServer(metrics, o.metricsListen, log);
     } catch (e) {
@@ -145,12 +147,16 @@ export async function main(argv: string[]): Promise<void> {
       const mod = (await import(GATEWAY_MAIN)) as { main(args: string[]): Promise<void> };
       return await mod.main(argv.slice(1));
     }
+    if (argv[0] === 'relay') {
+      const mod = (await import(RELAY_MAIN)) as { main(args: string[]): Promise<void> };
+      return await mod.main(argv.slice(1));
+    }
     process.exitCode = await runShell(argv);
   } catch (e) {
     // commander has already printed help or the error (which names the option); only the exit code is left
     if (!(e instanceof CommanderError)) throw e;
     process.exitCode = e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : e.exitCode || 2;
-    const sub = argv[0] === 'agent' || argv[0] === 'gateway' ? `${argv[0]} ` : '';
+    const sub = argv[0] === 'agent' || argv[0] === 'gateway' || argv[0] === 'relay' ? `${argv[0]} ` : '';
     if (process.exitCode !== 0) process.stderr.write(`Try 'outpost ${sub}--help'.\n`);
   }
 }

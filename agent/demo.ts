@@ -11,12 +11,15 @@ import { createLogger } from './lib/log.js';
 import { startAgent } from './main.js';
 import { startControlLink } from './control/link.js';
 import { startGateway } from '../gateway/node/main.js';
+import { Relay } from '../gateway/relay/relay.js';
 
 const dir = resolve(process.env.OUTPOST_DEMO_DIR ?? '.outpost-demo');
 const host = '127.0.0.1';
 const iscsiPort = Number(process.env.OUTPOST_DEMO_ISCSI_PORT ?? 3260);
 const gatewayPort = Number(process.env.OUTPOST_DEMO_GATEWAY_PORT ?? 7080);
 const s3Port = Number(process.env.OUTPOST_DEMO_S3_PORT ?? 4569);
+const relayPort = Number(process.env.OUTPOST_DEMO_RELAY_PORT ?? 3261); // initiators' portal at the relay
+const relayListen = Number(process.env.OUTPOST_DEMO_RELAY_LISTEN ?? 7081); // where the agent dials the relay
 const target = 'iqn.2026-11.org.outpost.demo:disk1';
 const client = 'iqn.2026-11.org.outpost.demo:client';
 const bucket = 'outpost-demo';
@@ -29,6 +32,11 @@ async function secret(name: string, make: () => string): Promise<string> {
   const v = make();
   await writeFile(p, v + '\n', { mode: 0o600 });
   return v;
+}
+
+/** The demo's tunnel: tpg1 is also reachable through the loopback relay (docs/tunnels.md). */
+function demoTunnel() {
+  return { url: `ws://${host}:${relayListen}/`, advertise: `${host}:${relayPort}`, token_file: join(dir, 'relay-token') };
 }
 
 function demoConfig() {
@@ -58,6 +66,7 @@ function demoConfig() {
               { node_wwn: client, mapped_luns: [{ index: 0, tpg_lun: 0, write_protect: false }, { index: 1, tpg_lun: 1, write_protect: false }] },
             ],
             portals: [{ ip_address: host, port: iscsiPort }],
+            outpost_tunnels: [demoTunnel()],
           },
         ],
       },
@@ -117,10 +126,15 @@ async function main(): Promise<void> {
 
   const configPath = join(dir, 'saveconfig.json');
   if (!existsSync(configPath)) await writeFile(configPath, JSON.stringify(demoConfig(), null, 2) + '\n');
+  await secret('relay-token', () => randomBytes(24).toString('hex')); // one line: the relay's token file and the agent's
+  const relay = new Relay({ portal: { host, port: relayPort }, listen: { host, port: relayListen }, tokenFile: join(dir, 'relay-token'), log });
+  await relay.start();
   const stateDir = join(dir, 'state');
   const agent = await startAgent({ configPath, stateDir, log });
   const link = await startControlLink({ url: gateway.url, token: agentToken, stateDir, agent, log });
 
+  // The commands below work once the agent's first tunnel connections are up.
+  for (let i = 0; i < 50 && !agent.tunnels.all().every((t) => t.state === 'connected'); i++) await new Promise((r) => setTimeout(r, 100));
   const portal = `${host}:${iscsiPort}`;
   process.stdout.write(`
 Outpost demo is running (state in ${dir}).
@@ -146,6 +160,11 @@ as with: curl -X PUT -H 'Authorization: Bearer ${adminToken}' ${gateway.url}/v1/
     -d '{"chap":{"userid":"laptop","password":"laptop-secret-01"},"mapped_luns":[{"index":0,"tpg_lun":0,"write_protect":false}]}'
   iscsi-inq -i iqn.2026-11.org.outpost.demo:laptop iscsi://laptop%laptop-secret-01@${portal}/${target}/0
 
+Through the relay (the agent dialed out to it; a path for initiators that cannot reach the site):
+  iscsi-ls -s -i ${client} iscsi://${host}:${relayPort}
+  iscsiadm -m discovery -t sendtargets -p ${host}:${relayPort}
+  npx outpost --state-dir ${stateDir} /iscsi/${target}/tpg1/tunnels ls
+
 Manage it like targetcli:   npx outpost --state-dir ${stateDir} ls
 Stop with Ctrl-C.
 `);
@@ -158,6 +177,7 @@ Stop with Ctrl-C.
     await link.close().catch(() => {});
     await agent.stop().catch((e: unknown) => log.error({ err: e }, 'agent stop failed'));
     await gateway.close().catch(() => {});
+    await relay.close().catch(() => {});
     s3.kill('SIGTERM');
     process.exit(0);
   };

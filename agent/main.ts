@@ -22,6 +22,7 @@ import { createTargetCore } from './scsi/core.js';
 import { ShellEngine } from './shell/engine.js';
 import type { ShellHost } from './shell/host.js';
 import { PrefsStore } from './shell/prefs-store.js';
+import { TunnelManager, describeTunnel } from './tunnel/manager.js';
 
 export interface AgentOptions {
   configPath: string;
@@ -47,6 +48,7 @@ export interface AgentStatus {
 export interface Agent {
   readonly registry: LiveRegistry;
   readonly server: IscsiServer;
+  readonly tunnels: TunnelManager;
   readonly configPath: string;
   readonly stateDir: string;
   readonly adminPath?: string;
@@ -103,6 +105,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     opts.metrics?.loginFailed(status);
   };
   server = new IscsiServer({ registry, core, log, counters: { loginFailed } });
+  const tunnels = new TunnelManager(server, log);
 
   // Serialize every change: admin commands, policy pushes, shutdown.
   let chain: Promise<unknown> = Promise.resolve();
@@ -125,6 +128,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       if (n) log.info({ target, initiator, sessions: n }, 'ACL removed or its credentials changed: sessions closed');
     }
     for (const t of targetsBefore) if (!iscsiTargets(model).some((x) => x.wwn.toLowerCase() === t.toLowerCase())) server!.closeSessions(t);
+    tunnels.reconcile(model);
   };
 
   /** Validates a candidate model (with the cached policy applied) without touching the running one. */
@@ -141,6 +145,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   const agent: Agent = {
     registry,
     server,
+    tunnels,
     configPath,
     stateDir,
     model: () => model,
@@ -188,6 +193,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       stopped = true;
       await serialized(async () => {
         await admin?.close();
+        tunnels.closeAll();
         await server!.close();
         await runtime.closeAll();
       });
@@ -217,6 +223,10 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
         `Gateway policy version: ${s.policyVersion ?? 'none'}`,
       ];
     },
+    tunnelInfo(target, tag, url) {
+      const s = tunnels.status(target, tag).find((x) => x.url === url);
+      return s && describeTunnel(s);
+    },
     sessions() {
       const list = server!.sessions();
       if (list.length === 0) return ['(no open sessions)'];
@@ -230,6 +240,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       admin = await startAdminServer({ path: adminSocketPath(stateDir), engine: new ShellEngine(host), configPath, log });
       await writeFile(join(stateDir, 'agent.json'), JSON.stringify({ configPath, pid: process.pid }, null, 2) + '\n', { mode: 0o600 });
     } catch (err) {
+      tunnels.closeAll();
       await server.close();
       await runtime.closeAll();
       throw err;

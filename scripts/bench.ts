@@ -16,6 +16,7 @@ import { loopbackCeiling, memoryCheck } from './bench/extras.js';
 import { newestProfile, profileTable } from './bench/cpuprofile.js';
 import { renderMarkdown, spliceReport, median, fmt, type Cell, type Report, type RowResult } from './bench/report.js';
 import { objectBench } from './bench/object.js';
+import { relayBench } from './bench/relay.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -27,6 +28,7 @@ interface Opts {
   targets: string;
   memory: boolean;
   object: boolean;
+  relay: boolean;
   ceiling: boolean;
   sessions: number;
   markdown?: string;
@@ -50,6 +52,7 @@ function parseArgs(argv: string[]): Opts {
     .option('--targets <names>', 'which targets to run: agent,tgt', 'agent,tgt')
     .option('--no-memory', 'skip the 64-session memory check')
     .option('--no-object', 'skip the object-storage LUN rows (issue 6; scripts/bench/object.ts)')
+    .option('--no-relay', 'skip the relay/direct rows (issue 16; scripts/bench/relay.ts)')
     .option('--no-ceiling', 'skip the iperf3 loopback ceiling')
     .addOption(new Option('--sessions <n>', 'sessions in the memory check').default(64).argParser(num))
     .option('--markdown <file>', 'also write the report to FILE (replaces the generated section of docs/benchmarks.md)')
@@ -213,6 +216,9 @@ async function main(): Promise<void> {
   const objectMd = opts.object && wanted.includes('agent')
     ? await objectBench({ repoRoot, workDir, duration, reps, initiatorName: ctx.initiatorName }).catch((e: Error) => `\nObject-storage LUN rows failed: ${e.message}\n`)
     : '';
+  const relayMd = opts.relay && wanted.includes('agent')
+    ? await relayBench({ repoRoot, workDir, duration, reps, initiatorName: ctx.initiatorName }).catch((e: Error) => `\nRelay rows failed: ${e.message}\n`)
+    : '';
   await runCleanups();
   const report: Report = {
     date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
@@ -220,7 +226,7 @@ async function main(): Promise<void> {
     settings: `${reps} runs per workload and target (median), ${duration} s per run, order agent/tgt alternating${opts.quick ? ', --quick' : ''}`,
     rows, ceilingMiBs, ceilingNa, memory, peakRss, notes,
   };
-  let md = renderMarkdown(report) + objectMd;
+  let md = renderMarkdown(report) + objectMd + relayMd;
   if (opts.cpuProf) {
     // The agent writes its profile when it exits, i.e. during the cleanup above.
     const prof = await newestProfile(resolve(opts.cpuProf));

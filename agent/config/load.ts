@@ -2,6 +2,7 @@
 // Unknown keys are kept at every level; errors name the offending object in one line.
 import { isIP } from 'node:net';
 import { isValidIscsiName, sameIscsiName } from './names.js';
+import { validateTunnels } from './tunnels.js';
 import {
   PLUGINS, parseStorageObjectPath, storageObjectPath,
   type NodeAclConfig, type Plugin, type RootConfig, type StorageObjectConfig, type TpgConfig,
@@ -175,6 +176,7 @@ function validateTpg(tpg: unknown, where: string, sos: Set<string>): asserts tpg
     if (portals.has(key)) fail(`${where}: duplicate portal ${key}`);
     portals.add(key);
   }
+  if (tpg.outpost_tunnels !== undefined) validateTunnels(tpg.outpost_tunnels, where);
 }
 
 function validateAcl(acl: Obj, where: string, tpgLuns: Set<number>): asserts acl is NodeAclConfig {

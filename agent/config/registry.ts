@@ -5,6 +5,7 @@ import type { AclView, ChapCredentials, DiscoveryAuth, TargetRegistry, TargetVie
 import type { LogicalUnitHandle, LunMapping, LunView } from '../scsi/port.js';
 import { effectiveAcls } from './managed.js';
 import { relativePortId, relativePortIds } from './ports.js';
+import { advertisedPortal } from './tunnels.js';
 import { sameIscsiName } from './names.js';
 import { iscsiFabric, iscsiTargets, type RootConfig, type TargetConfig, type TpgConfig } from './schema.js';
 
@@ -98,6 +99,7 @@ export class LiveRegistry implements TargetRegistry {
       relativePortId: relativePortId(ids, t.wwn, tpg.tag),
       enabled: tpg.enable,
       portals: tpg.portals.map((p) => ({ ip: p.ip_address.replace(/^\[(.*)\]$/, '$1'), port: p.port })),
+      tunnelPortals: (tpg.outpost_tunnels ?? []).map((t) => advertisedPortal(t.advertise)),
       authentication: Number(attrs.authentication ?? 0) === 1,
       generateNodeAcls: Number(attrs.generate_node_acls ?? 0) === 1,
       chap: chap(tpg),

@@ -78,6 +78,16 @@ export interface PortalConfig {
   [key: string]: unknown;
 }
 
+/** Outpost's TPG key `outpost_tunnels`: this TPG is also reachable through these relays (docs/tunnels.md). */
+export interface TunnelConfig {
+  url: string; // ws://127.0.0.1:… (loopback only) or wss://relay.example:443/
+  advertise: string; // HOST:PORT initiators use at the relay
+  token_file: string;
+  source?: string; // local address to dial from
+  ca_file?: string; // pinned CA (PEM) instead of the system store
+  [key: string]: unknown;
+}
+
 export interface TpgConfig {
   tag: number;
   enable: boolean;
@@ -90,6 +100,7 @@ export interface TpgConfig {
   chap_password?: string;
   chap_mutual_userid?: string;
   chap_mutual_password?: string;
+  outpost_tunnels?: TunnelConfig[];
   [key: string]: unknown;
 }
 

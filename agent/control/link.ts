@@ -28,8 +28,9 @@ export interface ManagedAgent {
 }
 
 export interface ControlLinkOptions {
-  /** Gateway base URL (http(s)://host:port or ws(s)://…); /v1/connect is appended when no path is given. */
-  readonly url: string;
+  /** Gateway base URL (http(s)://host:port or ws(s)://…); /v1/connect is appended when no path is given.
+   *  Several: one link is kept up, to the first that answers; a failed one moves it to the next at once. */
+  readonly url: string | readonly string[];
   readonly token: string;
   readonly stateDir: string;
   readonly agent: ManagedAgent;
@@ -63,7 +64,9 @@ export function controlUrl(base: string): string {
 }
 
 export async function startControlLink(opts: ControlLinkOptions): Promise<ControlLink> {
-  const url = controlUrl(opts.url);
+  const urls = (typeof opts.url === 'string' ? [opts.url] : [...opts.url]).map(controlUrl);
+  if (urls.length === 0) throw new Error('no gateway URL');
+  let current = 0;
   const { agent, log } = opts;
   const minBackoff = opts.minBackoffMs ?? 500;
   const maxBackoff = opts.maxBackoffMs ?? 30_000;
@@ -163,9 +166,10 @@ export async function startControlLink(opts: ControlLinkOptions): Promise<Contro
 
   const scheduleReconnect = (): void => {
     if (closed || retryTimer) return;
-    const cap = Math.min(maxBackoff, minBackoff * 2 ** Math.min(attempt, 20));
+    // With several gateways the next one is tried at once; the backoff grows once per full round.
+    current = (current + 1) % urls.length;
+    const cap = current !== 0 ? minBackoff : Math.min(maxBackoff, minBackoff * 2 ** Math.min(attempt++, 20));
     const delay = Math.round(Math.random() * cap); // full jitter
-    attempt++;
     retryTimer = setTimeout(() => {
       retryTimer = undefined;
       connect();
@@ -175,6 +179,7 @@ export async function startControlLink(opts: ControlLinkOptions): Promise<Contro
 
   const connect = (): void => {
     if (closed) return;
+    const url = urls[current]!;
     const sock = new WebSocket(url, { headers: { authorization: `Bearer ${opts.token}` }, maxPayload: MAX_FRAME_BYTES, handshakeTimeout: 10_000 });
     ws = sock;
     sock.on('open', () => {

@@ -37,7 +37,9 @@ function targetEntries(target: TargetView, initiatorName: string, local: PortalA
   const addrs: string[] = [];
   for (const tpg of target.tpgs) {
     if (!tpgAdmits(tpg, initiatorName)) continue;
-    for (const p of tpg.portals) {
+    // Through a tunnel only its relay's advertised portal is reachable, never the agent's LAN portals.
+    const paths = local.tunnel ? (tpg.tunnelPortals ?? []).filter((p) => portalMatches(p, local)) : tpg.portals;
+    for (const p of paths) {
       const ip = isWildcard(p.ip) ? normalizeIp(local.ip) : normalizeIp(p.ip);
       const a = formatAddress(ip, p.port, tpg.tag);
       if (!addrs.includes(a)) addrs.push(a);

@@ -15,6 +15,8 @@ export interface ChapCredentials {
 export interface PortalAddress {
   readonly ip: string; // "0.0.0.0" / "::" mean all interfaces
   readonly port: number;
+  /** The connection came through a tunnel: ip:port is the relay's advertised portal, not a local address. */
+  readonly tunnel?: boolean;
 }
 
 /** A node ACL (LIO NodeACL): who may log in and which LUNs they see. */
@@ -33,6 +35,8 @@ export interface TpgView {
   readonly relativePortId?: number;
   readonly enabled: boolean;
   readonly portals: readonly PortalAddress[];
+  /** Advertised relay portals of this TPG's tunnels (outpost_tunnels): the paths a tunnel connection may use. */
+  readonly tunnelPortals?: readonly PortalAddress[];
   /** attribute authentication=1: CHAP is required. */
   readonly authentication: boolean;
   /** attribute generate_node_acls=1: any initiator may log in (demo mode) and sees `demoLuns`. */

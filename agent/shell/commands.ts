@@ -9,8 +9,9 @@ import { humanToBytes } from '../config/size.js';
 import {
   DIR_PLUGIN, defaultAclAttributes, defaultAluaTpg, defaultStorageAttributes, defaultTpgAttributes, defaultTpgParameters,
   iscsiTargets, parseStorageObjectPath, storageObjectPath,
-  type NodeAclConfig, type Plugin, type RootConfig, type StorageObjectConfig, type TpgConfig,
+  type NodeAclConfig, type Plugin, type RootConfig, type StorageObjectConfig, type TpgConfig, type TunnelConfig,
 } from '../config/schema.js';
+import { tunnelProblem } from '../config/tunnels.js';
 import { ShellError, type PrefValue, type ShellHost } from './host.js';
 import { findAcl, findSo, findTarget, findTpg, resolve, type TreeNode } from './tree.js';
 import { parseBool, parseIntParam } from './values.js';
@@ -441,6 +442,38 @@ const portalDelete: CommandSpec = {
   },
 };
 
+// ---------------- tunnels (Outpost: outpost_tunnels, docs/tunnels.md) ----------------
+
+const tunnelCreate: CommandSpec = {
+  params: [{ name: 'url', required: true }, { name: 'advertise', required: true }, { name: 'token_file', required: true }, { name: 'source' }, { name: 'ca_file' }],
+  help: 'Adds a tunnel: the agent dials the relay at url (wss://, or ws:// on loopback) and initiators reach this TPG at advertise.',
+  run(ctx, a) {
+    const tpg = tpgOf(ctx);
+    const t: TunnelConfig = { url: a.url!, advertise: a.advertise!, token_file: resolvePath(a.token_file!) };
+    if (a.source) t.source = a.source;
+    if (a.ca_file) t.ca_file = resolvePath(a.ca_file);
+    const problem = tunnelProblem(t);
+    if (problem) err(`Invalid tunnel: ${problem}.`);
+    if (!existsSync(t.token_file)) err(`Could not open token_file ${t.token_file}`);
+    if (t.ca_file && !existsSync(t.ca_file)) err(`Could not open ca_file ${t.ca_file}`);
+    if ((tpg.outpost_tunnels ?? []).some((x) => x.url === t.url)) err(`Tunnel ${t.url} already exists.`);
+    tpg.outpost_tunnels = [...(tpg.outpost_tunnels ?? []), t];
+    ctx.out.push(`Created tunnel ${t.url} advertising ${t.advertise}.`);
+  },
+};
+
+const tunnelDelete: CommandSpec = {
+  params: [{ name: 'url', required: true, values: (n) => n.children().map((c) => c.ids.tunnel!) }],
+  help: 'Deletes the tunnel to the relay at url (its connections close).',
+  run(ctx, a) {
+    const tpg = tpgOf(ctx);
+    if (!(tpg.outpost_tunnels ?? []).some((x) => x.url === a.url)) err(`No such tunnel: ${a.url}`);
+    tpg.outpost_tunnels = tpg.outpost_tunnels!.filter((x) => x.url !== a.url);
+    if (tpg.outpost_tunnels.length === 0) delete tpg.outpost_tunnels;
+    ctx.out.push(`Deleted tunnel ${a.url}.`);
+  },
+};
+
 /** Object commands available at a node, by kind (and plugin for backstores). */
 export function objectCommands(node: TreeNode): Record<string, CommandSpec> {
   switch (node.kind) {
@@ -455,6 +488,7 @@ export function objectCommands(node: TreeNode): Record<string, CommandSpec> {
     case 'acl': return { create: mappedLunCreate, delete: mappedLunDelete };
     case 'luns': return { create: lunCreate, delete: lunDelete };
     case 'portals': return { create: portalCreate, delete: portalDelete };
+    case 'tunnels': return { create: tunnelCreate, delete: tunnelDelete };
     default: return {};
   }
 }

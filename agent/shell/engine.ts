@@ -77,7 +77,7 @@ export class ShellEngine {
   }
 
   private tree(root: RootConfig = this.host.model()): TreeNode {
-    return buildTree({ root, soInfo: (p) => this.host.soInfo(p), portalListening: this.host.portalListening?.bind(this.host) });
+    return buildTree({ root, soInfo: (p) => this.host.soInfo(p), portalListening: this.host.portalListening?.bind(this.host), tunnelInfo: (t, g, u) => this.host.tunnelInfo?.(t, g, u) });
   }
 
   commandsAt(node: TreeNode): string[] {

@@ -50,4 +50,6 @@ export interface ShellHost {
   status?(): string[];
   /** Lines for `sessions`; absent offline. */
   sessions?(): string[];
+  /** State of a running tunnel (`tunnels ls`); absent offline. */
+  tunnelInfo?(target: string, tag: number, url: string): string | undefined;
 }

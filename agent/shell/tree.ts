@@ -10,7 +10,7 @@ import {
 
 export type NodeKind =
   | 'root' | 'backstores' | 'backstore' | 'so' | 'alua' | 'alua_tpg' | 'iscsi' | 'target' | 'tpg'
-  | 'acls' | 'acl' | 'mapped_lun' | 'luns' | 'lun' | 'portals' | 'portal';
+  | 'acls' | 'acl' | 'mapped_lun' | 'luns' | 'lun' | 'portals' | 'portal' | 'tunnels' | 'tunnel';
 
 /** Extra facts about running objects the summaries show (sizes of block devices, open errors). */
 export interface SoInfo {
@@ -25,6 +25,8 @@ export interface TreeContext {
   soInfo(path: string): SoInfo | undefined;
   /** Whether the running agent listens on a portal; absent offline (the file cannot say). */
   portalListening?(ip: string, port: number): boolean;
+  /** Live state of a tunnel (running agent only). */
+  tunnelInfo?(target: string, tag: number, url: string): string | undefined;
 }
 
 export interface TreeNode {
@@ -182,6 +184,13 @@ export function buildTree(ctx: TreeContext): TreeNode {
       mk('portals', 'portals', self, ids, () => [`Portals: ${tpg.portals.length}`, null], (ps) =>
         tpg.portals.map((p) => mk('portal', `${p.ip_address}:${p.port}`, ps, { ...ids, portal: `${p.ip_address}:${p.port}` },
           () => (ctx.portalListening?.(p.ip_address, p.port) === false ? ['not listening', false] : [p.iser ? 'iser' : p.offload ? 'offload' : '', true])))),
+      // A URL holds '/', so tunnels are named by position; the summary names the relay.
+      mk('tunnels', 'tunnels', self, ids, () => [`Tunnels: ${(tpg.outpost_tunnels ?? []).length}`, null], (tn) =>
+        (tpg.outpost_tunnels ?? []).map((x, i) => mk('tunnel', `tunnel${i}`, tn, { ...ids, tunnel: x.url }, () => {
+          const live = ctx.tunnelInfo?.(t.wwn, tpg.tag, x.url);
+          const desc = `${x.url} advertise=${x.advertise}${x.source ? ` source=${x.source}` : ''}`;
+          return [live ? `${desc}: ${live}` : desc, live === undefined ? null : /^connected/.test(live)];
+        }))),
     ];
     void t;
   };

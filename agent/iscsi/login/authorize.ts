@@ -21,6 +21,11 @@ export interface Admission {
   chap: ChapCredentials;
 }
 
+/** A tunnel connection reaches only TPGs with that tunnel; a portal connection only TPGs with that portal. */
+export function pathsOf(tpg: TpgView, local: PortalAddress): readonly PortalAddress[] {
+  return local.tunnel ? tpg.tunnelPortals ?? [] : tpg.portals;
+}
+
 export function hasChap(c: ChapCredentials): boolean {
   return c.userid !== '' && c.password !== '';
 }
@@ -29,7 +34,7 @@ export function hasChap(c: ChapCredentials): boolean {
 export function admitNormal(registry: TargetRegistry, targetName: string, initiatorName: string, local: PortalAddress): Admission {
   const target = registry.target(targetName);
   if (!target) throw new LoginError(LoginStatus.NOT_FOUND, `target ${targetName} not found`);
-  const tpg = target.tpgs.find((t) => t.enabled && t.portals.some((p) => portalMatches(p, local)));
+  const tpg = target.tpgs.find((t) => t.enabled && pathsOf(t, local).some((p) => portalMatches(p, local)));
   if (!tpg) throw new LoginError(LoginStatus.NOT_FOUND, `target ${targetName} is not reachable through ${local.ip}:${local.port}`);
   const acl = tpg.acl(initiatorName);
   if (!acl && !tpg.generateNodeAcls) {
