@@ -60,7 +60,7 @@ function commandLineSteps(text: string): Step[] {
  * - a final period and letter case of a message: the course drops targetcli's period after
  *   "Created network portal …:3260" in one transcript and prints it in the other, and writes
  *   "NODE ACL" where targetcli says "Node ACL";
- * - the tree: Outpost's own `object` backstore directory, LIO's `loopback` fabric, which Outpost has not,
+ * - the tree: Outpost's own `object` backstore directory and a TPG's (empty) `tunnels` group, LIO's `loopback` fabric, which Outpost has not,
  *   and the ALUA parts targetcli-fb added after the course's version: each storage object's `alua` node and
  *   a LUN's " (default_tg_pt_gp)". Without `loopback` below it, /iscsi is the root's last child, so its
  *   subtree is drawn without the "|" rail: rails are compared as spaces (the depth still counts).
@@ -68,7 +68,7 @@ function commandLineSteps(text: string): Step[] {
 function norm(lines: string[]): string[] {
   return lines
     .map((l) => l.replace(/^[| ]+/, (m) => ' '.repeat(m.length)).replace(/ +\.* *\[/, ' [').replace(/ \(default_tg_pt_gp\)\]$/, ']').replace(/\.$/, '').toLowerCase().trimEnd())
-    .filter((l) => !/^[| ]*o- (object \[storage objects: 0\]|loopback \[targets: 0\]|alua \[alua groups: 1\]|default_tg_pt_gp \[alua state: active\/optimized\])$/.test(l));
+    .filter((l) => !/^[| ]*o- (object \[storage objects: 0\]|tunnels \[tunnels: 0\]|loopback \[targets: 0\]|alua \[alua groups: 1\]|default_tg_pt_gp \[alua state: active\/optimized\])$/.test(l));
 }
 
 /** The interactive shell over a pipe: one command at a time, output read up to the next prompt. */
