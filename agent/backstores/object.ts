@@ -152,6 +152,8 @@ class ObjectBackstore implements Backstore {
       chunks_stored: this.manifest.chunkCount,
       lease_role: this.lease.role,
       lease_epoch: this.lease.epoch,
+      ...(this.lease.heldBy ? { lease_holder: this.lease.heldBy } : {}),
+      ...(this.lease.lastError ? { last_error: this.lease.lastError } : {}),
     };
   }
 }
@@ -166,7 +168,10 @@ export async function openObjectBackstore(spec: ObjectBackstoreSpec, ctx: { stat
   const readTimeoutMs = num(spec.read_timeout_ms, 'read_timeout_ms', 10_000);
   const leaseMs = num(spec.lease_ms, 'lease_ms', 60_000);
   const settleMs = num(spec.lease_settle_ms, 'lease_settle_ms', 1000);
-  if (leaseMs < 4 * settleMs || leaseMs < 1000) throw new BackstoreError(BackstoreErrorCode.IO, 'object backstore: lease_ms must be at least 1000 and 4 × lease_settle_ms');
+  // A root write or delete begun under the lease must end (by read_timeout_ms) before the lease could pass on.
+  if (leaseMs < 4 * settleMs || leaseMs < 2 * readTimeoutMs) {
+    throw new BackstoreError(BackstoreErrorCode.IO, `object backstore: lease_ms (${leaseMs}) must be at least 4 × lease_settle_ms and 2 × read_timeout_ms`);
+  }
   const cacheDir = spec.cache_dir ?? join(ctx.stateDir, 'cache', spec.name);
   const bucket = new Bucket({ bucket: spec.bucket, endpoint: spec.endpoint, region: spec.region, forcePathStyle: spec.force_path_style,
     connectTimeoutMs: Math.min(3000, readTimeoutMs) });

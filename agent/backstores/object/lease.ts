@@ -176,8 +176,17 @@ export class WriterLease {
   }
 
   private async current(): Promise<{ rec: LeaseRecord; etag: string } | null> {
-    const got = await this.store.get(leaseKeys.lease(this.o.prefix));
-    return got ? { rec: decodeLease(got.body), etag: got.etag } : null;
+    for (let attempt = 0; ; attempt++) {
+      const got = await this.store.get(leaseKeys.lease(this.o.prefix));
+      if (!got) return null;
+      try {
+        return { rec: decodeLease(got.body), etag: got.etag };
+      } catch (e) {
+        // Some providers (s3rver) can serve an object while a PUT is still replacing it: read again.
+        if (attempt >= 4) throw e;
+        await sleep(100 * (attempt + 1));
+      }
+    }
   }
 
   /** Highest epoch ever claimed here: lease.json can be lost, the epoch records are only ever added. */
