@@ -46,6 +46,8 @@ export interface ObjectBackstoreSpec {
   upload_delay_ms?: number;
   /** Chunks read ahead for sequential readers, default 2. */
   read_ahead?: number;
+  /** Longest a write waits for cache space before failing with a retryable NOT READY, default 20 000 ms. */
+  write_timeout_ms?: number;
   /** Writer lease duration (docs/writer-lease.md), default 60 000 ms. */
   lease_ms?: number;
   /** Settle delay of the lease fallback for providers without conditional writes, default 1000 ms. */
@@ -128,9 +130,24 @@ class ObjectBackstore implements Backstore {
   async close(): Promise<void> {
     if (this.closed) throw new BackstoreError(BackstoreErrorCode.CLOSED, 'object backstore is closed');
     this.closed = true;
+    // The flusher's timers are unref'd so they never hold a running agent open; during close they are all
+    // that is left once the portals are shut, so without a ref'd handle Node would exit mid-drain.
+    const keepAlive = setInterval(() => undefined, 1000);
+    try {
+      await this.closeNow();
+    } finally {
+      clearInterval(keepAlive);
+    }
+  }
+
+  private async closeNow(): Promise<void> {
     await this.sweeping;
     const drained = await this.cache.close(this.closeTimeoutMs);
-    if (!drained) this.log.warn(this.cache.stats(), 'object backstore closed with data not yet uploaded; it is journaled locally and uploads at the next start');
+    if (!drained) {
+      const left = this.cache.pending();
+      this.log.warn({ journaled_chunks: left.chunks, journaled_bytes: left.bytes, journaled_trims: left.trimmed, last_error: this.cache.stats().last_error },
+        `object backstore closed after ${this.closeTimeoutMs} ms with ${left.chunks} chunks (${left.bytes} bytes) and ${left.trimmed} unmaps not yet in the bucket; they stay in the journal and upload at the next start`);
+    }
     // Released only when everything is in the bucket: otherwise another agent could take over without it.
     if (drained) await this.lease.release();
     else this.log.warn({ epoch: this.lease.epoch }, 'object volume: writer lease kept until it expires (journaled data not uploaded)');
@@ -228,7 +245,7 @@ export async function openObjectBackstore(spec: ObjectBackstoreSpec, ctx: { stat
       retryBaseMs: 100, retryMaxMs: Math.max(100, num(spec.retry_max_ms, 'retry_max_ms', 5000)),
       commitIntervalMs: Math.max(50, num(spec.commit_interval_ms, 'commit_interval_ms', 2000)),
       uploadDelayMs: num(spec.upload_delay_ms, 'upload_delay_ms', 200),
-      readAhead: num(spec.read_ahead, 'read_ahead', 2), log,
+      readAhead: num(spec.read_ahead, 'read_ahead', 2), writeTimeoutMs: num(spec.write_timeout_ms, 'write_timeout_ms', 20_000), log,
     });
     // Only the writer sweeps: a reader would delete what the writer has uploaded but not yet named in a root.
     const sweeping = !writer.mayMutate(readTimeoutMs) ? Promise.resolve() : manifest.sweep().then((n) => { if (n) log.info({ deleted: n }, 'object volume: swept unreferenced objects'); },

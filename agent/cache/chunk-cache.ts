@@ -28,6 +28,8 @@ export interface CacheOptions {
   uploadDelayMs: number;
   /** Chunks fetched ahead of a sequential reader. */
   readAhead: number;
+  /** Longest a write waits for cache space (dirty data filling the cache) before a retryable NOT READY. */
+  writeTimeoutMs?: number;
   log: Logger;
 }
 
@@ -106,14 +108,27 @@ export class ChunkCache {
   }
 
   private async reserveSlot(wait: boolean): Promise<boolean> {
+    // Bounded backpressure: below common initiator command timeouts (30 s), so the initiator sees a
+    // retryable sense instead of timing out and resetting the session.
+    const bound = this.o.writeTimeoutMs ?? 20_000;
+    const deadline = Date.now() + bound;
     for (;;) {
       if (this.closed) throw new BackstoreError(BackstoreErrorCode.CLOSED, 'object backstore is closed');
       if (this.entries.size + this.reserved + this.unlinking < this.slots) { this.reserved++; return true; }
       const victim = [...this.entries.values()].find((e) => this.evictable(e));
       if (victim) { await this.removeEntry(victim); continue; }
       if (!wait) return false;
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new BackstoreError(BackstoreErrorCode.NOT_READY, `cache full of data not yet uploaded for ${bound} ms (${this.flusher.lastError ?? 'uploads in progress'})`);
+      }
       this.flusher.kick();
-      await new Promise<void>((r) => this.slotWaiters.push(r));
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((r) => {
+        this.slotWaiters.push(r);
+        timer = setTimeout(() => { this.slotWaiters = this.slotWaiters.filter((w) => w !== r); r(); }, left);
+      });
+      clearTimeout(timer);
     }
   }
 
@@ -401,6 +416,13 @@ export class ChunkCache {
       await readInto(e.path, data, 0);
       return { data, seq: e.seq };
     });
+  }
+
+  /** What the journal names that the bucket does not hold yet (what a close leaves for the next start). */
+  pending(): { chunks: number; bytes: number; trimmed: number } {
+    let chunks = 0;
+    for (const e of this.entries.values()) if (e.dirty || e.stagedEpoch) chunks++;
+    return { chunks, bytes: chunks * this.o.chunkSize, trimmed: this.trimmed.size };
   }
 
   stats(): Record<string, number | string | null> {

@@ -58,6 +58,11 @@ export class RawScsi {
     return this.command(cdb10(0x2a, lba, data.length / 512), data, timeoutMs);
   }
 
+  /** SYNCHRONIZE CACHE(10) of the whole LU. */
+  sync(timeoutMs = 60_000): Promise<ScsiOutcome> {
+    return this.command(cdb10(0x35, 0, 0), undefined, timeoutMs);
+  }
+
   /** READ(10): status and sense only (the data is discarded). */
   read(lba: number, blocks: number, timeoutMs = 60_000): Promise<ScsiOutcome> {
     return this.command(cdb10(0x28, lba, blocks), undefined, timeoutMs, blocks * 512);
