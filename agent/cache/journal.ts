@@ -11,6 +11,11 @@ export interface JournalState {
   dirty: Array<{ i: number; v: string | null }>;
   /** Chunks unmapped since the last manifest. */
   trimmed: number[];
+  /**
+   * Written by a clean close only: whole clean chunk files and the object id each is a copy of. The next
+   * open keeps those whose id the loaded manifest still names (a warm cache); after a crash there is none.
+   */
+  clean?: Array<{ i: number; f: string; id: string }>;
 }
 
 export interface JournalRound {
