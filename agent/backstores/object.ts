@@ -16,6 +16,7 @@ import type { VolumeManifest } from './object/manifest.js';
 import { DEFAULT_CHUNK_SIZE, decodeDescriptor, normalizePrefix, parseJson } from './object/format.js';
 import { WriterLease } from './object/lease.js';
 import { readJournal } from '../cache/journal.js';
+import { DeferredObjectBackstore, localCopies } from './object/deferred.js';
 
 export interface ObjectBackstoreSpec {
   plugin: 'object';
@@ -175,7 +176,24 @@ class ObjectBackstore implements Backstore {
   }
 }
 
-export async function openObjectBackstore(spec: ObjectBackstoreSpec, ctx: { stateDir: string; log?: Logger }): Promise<Backstore> {
+/**
+ * Opens the volume. At agent start (ctx.startup) a bucket that cannot be reached does not keep the LUN from
+ * being exported: it serves what the local cache holds and opens the volume once the bucket answers.
+ */
+export async function openObjectBackstore(spec: ObjectBackstoreSpec, ctx: { stateDir: string; log?: Logger; startup?: boolean }): Promise<Backstore> {
+  try {
+    return await openNow(spec, ctx);
+  } catch (e) {
+    if (!ctx.startup || !(e instanceof BackstoreError) || e.code !== BackstoreErrorCode.NOT_READY) throw e;
+    const log = (ctx.log ?? silentLogger).child({ backstore: spec.name });
+    log.warn({ err: e.message }, 'object volume: bucket unreachable at start; exporting the LUN with what the cache holds and retrying');
+    const local = await localCopies(spec.cache_dir ?? join(ctx.stateDir, 'cache', spec.name));
+    return new DeferredObjectBackstore(num(spec.size, 'size'), spec.write_back ?? true, local, () => openNow(spec, ctx), e.message,
+      Math.max(500, num(spec.retry_max_ms, 'retry_max_ms', 5000)), log);
+  }
+}
+
+async function openNow(spec: ObjectBackstoreSpec, ctx: { stateDir: string; log?: Logger }): Promise<Backstore> {
   const log = (ctx.log ?? silentLogger).child({ backstore: spec.name });
   if (!spec.name || /[/\\]|^\.\.?$/.test(spec.name)) throw new BackstoreError(BackstoreErrorCode.IO, `object backstore: bad name ${JSON.stringify(spec.name)}`);
   if (!spec.bucket) throw new BackstoreError(BackstoreErrorCode.IO, 'object backstore: bucket is required');

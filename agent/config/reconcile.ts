@@ -100,10 +100,10 @@ export class Runtime {
 
   constructor(private readonly opts: { stateDir: string; log: Logger; portalHost: () => PortalHost | undefined }) {}
 
-  private async open(so: StorageObjectConfig): Promise<UnitEntry> {
+  private async open(so: StorageObjectConfig, startup: boolean): Promise<UnitEntry> {
     const path = storageObjectPath(so);
     const entry: UnitEntry = { path, sig: signature(so), plugin: so.plugin };
-    const backstore = await openBackstore(backstoreSpec(so), { stateDir: this.opts.stateDir, log: this.opts.log });
+    const backstore = await openBackstore(backstoreSpec(so), { stateDir: this.opts.stateDir, log: this.opts.log, startup });
     try {
       entry.lu = await createLogicalUnit({
         name: path, wwn: storageWwn(so), backstore, attributes: so.attributes ?? {}, aluaGroups: aluaGroups(so),
@@ -131,7 +131,7 @@ export class Runtime {
         try {
           const other = sharing.get(path);
           if (other) throw new Error(`${describeLocation(so)} is already the volume of ${other}; one backstore per bucket prefix`);
-          plan.opened.push(await this.open(so));
+          plan.opened.push(await this.open(so, !strict));
         } catch (err) {
           const msg = `Could not open ${path}: ${(err as Error).message}`;
           if (strict) throw new Error(msg);

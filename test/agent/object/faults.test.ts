@@ -158,3 +158,67 @@ test('a clean restart keeps the cache warm: clean chunks the manifest still name
   assert.doesNotMatch(r2.out, /failed/);
   assert.equal(await agent.stop(), 0);
 });
+
+test('bucket down at start: the LUN is exported, cached chunks read, the rest get 02/04/0A; the bucket returns and it opens without a restart', { timeout: 180_000 }, async () => {
+  const port = await freePort();
+  const config = {
+    storage_objects: [{
+      plugin: 'object', name: 'vol1', size: 64 * MiB, bucket: s3.bucket, prefix: 'faults/down', endpoint: s3.endpoint, force_path_style: true,
+      cache_size: 16 * MiB, read_timeout_ms: 2000, retry_max_ms: 1000, upload_delay_ms: 50, commit_interval_ms: 200,
+    }],
+    targets: [{ wwn: TARGET, fabric: 'iscsi', tpgs: [{ tag: 1, enable: true,
+      attributes: { authentication: 0, generate_node_acls: 1, demo_mode_write_protect: 0 },
+      luns: [{ index: 0, storage_object: '/backstores/object/vol1' }], portals: [{ ip_address: '127.0.0.1', port }], node_acls: [] }] }],
+  };
+  const dirs = await tempAgentDirs(config);
+  let agent = await spawnAgent({ dirs, env: { ...s3.env } });
+  agents.push(agent);
+  const opts = `driver=iscsi,transport=tcp,portal=127.0.0.1:${port},target=${TARGET},lun=0,initiator-name=${INITIATOR}`;
+  const w = await run('qemu-io', ['-c', 'write -P 0x4d 0 4M', '-c', 'flush', '--image-opts', opts]);
+  assert.equal(w.code, 0, w.out);
+  assert.equal(await agent.stop(), 0);
+
+  await s3.stop();
+  try {
+    agent = await spawnAgent({ dirs, env: { ...s3.env } });
+    agents.push(agent);
+    const url = `iscsi://127.0.0.1:${port}/${TARGET}/0`;
+    const inq = await run('iscsi-inq', ['-i', INITIATOR, url]);
+    assert.equal(inq.code, 0, inq.out);
+    const cap = await run('iscsi-readcapacity16', ['-i', INITIATOR, url]);
+    assert.equal(cap.code, 0, cap.out);
+    assert.match(cap.out, /Total size:\s*67108864/);
+    const cached = await run('qemu-io', ['-r', '-c', 'read -P 0x4d 0 4M', '--image-opts', opts]);
+    assert.equal(cached.code, 0, cached.out);
+    assert.doesNotMatch(cached.out, /failed/, 'the cached chunk is served while the bucket is down');
+    const raw = await RawScsi.open(port, INITIATOR, TARGET);
+    try {
+      assert.deepEqual(await raw.read(5 * CHUNK_LBAS, 8), { status: 2, key: 0x2, asc: 0x04, ascq: 0x0a }, 'uncached read: retryable NOT READY');
+      assert.deepEqual(await raw.write(5 * CHUNK_LBAS, Buffer.alloc(4096, 1)), { status: 2, key: 0x2, asc: 0x04, ascq: 0x0a }, 'no write before the lease');
+    } finally {
+      raw.close();
+    }
+  } finally {
+    await s3.start();
+  }
+  const up = Date.now();
+  const raw = await RawScsi.open(port, INITIATOR, TARGET);
+  try {
+    for (;;) {
+      const r = await raw.read(5 * CHUNK_LBAS, 8);
+      if (r.status === 0) break;
+      assert.ok(Date.now() - up < 20_000, `still ${JSON.stringify(r)} ${Date.now() - up} ms after the bucket returned`);
+      await new Promise((res) => setTimeout(res, 250));
+    }
+    console.log(`# bucket back: reads served ${Date.now() - up} ms later`);
+    assert.deepEqual(await raw.write(5 * CHUNK_LBAS, Buffer.alloc(4096, 0x4e)), { status: 0 });
+    assert.deepEqual(await raw.sync(), { status: 0 });
+  } finally {
+    raw.close();
+  }
+  assert.equal((await info(agent)).get('lease role'), 'writer');
+  const r = await run('qemu-io', ['-r', '-c', 'read -P 0x4d 0 4M', '-c', `read -P 0x4e ${5 * 4 * MiB} 4k`, '--image-opts', opts]);
+  assert.equal(r.code, 0, r.out);
+  assert.doesNotMatch(r.out, /failed/);
+  assert.equal(await agent.stop(), 0);
+});
