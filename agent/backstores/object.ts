@@ -219,11 +219,12 @@ async function openNow(spec: ObjectBackstoreSpec, ctx: { stateDir: string; log?:
     if (d && d.size !== size) throw new Error(`bucket volume s3://${spec.bucket}/${keys.descriptor(prefix0)} has size ${d.size} bytes but the configuration says ${size}`);
     const chunk0 = d?.chunk_size ?? DEFAULT_CHUNK_SIZE;
     if (cacheSize < 2 * chunk0) throw new BackstoreError(BackstoreErrorCode.IO, `object backstore: cache_size must be at least ${2 * chunk0} bytes (two chunks)`);
+    const holder = await holderId(cacheDir, spec.name);
     lease = await WriterLease.open({
       bucket: spec.bucket, endpoint: spec.endpoint, region: spec.region, forcePathStyle: spec.force_path_style, prefix: prefix0,
-      holder: await holderId(cacheDir, spec.name), leaseMs, settleMs, timeoutMs: readTimeoutMs, log,
+      holder, leaseMs, settleMs, timeoutMs: readTimeoutMs, log,
     });
-    await refuseOrphans(cacheDir, lease);
+    await refuseOrphans(cacheDir, holder, lease);
     const vol = await openVolume({ bucket, prefix: spec.prefix, size, wwn: spec.wwn, timeoutMs: readTimeoutMs, retain: num(spec.retain_manifests, 'retain_manifests', 2) || 1, log,
       epoch: lease.role === 'writer' ? lease.epoch : undefined });
     const chunkSize = vol.descriptor.chunk_size;
@@ -298,11 +299,11 @@ async function holderId(cacheDir: string, name: string): Promise<string> {
  * Journaled writes belong to the epoch that acknowledged them. If another holder wrote the volume since (or
  * holds it now), replaying them would overwrite newer data: refuse, keep the journal, and say how to discard it.
  */
-async function refuseOrphans(cacheDir: string, lease: WriterLease): Promise<void> {
+async function refuseOrphans(cacheDir: string, holder: string, lease: WriterLease): Promise<void> {
   const j = await readJournal(cacheDir);
   const pending = (j?.dirty.length ?? 0) + (j?.trimmed.length ?? 0);
   if (pending === 0) return;
-  const other = lease.role === 'writer' ? (lease.previous && lease.previous.holder !== (await holderId(cacheDir, '')) ? lease.previous : null) : null;
+  const other = lease.role === 'writer' && lease.previous && lease.previous.holder !== holder ? lease.previous : null;
   if (lease.role === 'writer' && !other) return;
   const who = lease.role === 'writer' ? `${other!.holder} wrote epoch ${other!.epoch} since` : `the writer lease is held by ${lease.heldBy ?? 'another agent'} (epoch ${lease.epoch})`;
   if (lease.role === 'writer') await lease.release();

@@ -34,11 +34,11 @@ after(async () => {
 
 interface Site { agent: SpawnedAgent; port: number; opts: string }
 
-async function site(): Promise<Site> {
+async function site(prefix = PREFIX): Promise<Site> {
   const port = await freePort();
   const config = {
     storage_objects: [{
-      plugin: 'object', name: 'vol1', size: 64 * MiB, wwn: '6001405b1b2c3d4e', bucket: s3.bucket, prefix: PREFIX, endpoint: s3.endpoint,
+      plugin: 'object', name: 'vol1', size: 64 * MiB, wwn: '6001405b1b2c3d4e', bucket: s3.bucket, prefix, endpoint: s3.endpoint,
       force_path_style: true, cache_size: 16 * MiB, lease_ms: LEASE_MS, lease_settle_ms: 500, read_timeout_ms: 2000, upload_delay_ms: 50, commit_interval_ms: 200,
     }],
     targets: [{ wwn: TARGET, fabric: 'iscsi', tpgs: [{ tag: 1, enable: true,
@@ -80,8 +80,8 @@ async function settled(a: SpawnedAgent): Promise<void> {
   }
 }
 
-async function lease(): Promise<{ holder: string; epoch: number; released: boolean }> {
-  const r = await client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: `${PREFIX}lease.json` }));
+async function lease(prefix = PREFIX): Promise<{ holder: string; epoch: number; released: boolean }> {
+  const r = await client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: `${prefix}lease.json` }));
   return JSON.parse(await r.Body!.transformToString()) as { holder: string; epoch: number; released: boolean };
 }
 
@@ -185,3 +185,37 @@ async function assertRole(a: SpawnedAgent, role: string, epoch?: string): Promis
   assert.equal(i.get('lease role'), role, JSON.stringify([...i]));
   if (epoch) assert.equal(i.get('lease epoch'), epoch);
 }
+
+test('a journal left by a writer whose lease passed to another is not replayed over the newer epoch', { timeout: 180_000 }, async () => {
+  const P3 = 'lease/vol3/';
+  const a = await site(P3);
+  await assertRole(a.agent, 'writer');
+  await s3.stop();
+  const w = await run('qemu-io', [...pattern(0xc1, 20 * MiB, '1M'), '-c', 'flush', '--image-opts', a.opts]);
+  await s3.start();
+  assert.equal(w.code, 0, w.out);
+  a.agent.proc.kill('SIGKILL'); // acknowledged and journaled, never uploaded
+  await a.agent.stop();
+  // Its lease runs out; another agent takes the volume and writes the same range.
+  await new Promise((r) => setTimeout(r, LEASE_MS + 1500));
+  const b = await site(P3);
+  await assertRole(b.agent, 'writer');
+  const newEpoch = (await lease(P3)).epoch;
+  const w2 = await run('qemu-io', [...pattern(0xc2, 20 * MiB, '1M'), '-c', 'flush', '--image-opts', b.opts]);
+  assert.equal(w2.code, 0, w2.out);
+  assert.equal(await b.agent.stop(), 0);
+
+  a.agent = await spawnAgent({ dirs: a.agent, env: { ...s3.env } });
+  agents.push(a.agent);
+  const status = await outpost(a.agent.stateDir, ['status'], s3.env);
+  assert.match(status.stdout, /vol1: ERROR .*journaled chunks not in the bucket, but .* wrote epoch \d+ since; they are kept/);
+  assert.equal(await a.agent.stop(), 0);
+  // The newer epoch's data stands.
+  const c = await site(P3);
+  await assertRole(c.agent, 'writer');
+  assert.ok((await lease(P3)).epoch > newEpoch);
+  const r = await run('qemu-io', ['-r', '-c', `read -P 0xc2 ${20 * MiB} 1M`, '--image-opts', c.opts]);
+  assert.equal(r.code, 0, r.out);
+  assert.doesNotMatch(r.out, /failed/);
+  assert.equal(await c.agent.stop(), 0);
+});
