@@ -197,17 +197,22 @@ export class WriterLease {
   }
 
   private async acquire(): Promise<void> {
+    /** The last record found that an earlier attempt of ours did not write: whom this writer takes over from. */
+    let prior: LeaseRecord | null = null;
     for (let attempt = 0; attempt < 20; attempt++) {
       const t0 = performance.now();
       const wall = Date.now();
       const cur = await this.current();
+      const ours = cur?.rec.token === this.token;
+      if (!ours) prior = cur?.rec ?? null;
       if (cur && cur.rec.holder !== this.o.holder && !leaseFree(cur.rec, wall, this.o.settleMs)) {
         this.role = 'reader';
         this.epoch = cur.rec.epoch;
         this.heldBy = cur.rec.holder;
         return;
       }
-      const epoch = (await this.highestEpoch(cur?.rec ?? null)) + 1;
+      // A retry after an uncertain attempt of our own keeps that attempt's epoch: epochs only count hand-overs.
+      const epoch = ours ? cur!.rec.epoch : (await this.highestEpoch(cur?.rec ?? null)) + 1;
       const rec = this.record(epoch, wall);
       const body = JSON.stringify(rec);
       const key = leaseKeys.lease(this.o.prefix);
@@ -235,7 +240,7 @@ export class WriterLease {
         if (seen && decodeLease(seen.body).token !== this.token) continue;
         await this.store.put(epochKey, body);
       }
-      this.previous = cur?.rec ?? null;
+      this.previous = prior;
       this.epoch = epoch;
       this.role = 'writer';
       this.validUntil = t0 + this.o.leaseMs;
