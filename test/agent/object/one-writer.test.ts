@@ -38,10 +38,11 @@ function agentRun(stateDir: string, configPath: string, env: Record<string, stri
 }
 
 test('a second agent on the same state dir exits with a clear message; bucket and cache unchanged', { timeout: 120_000 }, async () => {
-  // Dirty data in the cache (not yet uploaded: a long write-back delay would be needed, so just keep what is there).
+  // A cache with chunk files and a journal, and a bucket with a committed manifest.
   const w = await run('qemu-io', ['-c', 'write -P 0x3c 0 8M', '-c', 'flush', '--image-opts', h.opts()]);
   assert.equal(w.code, 0, w.out);
-  await waitFor(async () => figure((await h.info()).get('dirty bytes')) === 0, 60_000, 'upload');
+  await waitFor(async () => { const i = await h.info(); return figure(i.get('dirty bytes')) === 0 && i.get('oldest dirty age (RPO)') === '0 ms'; }, 60_000, 'upload');
+  await new Promise((r) => setTimeout(r, 1500)); // the journal rewrite that follows the manifest commit
   const bucketBefore = (await h.s3.listKeys('')).sort();
   const cacheBefore = await tree(h.cacheDir);
 
