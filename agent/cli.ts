@@ -90,7 +90,8 @@ async function runAgent(argv: string[]): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal: sig }, 'stopping');
-    const hard = setTimeout(() => process.exit(1), 30_000);
+    // Past the object LUNs' default close_timeout_ms (60 s drain, then the final journal write).
+    const hard = setTimeout(() => process.exit(1), 85_000);
     hard.unref();
     void (async () => {
       await link?.close().catch(() => {});

@@ -23,6 +23,7 @@ import { ShellEngine } from './shell/engine.js';
 import type { ShellHost } from './shell/host.js';
 import { PrefsStore } from './shell/prefs-store.js';
 import { TunnelManager, describeTunnel } from './tunnel/manager.js';
+import { lockStateDir, type StateDirLock } from './state-lock.js';
 
 export interface AgentOptions {
   configPath: string;
@@ -69,10 +70,22 @@ function discoveryOf(p: PolicySnapshot): DiscoveryAuth | undefined {
 }
 
 export async function startAgent(opts: AgentOptions): Promise<Agent> {
-  const log = opts.log ?? createLogger('outpost-agent');
-  const configPath = resolvePath(opts.configPath);
   const stateDir = resolvePath(opts.stateDir);
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
+  // Before the config, the caches or the bucket are touched: a second agent here would sweep the bucket
+  // under the running one and replay its journal.
+  const lock = await lockStateDir(stateDir);
+  try {
+    return await startLocked(opts, stateDir, lock);
+  } catch (e) {
+    await lock.release();
+    throw e;
+  }
+}
+
+async function startLocked(opts: AgentOptions, stateDir: string, lock: StateDirLock): Promise<Agent> {
+  const log = opts.log ?? createLogger('outpost-agent');
+  const configPath = resolvePath(opts.configPath);
   const { root: initial, exists } = await readConfigFile(configPath);
   if (!exists) log.info({ configPath }, 'no saved configuration; starting empty');
 
@@ -196,6 +209,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
         tunnels.closeAll();
         await server!.close();
         await runtime.closeAll();
+        await lock.release();
       });
       log.info('agent stopped');
     },

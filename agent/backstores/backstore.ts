@@ -12,6 +12,8 @@ export const BackstoreErrorCode = {
   RANGE: 'ERANGE',
   /** The store is closed. */
   CLOSED: 'ECLOSED',
+  /** Writes are refused here for good: another agent holds the volume's writer lease. */
+  WRITE_PROTECTED: 'EROFS',
 } as const;
 export type BackstoreErrorCode = (typeof BackstoreErrorCode)[keyof typeof BackstoreErrorCode];
 

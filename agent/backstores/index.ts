@@ -14,6 +14,8 @@ export type BackstoreSpec =
 export interface BackstoreContext {
   readonly stateDir: string;
   readonly log?: Logger;
+  /** Opened at agent start (not by a shell command): an object LUN whose bucket is down is exported anyway. */
+  readonly startup?: boolean;
 }
 
 type ObjectModule = { openObjectBackstore(spec: BackstoreSpec, ctx: BackstoreContext): Promise<Backstore> };

@@ -7,7 +7,7 @@ import type { Logger } from '../lib/log.js';
 import { SECTOR, SectorBitmap } from './bitmap.js';
 import { forgetHandle, forgetHandlesUnder, newEntry, readInto, writeAt, type Entry } from './entry.js';
 import { Flusher } from './flusher.js';
-import { Journal, readJournal, type JournalRound } from './journal.js';
+import { Journal, readJournal, type JournalRound, type JournalState } from './journal.js';
 import type { ChunkRemote } from './remote.js';
 
 export interface CacheOptions {
@@ -28,6 +28,8 @@ export interface CacheOptions {
   uploadDelayMs: number;
   /** Chunks fetched ahead of a sequential reader. */
   readAhead: number;
+  /** Longest a write waits for cache space (dirty data filling the cache) before a retryable NOT READY. */
+  writeTimeoutMs?: number;
   log: Logger;
 }
 
@@ -48,6 +50,8 @@ export class ChunkCache {
   private readonly fetches = new Map<number, Promise<{ id: string | undefined; data: Buffer }>>();
   private fileSeq = 0;
   private lastReadEnd = -1;
+  /** Set for the final journal round of close(). */
+  private keepWarm = false;
   closed = false;
   hits = 0;
   misses = 0;
@@ -82,6 +86,15 @@ export class ChunkCache {
       c.entries.set(d.i, e);
       keep.add(f);
     }
+    // Clean copies recorded by a clean close stay if the manifest still names the object they copy.
+    let warm = 0;
+    for (const k of j?.clean ?? []) {
+      if (c.entries.size >= c.slots || c.entries.has(k.i) || !files.has(k.f) || keep.has(k.f) || o.remote.idOf(k.i) !== k.id) continue;
+      c.entries.set(k.i, newEntry(k.i, c.chunksDir, k.f));
+      keep.add(k.f);
+      warm++;
+    }
+    if (warm) o.log.info({ chunks: warm }, 'cache: kept clean chunks from the last clean close');
     // Anything else is a clean copy or an unflushed write: not trusted after a crash.
     for (const f of files) if (!keep.has(f)) await unlink(join(c.chunksDir, f)).catch(() => undefined);
     if (c.entries.size || c.trimmed.size) o.log.info({ dirty: c.entries.size, trimmed: c.trimmed.size }, 'cache recovery: re-uploading dirty chunks');
@@ -106,14 +119,27 @@ export class ChunkCache {
   }
 
   private async reserveSlot(wait: boolean): Promise<boolean> {
+    // Bounded backpressure: below common initiator command timeouts (30 s), so the initiator sees a
+    // retryable sense instead of timing out and resetting the session.
+    const bound = this.o.writeTimeoutMs ?? 20_000;
+    const deadline = Date.now() + bound;
     for (;;) {
       if (this.closed) throw new BackstoreError(BackstoreErrorCode.CLOSED, 'object backstore is closed');
       if (this.entries.size + this.reserved + this.unlinking < this.slots) { this.reserved++; return true; }
       const victim = [...this.entries.values()].find((e) => this.evictable(e));
       if (victim) { await this.removeEntry(victim); continue; }
       if (!wait) return false;
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new BackstoreError(BackstoreErrorCode.NOT_READY, `cache full of data not yet uploaded for ${bound} ms (${this.flusher.lastError ?? 'uploads in progress'})`);
+      }
       this.flusher.kick();
-      await new Promise<void>((r) => this.slotWaiters.push(r));
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((r) => {
+        this.slotWaiters.push(r);
+        timer = setTimeout(() => { this.slotWaiters = this.slotWaiters.filter((w) => w !== r); r(); }, left);
+      });
+      clearTimeout(timer);
     }
   }
 
@@ -368,11 +394,17 @@ export class ChunkCache {
 
   private journalRound(): JournalRound {
     const included = [...this.entries.values()].filter((e) => e.dirty || e.stagedEpoch);
-    const state = {
+    // The final round of a clean close also names whole clean copies of committed objects (warm restart).
+    const clean = !this.keepWarm ? [] : [...this.entries.values()].filter((e) => !e.dirty && !e.stagedEpoch && !e.removed && e.valid === null
+      && !e.uploading && this.o.remote.idOf(e.index) !== undefined);
+    const state: JournalState = {
       version: 1 as const, chunk_size: this.o.chunkSize,
       dirty: included.map((e) => ({ i: e.index, f: e.file, v: e.valid ? e.valid.toBase64() : null })),
       trimmed: [...this.trimmed.keys()],
+      ...(clean.length ? { clean: clean.map((e) => ({ i: e.index, f: e.file, id: this.o.remote.idOf(e.index)! })) } : {}),
     };
+    // Clean files were written without fsync; the journal must not name a copy a power cut could tear.
+    for (const e of clean) this.unsynced.add(e);
     const syncing = this.unsynced;
     this.unsynced = new Set();
     const dirs = this.dirChanged ? [this.chunksDir] : [];
@@ -403,6 +435,13 @@ export class ChunkCache {
     });
   }
 
+  /** What the journal names that the bucket does not hold yet (what a close leaves for the next start). */
+  pending(): { chunks: number; bytes: number; trimmed: number } {
+    let chunks = 0;
+    for (const e of this.entries.values()) if (e.dirty || e.stagedEpoch) chunks++;
+    return { chunks, bytes: chunks * this.o.chunkSize, trimmed: this.trimmed.size };
+  }
+
   stats(): Record<string, number | string | null> {
     let dirty = 0;
     let oldest = 0;
@@ -429,6 +468,7 @@ export class ChunkCache {
     await this.flush();
     const drained = await this.flusher.drain(timeoutMs);
     this.flusher.stop();
+    this.keepWarm = true;
     await this.flush();
     await forgetHandlesUnder(this.chunksDir);
     return drained;

@@ -1,7 +1,7 @@
 // Block cache durability: the dirty journal. A flush fdatasyncs the chunk files written since the last
 // flush, then atomically replaces journal.json (write tmp, fdatasync, rename, fsync dir). Concurrent
 // flushes share one round (group commit); a flush always waits for a round that started after it.
-import { open, rename, readFile } from 'node:fs/promises';
+import { mkdir, open, rename, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 export interface JournalState {
@@ -11,6 +11,11 @@ export interface JournalState {
   dirty: Array<{ i: number; v: string | null }>;
   /** Chunks unmapped since the last manifest. */
   trimmed: number[];
+  /**
+   * Written by a clean close only: whole clean chunk files and the object id each is a copy of. The next
+   * open keeps those whose id the loaded manifest still names (a warm cache); after a crash there is none.
+   */
+  clean?: Array<{ i: number; f: string; id: string }>;
 }
 
 export interface JournalRound {
@@ -74,7 +79,12 @@ export class Journal {
       for (let i = 0; i < r.files.length; i += 8) await Promise.all(r.files.slice(i, i + 8).map((f) => fsyncPath(f, true)));
       for (const d of r.dirs) await fsyncPath(d, false);
       const tmp = join(this.dir, 'journal.tmp');
-      const fh = await open(tmp, 'w');
+      const fh = await open(tmp, 'w').catch(async (e: NodeJS.ErrnoException) => {
+        // The cache directory was removed under the running agent: recreate it rather than fail every flush.
+        if (e.code !== 'ENOENT') throw e;
+        await mkdir(this.dir, { recursive: true });
+        return open(tmp, 'w');
+      });
       try {
         await fh.writeFile(JSON.stringify(r.state));
         await fh.datasync();

@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { openBackstore, type BackstoreSpec } from '../backstores/index.js';
+import { describeLocation, volumeLocation } from '../backstores/object/location.js';
 import type { PortalAddress } from '../iscsi/target-registry.js';
 import type { Logger } from '../lib/log.js';
 import type { AluaGroupConfig } from '../scsi/port.js';
@@ -74,16 +75,35 @@ export function portalKey(ip: string, port: number): string {
   return `${ip.replace(/^\[(.*)\]$/, '$1')}:${port}`;
 }
 
+/**
+ * Object backstores of `next` whose bucket prefix another one already uses → that other's path. The one
+ * already running keeps its volume; among new ones the first in the model does. Two caches flushing to one
+ * prefix would overwrite each other's manifests (issue 17).
+ */
+function samePrefix(next: RootConfig, running: ReadonlyMap<string, UnitEntry>): Map<string, string> {
+  const objects = next.storage_objects.filter((so) => so.plugin === 'object');
+  const ordered = [...objects.filter((so) => running.get(storageObjectPath(so))?.lu), ...objects.filter((so) => !running.get(storageObjectPath(so))?.lu)];
+  const owner = new Map<string, string>();
+  const out = new Map<string, string>();
+  for (const so of ordered) {
+    const loc = volumeLocation(so);
+    const first = owner.get(loc);
+    if (first === undefined) owner.set(loc, storageObjectPath(so));
+    else out.set(storageObjectPath(so), first);
+  }
+  return out;
+}
+
 export class Runtime {
   readonly units = new Map<string, UnitEntry>();
   readonly portals = new Map<string, PortalAddress>();
 
   constructor(private readonly opts: { stateDir: string; log: Logger; portalHost: () => PortalHost | undefined }) {}
 
-  private async open(so: StorageObjectConfig): Promise<UnitEntry> {
+  private async open(so: StorageObjectConfig, startup: boolean): Promise<UnitEntry> {
     const path = storageObjectPath(so);
     const entry: UnitEntry = { path, sig: signature(so), plugin: so.plugin };
-    const backstore = await openBackstore(backstoreSpec(so), { stateDir: this.opts.stateDir, log: this.opts.log });
+    const backstore = await openBackstore(backstoreSpec(so), { stateDir: this.opts.stateDir, log: this.opts.log, startup });
     try {
       entry.lu = await createLogicalUnit({
         name: path, wwn: storageWwn(so), backstore, attributes: so.attributes ?? {}, aluaGroups: aluaGroups(so),
@@ -103,12 +123,15 @@ export class Runtime {
   async prepare(next: RootConfig, strict: boolean): Promise<Plan> {
     const plan: Plan = { opened: [], replaced: [], removed: [], bound: [], unbound: [], model: next };
     const wanted = new Map(next.storage_objects.map((so) => [storageObjectPath(so), so]));
+    const sharing = samePrefix(next, this.units);
     try {
       for (const [path, so] of wanted) {
         const cur = this.units.get(path);
         if (cur && cur.sig === signature(so)) continue;
         try {
-          plan.opened.push(await this.open(so));
+          const other = sharing.get(path);
+          if (other) throw new Error(`${describeLocation(so)} is already the volume of ${other}; one backstore per bucket prefix`);
+          plan.opened.push(await this.open(so, !strict));
         } catch (err) {
           const msg = `Could not open ${path}: ${(err as Error).message}`;
           if (strict) throw new Error(msg);

@@ -43,6 +43,8 @@ function backstoreReason(err: BackstoreError, entry: OpcodeEntry | undefined): R
       return 'LBA_OUT_OF_RANGE';
     case BackstoreErrorCode.CLOSED:
       return 'NOT_READY_CAUSE_NOT_REPORTABLE';
+    case BackstoreErrorCode.WRITE_PROTECTED:
+      return 'WRITE_PROTECTED'; // DATA PROTECT 07/27/00: not retryable, initiators fail the write and keep reading
     case BackstoreErrorCode.IO:
     default:
       return entry?.dir === DataDirection.OUT ? 'WRITE_ERROR' : 'MEDIUM_ERROR';

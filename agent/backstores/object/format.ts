@@ -24,6 +24,8 @@ export interface ManifestRoot {
   format: 'outpost-manifest';
   version: number;
   generation: number;
+  /** Writer epoch (docs/writer-lease.md); absent in roots written before leases. */
+  epoch?: number;
   created: string;
   size: number;
   chunk_size: number;

@@ -25,6 +25,8 @@ export interface ManifestOptions {
   retain: number;
   timeoutMs: number;
   log: Logger;
+  /** Writer epoch stamped on every root written (docs/writer-lease.md). */
+  epoch?: number;
 }
 
 /** The volume's chunk map as the next manifest will record it, plus what the bucket holds durably. */
@@ -159,7 +161,7 @@ export class VolumeManifest {
         await this.o.bucket.put(keys.page(this.o.prefix, b!.id), b!.body, this.o.timeoutMs, 'application/json');
       });
       const root: ManifestRoot = {
-        format: 'outpost-manifest', version: FORMAT_VERSION, generation: gen, created: new Date().toISOString(),
+        format: 'outpost-manifest', version: FORMAT_VERSION, generation: gen, epoch: this.o.epoch, created: new Date().toISOString(),
         size: this.o.size, chunk_size: this.o.chunkSize, page_chunks: PAGE_CHUNKS,
         pages: Object.fromEntries([...newPages].sort((a, b) => a[0] - b[0])),
       };

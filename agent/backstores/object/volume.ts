@@ -15,6 +15,8 @@ export interface OpenVolumeOptions {
   timeoutMs: number;
   retain: number;
   log: Logger;
+  /** Writer epoch for the manifest's roots. */
+  epoch?: number;
 }
 
 export async function openVolume(o: OpenVolumeOptions): Promise<{ descriptor: VolumeDescriptor; manifest: VolumeManifest; prefix: string }> {
@@ -40,7 +42,7 @@ export async function openVolume(o: OpenVolumeOptions): Promise<{ descriptor: Vo
     o.log.info({ key }, 'object volume: created descriptor');
   }
   const manifest = await VolumeManifest.load({
-    bucket: o.bucket, prefix, size: o.size, chunkSize: descriptor.chunk_size, retain: o.retain, timeoutMs: o.timeoutMs, log: o.log,
+    bucket: o.bucket, prefix, size: o.size, chunkSize: descriptor.chunk_size, retain: o.retain, timeoutMs: o.timeoutMs, log: o.log, epoch: o.epoch,
   });
   return { descriptor, manifest, prefix };
 }
