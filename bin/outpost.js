@@ -14,7 +14,8 @@ if (process.env.UV_THREADPOOL_SIZE === undefined) {
   process.env.UV_THREADPOOL_SIZE = String(Math.min(16, Math.max(2, require('node:os').availableParallelism())));
 }
 
-// `npm ci` builds dist/ (the prepare script); a tree installed with --ignore-scripts, or whose dist/ was
+// A fresh clone has no dist/ after `npm ci` (a prepare script would break `npx outpost`: npm 11 refuses to
+// link a local package with lifecycle scripts into its npx cache), and a tree whose dist/ was
 // removed, is built here once rather than failing with "Cannot find module".
 const { existsSync } = require('node:fs');
 const { join } = require('node:path');

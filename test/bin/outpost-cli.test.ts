@@ -27,12 +27,13 @@ test('outpost --help lists every subcommand with a description and exits 0', asy
     assert.doesNotMatch(r.stdout + r.stderr, /outputHelp/);
     assert.match(r.stdout, /^\s+agent\s+run the agent/m);
     assert.match(r.stdout, /^\s+gateway\s+run the fleet policy gateway/m);
+    assert.match(r.stdout, /^\s+relay\s+run a tunnel relay/m);
     assert.match(r.stdout, /^\s+\[PATH\] \[COMMAND\.\.\.\]\s+the targetcli-style shell/m);
   }
   const after = await outpost(['--state-dir', '/nonexistent', '--help']);
   assert.equal(after.code, 0, after.stderr);
   assert.match(after.stdout, /^\s+agent\s+run the agent/m);
-  for (const sub of ['agent', 'gateway']) {
+  for (const sub of ['agent', 'gateway', 'relay']) {
     const r = await outpost([sub, '--help']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, new RegExp(`Usage: outpost ${sub}`));
@@ -46,6 +47,14 @@ test('outpost --version prints package.json version and exits 0', async () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, `${version}\n`);
   }
+});
+
+test('`npx outpost --version` works in the checkout, as the README writes it', { timeout: 120_000 }, async () => {
+  // npm 11 links the project into its npx cache to run its own bin; a lifecycle script (prepare) made
+  // that link fail with ENOENT on the cache's package.json, so the documented command did not run.
+  const { version } = JSON.parse(await readFile(join(REPO, 'package.json'), 'utf8')) as { version: string };
+  const r = await run('npx', ['outpost', '--version'], { cwd: REPO, env: { ...process.env, npm_config_yes: 'true', npm_config_update_notifier: 'false' } });
+  assert.equal(r.stdout, `${version}\n`);
 });
 
 test('an unknown option is named in the error, exit 1, and no shell command runs', async () => {
