@@ -119,7 +119,8 @@ async function main(): Promise<void> {
   if (!existsSync(configPath)) await writeFile(configPath, JSON.stringify(demoConfig(), null, 2) + '\n');
   const stateDir = join(dir, 'state');
   const agent = await startAgent({ configPath, stateDir, log });
-  const link = await startControlLink({ url: gateway.url, token: agentToken, stateDir, agent, log });
+  const agentVersion = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
+  const link = await startControlLink({ url: gateway.url, token: agentToken, stateDir, agent, log, agentVersion });
 
   const portal = `${host}:${iscsiPort}`;
   process.stdout.write(`
