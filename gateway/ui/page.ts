@@ -35,7 +35,8 @@ export const INDEX_HTML = `<!doctype html>
         <th scope="col">Policy</th><th scope="col">Assigned targets</th><th scope="col">Sessions</th><th scope="col">Paths</th><th scope="col">CHAP failures</th></tr></thead><tbody></tbody></table></div>
       <form id="assign-form">
         <fieldset>
-          <legend>Assign a target to an agent (its ACLs reach only the agents it is assigned to)</legend>
+          <legend>Assign a target to an agent</legend>
+          <p class="hint">A target's ACLs reach only the agents it is assigned to.</p>
           <label for="assign-agent">Agent</label>
           <select id="assign-agent" required></select>
           <label for="assign-target">Target IQN</label>
@@ -115,7 +116,8 @@ th { font-size: .8rem; text-transform: uppercase; letter-spacing: .03em; color: 
 ul.assigned { list-style: none; margin: 0; padding: 0; }
 ul.assigned li { display: flex; align-items: center; gap: .5rem; padding: .1rem 0; }
 td p.warn { margin: .2rem 0 0; white-space: normal; max-width: 24rem; }
-button.small { padding: .1rem .5rem; font-size: .85rem; }
+button.small { padding: .1rem .5rem; font-size: .85rem; white-space: nowrap; flex: none; }
+.hint { margin: 0 0 .25rem; color: var(--muted); font-size: .9rem; }
 form { display: grid; gap: .35rem; max-width: 32rem; }
 fieldset { border: 1px solid var(--line); border-radius: 6px; display: grid; gap: .35rem; padding: .75rem; }
 label { font-weight: 600; font-size: .9rem; }

@@ -136,33 +136,6 @@ describe('dashboard at /ui/ in headless Chromium', { skip, timeout: 300_000 }, (
     assert.doesNotMatch((await page.textContent(row)) ?? '', /Serves without assignment/);
   });
 
-  it('shows the agent version it reported, and an agent\'s last push error', async () => {
-    const version = JSON.parse(await readFile(join(REPO, 'package.json'), 'utf8')).version as string;
-    assert.equal(await page.textContent('tr[data-agent="branch-01"] td[data-label="Version"]'), version);
-    // A second agent that rejects the snapshot it is sent (over the real control protocol): the
-    // gateway records the nack as its last error and the page shows it on that agent's row.
-    const other = await api(gw, 'POST', '/v1/agents', { name: 'branch-02' });
-    assert.equal(other.status, 201, other.text);
-    const ws = new WebSocket(gw.url.replace(/^http/, 'ws') + CONTROL_PATH, { headers: { authorization: `Bearer ${other.body.token}` } });
-    const closed = new Promise((r) => ws.once('close', r));
-    try {
-      await new Promise((r, j) => { ws.once('open', r); ws.once('error', j); });
-      const snapshot = new Promise((r) => ws.once('message', r));
-      ws.send(encodeMessage({ type: 'hello', agent_version: 'ui-test', applied_version: 0, served_targets: [] }));
-      await snapshot;
-      const version = (await api(gw, 'GET', '/v1/agents')).body.policy_version as number;
-      ws.send(encodeMessage({ type: 'nack', version, error: 'ui test: portal 127.0.0.1:1 refused' }));
-      await page.waitForSelector('tr[data-agent="branch-02"] [data-last-error]:has-text("last error: version")', { timeout: 10_000 });
-      assert.match((await page.textContent('tr[data-agent="branch-02"] [data-last-error]')) ?? '', /ui test: portal 127\.0\.0\.1:1 refused/);
-      assert.equal(await page.locator('tr[data-agent="branch-01"] [data-last-error]').count(), 0);
-    } finally {
-      ws.close();
-      await closed;
-    }
-    assert.equal((await api(gw, 'DELETE', `/v1/agents/${other.body.id}`)).status, 200);
-    await page.waitForSelector('tr[data-agent="branch-02"]', { state: 'detached', timeout: 10_000 });
-  });
-
   it('creates an ACL with CHAP from the page; libiscsi then logs in; the secret is never shown', async () => {
     assert.equal(await inq(port), false, 'no ACL yet');
     await page.fill('#acl-target', TARGET);
@@ -237,5 +210,32 @@ describe('dashboard at /ui/ in headless Chromium', { skip, timeout: 300_000 }, (
     assert.ok(ms < 10_000);
     await page.waitForSelector('#events li:has-text("disconnected")', { timeout: 5000 });
     await page.screenshot({ path: join(shots, 'fleet-offline.png'), fullPage: true });
+  });
+
+  it('shows the agent version it reported, and an agent\'s last push error', async () => {
+    const version = JSON.parse(await readFile(join(REPO, 'package.json'), 'utf8')).version as string;
+    assert.equal(await page.textContent('tr[data-agent="branch-01"] td[data-label="Version"]'), version);
+    // A second agent that rejects the snapshot it is sent (over the real control protocol): the
+    // gateway records the nack as its last error and the page shows it on that agent's row.
+    const other = await api(gw, 'POST', '/v1/agents', { name: 'branch-02' });
+    assert.equal(other.status, 201, other.text);
+    const ws = new WebSocket(gw.url.replace(/^http/, 'ws') + CONTROL_PATH, { headers: { authorization: `Bearer ${other.body.token}` } });
+    const closed = new Promise((r) => ws.once('close', r));
+    try {
+      await new Promise((r, j) => { ws.once('open', r); ws.once('error', j); });
+      const snapshot = new Promise((r) => ws.once('message', r));
+      ws.send(encodeMessage({ type: 'hello', agent_version: 'ui-test', applied_version: 0, served_targets: [] }));
+      await snapshot;
+      const version = (await api(gw, 'GET', '/v1/agents')).body.policy_version as number;
+      ws.send(encodeMessage({ type: 'nack', version, error: 'ui test: portal 127.0.0.1:1 refused' }));
+      await page.waitForSelector('tr[data-agent="branch-02"] [data-last-error]:has-text("last error: version")', { timeout: 10_000 });
+      assert.match((await page.textContent('tr[data-agent="branch-02"] [data-last-error]')) ?? '', /ui test: portal 127\.0\.0\.1:1 refused/);
+      assert.equal(await page.locator('tr[data-agent="branch-01"] [data-last-error]').count(), 0);
+    } finally {
+      ws.close();
+      await closed;
+    }
+    assert.equal((await api(gw, 'DELETE', `/v1/agents/${other.body.id}`)).status, 200);
+    await page.waitForSelector('tr[data-agent="branch-02"]', { state: 'detached', timeout: 10_000 });
   });
 });
