@@ -111,13 +111,16 @@ test('removing path A in the middle of a write stream on path B loses and fails 
       if (!/wrote 262144\/262144 bytes/.test(answer)) bad.push(`write ${i}: ${answer}`);
     }
   })();
+  let failed: Error | undefined;
+  stream.catch((e: Error) => { failed = e; }); // surfaced by the waits below, not as an unhandled rejection
   try {
     const waitIssued = async (n: number) => {
-      for (let t = 0; t < 2400 && issued < n && bad.length === 0; t++) await new Promise((r) => setTimeout(r, 25));
+      for (let t = 0; t < 2400 && issued < n && bad.length === 0 && !failed; t++) await new Promise((r) => setTimeout(r, 25));
+      if (failed) throw failed;
     };
     await waitIssued(8);
     assert.deepEqual(bad, []);
-    assert.ok(issued >= 8, 'write stream did not start');
+    assert.ok(issued >= 8, `write stream did not start: ${writer.log.slice(-2000)}`);
     // Remove portal A through the shell (admin API → reconcile) while B's stream keeps going.
     const before = issued;
     const del = await outpost(h.stateDir, [`/iscsi/${TARGET}/tpg1/portals`, 'delete', A.ip, String(A.port)]);
@@ -129,6 +132,8 @@ test('removing path A in the middle of a write stream on path B loses and fails 
     await stream;
     console.log(`# writes on B: ${before} before the removal, ${confirmed - before} during it, ${issued - confirmed} after`);
     assert.deepEqual(bad, []);
+    // Serial and never idle: writes completed between the delete command and its confirmation.
+    assert.ok(confirmed > before, 'no write landed on B while the portal was being removed');
     assert.equal(issued, confirmed + AFTER_REMOVAL, 'the stream ran on after the removal was confirmed');
     assert.equal(await writer.quit(), 0, writer.log.slice(-2000));
     assert.equal([...writer.log.matchAll(/wrote 262144\/262144 bytes/g)].length, issued, writer.log.slice(-2000));
