@@ -131,7 +131,8 @@ async function main(): Promise<void> {
   await relay.start();
   const stateDir = join(dir, 'state');
   const agent = await startAgent({ configPath, stateDir, log });
-  const link = await startControlLink({ url: gateway.url, token: agentToken, stateDir, agent, log });
+  const agentVersion = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
+  const link = await startControlLink({ url: gateway.url, token: agentToken, stateDir, agent, log, agentVersion });
 
   // The commands below work once the agent's first tunnel connections are up.
   for (let i = 0; i < 50 && !agent.tunnels.all().every((t) => t.state === 'connected'); i++) await new Promise((r) => setTimeout(r, 100));

@@ -11,6 +11,7 @@ export const APP_JS = String.raw`
   var timer = null;
   var history = {};
   var knownTargets = [];
+  var agentNames = {}; // id → name, from the last poll
   var seenChapFailures = {}; // agent id → count at the last poll (a rise becomes an event here)
   var localEvents = [];
 
@@ -73,6 +74,49 @@ export const APP_JS = String.raw`
     return data;
   }
 
+  // A change answer's push_errors (agents that were sent nothing): said next to the change, by agent name.
+  function pushNote(r) {
+    if (!r || !Array.isArray(r.push_errors) || !r.push_errors.length) return '';
+    return ' Not pushed to ' + r.push_errors.map(function (p) { return (agentNames[p.agent_id] || p.agent_id) + ' (' + p.error + ')'; }).join(', ') + '.';
+  }
+  function pushedTo(r) {
+    return 'policy version ' + r.version + ', pushed to ' + r.pushed_to + ' agent' + (r.pushed_to === 1 ? '' : 's');
+  }
+
+  // The agent's assigned targets, each with its Unassign button; served but unassigned ones get no
+  // policy at all (an ACL on them reaches nobody), so they are called out.
+  function targetsCell(a) {
+    var box = document.createElement('div');
+    var assigned = Array.isArray(a.assigned_targets) ? a.assigned_targets : [];
+    var ul = el('ul', null, 'assigned');
+    assigned.forEach(function (t) {
+      var li = el('li');
+      li.setAttribute('data-assigned', t);
+      li.appendChild(el('span', t));
+      var b = el('button', 'Unassign', 'secondary small');
+      b.type = 'button';
+      b.setAttribute('aria-label', 'Unassign ' + t + ' from ' + a.name);
+      b.addEventListener('click', function () { unassign(a, t); });
+      li.appendChild(b);
+      ul.appendChild(li);
+    });
+    if (assigned.length) box.appendChild(ul); else box.appendChild(el('span', 'none assigned', 'muted'));
+    var stray = (a.served_targets || []).filter(function (t) { return assigned.indexOf(t) < 0; });
+    if (stray.length) box.appendChild(el('p', 'Serves without assignment (no policy): ' + stray.join(', '), 'warn'));
+    return box;
+  }
+
+  function fillAgentChoice(agents) {
+    var sel = $('assign-agent');
+    var want = agents.map(function (a) { return a.id + ' ' + a.name; }).join('\n');
+    if (sel.getAttribute('data-agents') === want) return; // rebuilding would reset what the user picked
+    var keep = sel.value;
+    sel.replaceChildren();
+    agents.forEach(function (a) { var o = el('option', a.name); o.value = a.id; sel.appendChild(o); });
+    if (agents.some(function (a) { return a.id === keep; })) sel.value = keep;
+    sel.setAttribute('data-agents', want);
+  }
+
   function spark(values) {
     var ns = 'http://www.w3.org/2000/svg';
     var svg = document.createElementNS(ns, 'svg');
@@ -103,16 +147,21 @@ export const APP_JS = String.raw`
       var st = a.status || {};
       var sessions = Array.isArray(st.sessions) ? st.sessions : [];
       var portals = Array.isArray(st.portals) ? st.portals : [];
-      (a.served_targets || []).forEach(function (t) { targets[t] = true; });
+      (a.served_targets || []).concat(a.assigned_targets || []).forEach(function (t) { targets[t] = true; });
       var state = el('span', a.connected ? 'online' : 'offline', a.connected ? 'state-online' : 'state-offline');
       state.setAttribute('data-agent-state', a.connected ? 'online' : 'offline');
-      var policy = a.applied_version === null ? 'none' : 'v' + a.applied_version + (a.in_sync ? ' (in sync)' : ' (behind)');
-      if (a.last_error) policy += ' · ' + a.last_error;
+      agentNames[a.id] = a.name;
+      var policy = el('span', a.applied_version === null ? 'none' : 'v' + a.applied_version + (a.in_sync ? ' (in sync)' : ' (behind)'));
+      if (a.last_error) {
+        var err = el('span', 'last error: ' + a.last_error, 'error block');
+        err.setAttribute('data-last-error', '');
+        policy.appendChild(err);
+      }
       var chap = st.loginFailures && typeof st.loginFailures.authentication_failure === 'number' ? st.loginFailures.authentication_failure : 0;
       var before = seenChapFailures[a.id];
       if (before !== undefined && chap > before) localEvents.push({ at: new Date().toISOString(), kind: 'CHAP failures', agent_id: a.id, detail: (chap - before) + ' new (' + chap + ' since the agent started)' });
       seenChapFailures[a.id] = chap;
-      var tr = row([a.name, state, ago(a.last_seen), a.agent_version || '–', policy, sessions.filter(function (s) { return s.type === 'Normal'; }).length, portals.join(', ') || '–', el('span', String(chap), chap ? 'warn' : '')]);
+      var tr = row([a.name, state, ago(a.last_seen), a.agent_version || '–', policy, targetsCell(a), sessions.filter(function (s) { return s.type === 'Normal'; }).length, portals.join(', ') || '–', el('span', String(chap), chap ? 'warn' : '')]);
       tr.setAttribute('data-agent', a.name);
       (Array.isArray(st.luns) ? st.luns : []).forEach(function (l) {
         var s = l.stats || {};
@@ -129,7 +178,8 @@ export const APP_JS = String.raw`
         sessionRows.push(row([a.name, s.targetName, s.initiatorName, (s.connections || []).map(function (c) { return c.remote + ' → ' + c.local.ip + ':' + c.local.port; }).join(', ')]));
       });
       return tr;
-    }), 'No agents enrolled yet (POST /v1/agents).', 8);
+    }), 'No agents enrolled yet (POST /v1/agents).', 9);
+    fillAgentChoice(agents);
     fill('luns', lunRows, 'No LUNs reported.', 7);
     fill('sessions', sessionRows, 'No open sessions.', 4);
     knownTargets = Object.keys(targets).sort();
@@ -184,11 +234,36 @@ export const APP_JS = String.raw`
   async function deleteAcl(target, initiator) {
     if (!confirm('Delete the ACL of ' + initiator + ' on ' + target + '? Its sessions are dropped.')) return;
     try {
-      await api('DELETE', '/v1/acls/' + encodeURIComponent(target) + '/' + encodeURIComponent(initiator));
-      $('acl-status').textContent = 'Deleted the ACL of ' + initiator + '.';
+      var r = await api('DELETE', '/v1/acls/' + encodeURIComponent(target) + '/' + encodeURIComponent(initiator));
+      $('acl-status').textContent = 'Deleted the ACL of ' + initiator + ' (' + pushedTo(r) + ').' + pushNote(r);
     } catch (e) {
       $('acl-status').textContent = 'Not deleted: ' + e.message;
     }
+    refresh();
+  }
+
+  async function assign(agentId, target) {
+    var name = agentNames[agentId] || agentId;
+    try {
+      var r = await api('PUT', '/v1/agents/' + encodeURIComponent(agentId) + '/targets/' + encodeURIComponent(target));
+      $('assign-status').textContent = (r.changed === false ? target + ' was already assigned to ' + name + '.' : 'Assigned ' + target + ' to ' + name + ' (' + pushedTo(r) + ').') + pushNote(r);
+      $('assign-target').value = '';
+    } catch (e) {
+      $('assign-status').textContent = 'Not assigned: ' + e.message;
+    }
+    refresh();
+  }
+
+  async function unassign(a, target) {
+    if (!confirm('Unassign ' + target + ' from ' + a.name + '? Its ACLs stop reaching that agent and their sessions are dropped.')) return;
+    try {
+      var r = await api('DELETE', '/v1/agents/' + encodeURIComponent(a.id) + '/targets/' + encodeURIComponent(target));
+      $('assign-status').textContent = 'Unassigned ' + target + ' from ' + a.name + ' (' + pushedTo(r) + ').' + pushNote(r);
+    } catch (e) {
+      $('assign-status').textContent = 'Not unassigned: ' + e.message;
+    }
+    // the button goes away with the row's refresh; keep the keyboard user in the same form
+    $('assign-target').focus();
     refresh();
   }
 
@@ -234,6 +309,10 @@ export const APP_JS = String.raw`
       login(t);
     });
     $('logout').addEventListener('click', function () { logout(''); });
+    $('assign-form').addEventListener('submit', function (ev) {
+      ev.preventDefault();
+      assign($('assign-agent').value, $('assign-target').value.trim());
+    });
     $('acl-form').addEventListener('submit', async function (ev) {
       ev.preventDefault();
       var target = $('acl-target').value.trim();
@@ -249,7 +328,7 @@ export const APP_JS = String.raw`
       }
       try {
         var r = await api('PUT', '/v1/acls/' + encodeURIComponent(target) + '/' + encodeURIComponent(initiator), body);
-        $('acl-status').textContent = 'Saved the ACL of ' + initiator + ' (policy version ' + r.version + ', pushed to ' + r.pushed_to + ' agent' + (r.pushed_to === 1 ? '' : 's') + ')' + (r.warnings ? '. ' + r.warnings.join(' ') : '.');
+        $('acl-status').textContent = 'Saved the ACL of ' + initiator + ' (' + pushedTo(r) + ')' + (r.warnings ? '. ' + r.warnings.join(' ') : '.') + pushNote(r);
         // secrets leave the page as soon as they are sent
         $('acl-secret').value = '';
         $('acl-msecret').value = '';

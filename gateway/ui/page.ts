@@ -32,7 +32,19 @@ export const INDEX_HTML = `<!doctype html>
       <h2 id="agents-h">Agents</h2>
       <div class="scroll"><table id="agents"><caption class="sr">Enrolled agents</caption><thead><tr>
         <th scope="col">Agent</th><th scope="col">State</th><th scope="col">Last seen</th><th scope="col">Version</th>
-        <th scope="col">Policy</th><th scope="col">Sessions</th><th scope="col">Paths</th><th scope="col">CHAP failures</th></tr></thead><tbody></tbody></table></div>
+        <th scope="col">Policy</th><th scope="col">Assigned targets</th><th scope="col">Sessions</th><th scope="col">Paths</th><th scope="col">CHAP failures</th></tr></thead><tbody></tbody></table></div>
+      <form id="assign-form">
+        <fieldset>
+          <legend>Assign a target to an agent</legend>
+          <p class="hint">A target's ACLs reach only the agents it is assigned to.</p>
+          <label for="assign-agent">Agent</label>
+          <select id="assign-agent" required></select>
+          <label for="assign-target">Target IQN</label>
+          <input id="assign-target" list="known-targets" required autocomplete="off" placeholder="iqn.2003-01.org.linux-iscsi.host:disk1">
+          <button type="submit">Assign</button>
+          <p id="assign-status" role="status"></p>
+        </fieldset>
+      </form>
     </section>
     <section aria-labelledby="luns-h">
       <h2 id="luns-h">Targets and LUNs</h2>
@@ -99,11 +111,18 @@ th { font-size: .8rem; text-transform: uppercase; letter-spacing: .03em; color: 
 .state-offline { color: var(--bad); font-weight: 600; }
 .warn { color: var(--warn); }
 .error { color: var(--bad); }
+.block { display: block; white-space: normal; max-width: 24rem; }
+.muted { color: var(--muted); }
+ul.assigned { list-style: none; margin: 0; padding: 0; }
+ul.assigned li { display: flex; align-items: center; gap: .5rem; padding: .1rem 0; }
+td p.warn { margin: .2rem 0 0; white-space: normal; max-width: 24rem; }
+button.small { padding: .1rem .5rem; font-size: .85rem; white-space: nowrap; flex: none; }
+.hint { margin: 0 0 .25rem; color: var(--muted); font-size: .9rem; }
 form { display: grid; gap: .35rem; max-width: 32rem; }
 fieldset { border: 1px solid var(--line); border-radius: 6px; display: grid; gap: .35rem; padding: .75rem; }
 label { font-weight: 600; font-size: .9rem; }
 label.inline { font-weight: normal; }
-input { font: inherit; padding: .4rem .5rem; border: 1px solid #9aa3ad; border-radius: 4px; width: 100%; }
+input, select { font: inherit; padding: .4rem .5rem; border: 1px solid #9aa3ad; border-radius: 4px; width: 100%; }
 input[type=checkbox] { width: auto; }
 button { font: inherit; padding: .4rem .9rem; border-radius: 4px; border: 1px solid var(--accent); background: var(--accent); color: #fff; cursor: pointer; justify-self: start; }
 button.secondary { background: #fff; color: var(--accent); }

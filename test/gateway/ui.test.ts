@@ -1,18 +1,21 @@
 // Issue 14 dashboard, driven in Debian's headless Chromium through playwright-core: log in with the admin
-// token (keyboard only), see a demo-like agent and its object LUN, create an ACL with CHAP from the page and
-// see libiscsi log in with it, delete it, then stop the agent and see it offline within 10 s.
+// token (keyboard only), see a demo-like agent and its object LUN, assign its target from the page (issue 18),
+// see another agent's nack as its last error, create an ACL with CHAP from the page and see libiscsi log in
+// with it, unassign and reassign the target, delete the ACL, then stop the agent and see it offline within 10 s.
 // OUTPOST_UI_SCREENSHOTS=DIR writes the screenshots there (docs/ui/ holds the committed ones).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { spawnAgent, tempAgentDirs, type SpawnedAgent } from '../helpers/agent.js';
+import WebSocket from 'ws';
+import { CONTROL_PATH, encodeMessage } from '../../shared/control-protocol.js';
+import { REPO, spawnAgent, tempAgentDirs, type SpawnedAgent } from '../helpers/agent.js';
 import { api, startNodeTestGateway, waitFor, type TestGateway } from '../helpers/gateway.js';
 import { freePort } from '../helpers/net.js';
 import { startS3rver, type S3rverHandle } from '../helpers/s3rver.js';
@@ -43,6 +46,7 @@ describe('dashboard at /ui/ in headless Chromium', { skip, timeout: 300_000 }, (
   let profile = '';
   let port = 0;
   let shots = '';
+  let agentId = '';
 
   before(async () => {
     shots = process.env.OUTPOST_UI_SCREENSHOTS ?? (await mkdtemp(join(tmpdir(), 'outpost-ui-shots-')));
@@ -62,9 +66,8 @@ describe('dashboard at /ui/ in headless Chromium', { skip, timeout: 300_000 }, (
     await writeFile(dirs.configPath, JSON.stringify(config));
     const enrolled = await api(gw, 'POST', '/v1/agents', { name: 'branch-01' });
     assert.equal(enrolled.status, 201, enrolled.text);
-    // policy reaches only the agents a target is assigned to (issue 18)
-    const assigned = await api(gw, 'PUT', `/v1/agents/${enrolled.body.id}/targets/${TARGET}`);
-    assert.ok(assigned.status < 300, assigned.text);
+    // Not assigned here: the page assigns the target (policy reaches only assigned agents, issue 18).
+    agentId = enrolled.body.id;
     agent = await spawnAgent({ dirs, env: { ...s3.env, OUTPOST_GATEWAY: gw.url, OUTPOST_AGENT_TOKEN: enrolled.body.token } });
     profile = await mkdtemp(join(tmpdir(), 'outpost-chromium-'));
     ctx = await chromium.launchPersistentContext(profile, {
@@ -114,6 +117,25 @@ describe('dashboard at /ui/ in headless Chromium', { skip, timeout: 300_000 }, (
     assert.equal(await page.evaluate<boolean>("document.body.innerText.includes('Dashboard-Sec')"), false);
   });
 
+  it('assigns the target to the agent from the keyboard; a bad IQN gets the REST error and changes nothing', async () => {
+    const row = 'tr[data-agent="branch-01"]';
+    assert.match((await page.textContent(`${row} td[data-label="Assigned targets"]`)) ?? '', /none assigned.*Serves without assignment \(no policy\): iqn\.2026-11\.org\.outpost\.demo:disk1/);
+    assert.equal(await page.inputValue('#assign-agent'), agentId, 'the only agent is preselected');
+    await page.focus('#assign-target');
+    await page.keyboard.type('not an iqn');
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('#assign-status:has-text("Not assigned: target IQN \\"not an iqn\\" is not a valid iSCSI name")');
+    assert.deepEqual((await api(gw, 'GET', `/v1/agents/${agentId}/targets`)).body.targets, []);
+    await page.fill('#assign-target', '');
+    await page.focus('#assign-target');
+    await page.keyboard.type(TARGET);
+    await page.keyboard.press('Enter');
+    await page.waitForSelector(`#assign-status:has-text("Assigned ${TARGET} to branch-01")`);
+    await page.waitForSelector(`${row} li[data-assigned="${TARGET}"] button[aria-label="Unassign ${TARGET} from branch-01"]`);
+    assert.deepEqual((await api(gw, 'GET', `/v1/agents/${agentId}/targets`)).body.targets, [TARGET]);
+    assert.doesNotMatch((await page.textContent(row)) ?? '', /Serves without assignment/);
+  });
+
   it('creates an ACL with CHAP from the page; libiscsi then logs in; the secret is never shown', async () => {
     assert.equal(await inq(port), false, 'no ACL yet');
     await page.fill('#acl-target', TARGET);
@@ -157,6 +179,21 @@ describe('dashboard at /ui/ in headless Chromium', { skip, timeout: 300_000 }, (
     await page.setViewportSize({ width: 1280, height: 900 });
   });
 
+  it('unassigns the target from the keyboard: its ACL stops reaching the agent; assigning again restores it', async () => {
+    const item = `tr[data-agent="branch-01"] li[data-assigned="${TARGET}"]`;
+    await page.focus(`${item} button`);
+    await page.keyboard.press('Enter');
+    await page.waitForSelector(`#assign-status:has-text("Unassigned ${TARGET} from branch-01")`);
+    await page.waitForSelector(item, { state: 'detached', timeout: 5000 });
+    assert.equal(await page.evaluate<string>('document.activeElement.id'), 'assign-target', 'focus stays in the assignment form');
+    await waitFor('login refused once the target is unassigned', async () => !(await inq(port)), 10_000, 100);
+    await page.keyboard.type(TARGET);
+    await page.keyboard.press('Enter');
+    await page.waitForSelector(`#assign-status:has-text("Assigned ${TARGET} to branch-01")`);
+    await page.waitForSelector(item);
+    await waitFor('login admitted again once reassigned', () => inq(port), 10_000, 100);
+  });
+
   it('deletes the ACL from the page; the next login is refused', async () => {
     await page.click(`tr[data-acl="${INITIATOR}"] button`);
     await page.waitForSelector('#acl-status:has-text("Deleted the ACL")');
@@ -173,5 +210,32 @@ describe('dashboard at /ui/ in headless Chromium', { skip, timeout: 300_000 }, (
     assert.ok(ms < 10_000);
     await page.waitForSelector('#events li:has-text("disconnected")', { timeout: 5000 });
     await page.screenshot({ path: join(shots, 'fleet-offline.png'), fullPage: true });
+  });
+
+  it('shows the agent version it reported, and an agent\'s last push error', async () => {
+    const version = JSON.parse(await readFile(join(REPO, 'package.json'), 'utf8')).version as string;
+    assert.equal(await page.textContent('tr[data-agent="branch-01"] td[data-label="Version"]'), version);
+    // A second agent that rejects the snapshot it is sent (over the real control protocol): the
+    // gateway records the nack as its last error and the page shows it on that agent's row.
+    const other = await api(gw, 'POST', '/v1/agents', { name: 'branch-02' });
+    assert.equal(other.status, 201, other.text);
+    const ws = new WebSocket(gw.url.replace(/^http/, 'ws') + CONTROL_PATH, { headers: { authorization: `Bearer ${other.body.token}` } });
+    const closed = new Promise((r) => ws.once('close', r));
+    try {
+      await new Promise((r, j) => { ws.once('open', r); ws.once('error', j); });
+      const snapshot = new Promise((r) => ws.once('message', r));
+      ws.send(encodeMessage({ type: 'hello', agent_version: 'ui-test', applied_version: 0, served_targets: [] }));
+      await snapshot;
+      const version = (await api(gw, 'GET', '/v1/agents')).body.policy_version as number;
+      ws.send(encodeMessage({ type: 'nack', version, error: 'ui test: portal 127.0.0.1:1 refused' }));
+      await page.waitForSelector('tr[data-agent="branch-02"] [data-last-error]:has-text("last error: version")', { timeout: 10_000 });
+      assert.match((await page.textContent('tr[data-agent="branch-02"] [data-last-error]')) ?? '', /ui test: portal 127\.0\.0\.1:1 refused/);
+      assert.equal(await page.locator('tr[data-agent="branch-01"] [data-last-error]').count(), 0);
+    } finally {
+      ws.close();
+      await closed;
+    }
+    assert.equal((await api(gw, 'DELETE', `/v1/agents/${other.body.id}`)).status, 200);
+    await page.waitForSelector('tr[data-agent="branch-02"]', { state: 'detached', timeout: 10_000 });
   });
 });

@@ -4,11 +4,12 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { CONTROL_PATH, encodeMessage } from '../../shared/control-protocol.js';
-import { outpost, spawnAgent, tempAgentDirs, type AgentDirs, type SpawnedAgent } from './agent.js';
+import { REPO, outpost, spawnAgent, tempAgentDirs, type AgentDirs, type SpawnedAgent } from './agent.js';
 import { api, filesContaining, waitFor, type TestGateway } from './gateway.js';
 import { freePort } from './net.js';
 
@@ -153,6 +154,8 @@ export function controlPlaneE2e(name: string, startGw: () => Promise<TestGateway
       assert.equal(a.in_sync, true);
       assert.deepEqual(a.served_targets, [TARGET]);
       assert.equal(a.last_error, null);
+      const pkg = JSON.parse(await readFile(join(REPO, 'package.json'), 'utf8')) as { version: string };
+      assert.equal(a.agent_version, pkg.version, 'the agent reports its package version in hello');
       for (const s of [...SECRETS, agentToken]) assert.ok(!a.text.includes(s), 'no secret or token listed');
     });
 

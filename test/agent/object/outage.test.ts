@@ -59,7 +59,10 @@ test(`S3 endpoint down for ${OUTAGE_MS} ms during qemu writes that fit in the ca
   const report = await pinger.stop();
   console.log(`# outage ${up - down} ms: ${report.nops} NOP-In and ${report.turs} TUR answers, slowest ${report.maxMs} ms`);
   assert.deepEqual(report.failures, []);
-  assert.ok(report.nops >= Math.floor(OUTAGE_MS / 1000) - 5 && report.turs >= Math.floor(OUTAGE_MS / 1000) - 5, `answers: ${JSON.stringify(report)}`);
+  // Every ping was answered in time (failures is empty); the count shows the pinger kept going through the
+  // whole outage — one round a second when quiet, so at least one per 2 s even with a loaded scheduler.
+  const rounds = Math.floor((up - down) / 2000);
+  assert.ok(report.nops >= rounds && report.turs >= rounds, `answers: ${JSON.stringify(report)}`);
 
   await waitFor(async () => figure((await h.info()).get('dirty bytes')) === 0, 60_000, 'uploads after the endpoint returned');
   console.log(`# drained ${Date.now() - up} ms after the endpoint returned`);

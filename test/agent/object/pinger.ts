@@ -12,6 +12,10 @@ export interface PingReport {
   failures: string[];
 }
 
+/**
+ * answerMs defaults to 5 s, open-iscsi's noop_out_timeout: a slower NOP-In is what would make a real
+ * initiator drop the connection, so it is the threshold that matters (not a quiet machine's latency).
+ */
 export class Pinger {
   private running = true;
   private loop: Promise<void> = Promise.resolve();
@@ -19,7 +23,7 @@ export class Pinger {
 
   private constructor(private readonly c: RawIscsiClient) {}
 
-  static async start(port: number, initiator: string, target: string, everyMs = 1000, answerMs = 3000): Promise<Pinger> {
+  static async start(port: number, initiator: string, target: string, everyMs = 1000, answerMs = 5000): Promise<Pinger> {
     const c = await RawIscsiClient.connect(port);
     const r = await c.login(initiator, target);
     if (r.h.statusClass !== 0) throw new Error(`login failed: class ${r.h.statusClass}`);
