@@ -40,7 +40,7 @@ async function site(prefix = PREFIX): Promise<Site> {
   const config = {
     storage_objects: [{
       plugin: 'object', name: 'vol1', size: 64 * MiB, wwn: '6001405b1b2c3d4e', bucket: s3.bucket, prefix, endpoint: s3.endpoint,
-      force_path_style: true, cache_size: 16 * MiB, lease_ms: LEASE_MS, lease_settle_ms: 500, read_timeout_ms: 2000, upload_delay_ms: 50, commit_interval_ms: 200,
+      force_path_style: true, cache_size: 16 * MiB, lease_ms: LEASE_MS, lease_settle_ms: 2000, read_timeout_ms: 2000, upload_delay_ms: 50, commit_interval_ms: 200,
     }],
     targets: [{ wwn: TARGET, fabric: 'iscsi', tpgs: [{ tag: 1, enable: true,
       attributes: { authentication: 0, generate_node_acls: 1, demo_mode_write_protect: 0 },
