@@ -9,7 +9,8 @@ import { test } from 'node:test';
 import { BIN, REPO, outpost, spawnAgent, tempAgentDirs } from '../../helpers/agent.js';
 import { freePort } from '../../helpers/net.js';
 
-const SEED = join(REPO, '..', 'shared', 'seed', '000_f3ca5e04bc416181.txt');
+// an in-repo copy of ../shared/seed/000_f3ca5e04bc416181.txt, so the test runs wherever the repository is cloned
+const SEED = join(REPO, 'test', 'fixtures', 'rhel-iscsi-course.txt');
 
 interface Step {
   command: string;
