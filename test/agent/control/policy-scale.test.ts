@@ -78,7 +78,8 @@ test('8,001 ACLs: applied in well under a second, validation yielding to the eve
     const nack = await waitFor('nack of the oversized snapshot', () => received.find((m) => m.type === 'nack' || m.type === 'ack'), 30_000, 2);
     assert.equal(nack.type, 'nack');
     assert.match(nack.type === 'nack' ? nack.error : '', /8193 ACLs, more than the 8192 allowed per target/);
-    assert.ok(performance.now() - t1 < 1000);
+    // the frame is decoded, then refused by count before any per-ACL work (same margins as above)
+    assert.ok(performance.now() - t1 < 2000 + 4 * baseline, `nacked after ${performance.now() - t1} ms`);
     assert.equal(link.appliedVersion, 7);
     assert.equal((await run('iscsi-inq', ['-i', 'iqn.1994-05.com.redhat:host-08000', `iscsi://127.0.0.1:${iscsiPort}/${TARGET}/0`])).code, 0, 'old policy kept');
   } finally {
