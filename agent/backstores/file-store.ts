@@ -256,9 +256,9 @@ export class FileStore implements Backstore {
       size: this.size,
       writeBack: String(this.writeBack),
       thin: String(this.thinProvisioned),
-      fastIo: this.fast ? 'preadv2-nowait' : 'threadpool',
-      cachedReads: this.cachedReads,
-      threadpoolReads: this.threadpoolReads,
+      fast_io: this.fast ? 'preadv2-nowait' : 'threadpool',
+      cached_reads: this.cachedReads,
+      threadpool_reads: this.threadpoolReads,
     };
   }
 }

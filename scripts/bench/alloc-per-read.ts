@@ -45,7 +45,7 @@ async function main(): Promise<void> {
   const perf = (t: number) => run('iscsi-perf', ['-i', INITIATOR, '-m', '32', '-b', String(ioBytes / 512), '-t', String(t), '-r', url], {}, (t + 20) * 1000);
   try {
     await perf(1); // warm-up: JIT, page cache
-    const reads = () => { const s = store.stats!() as { cachedReads: number; threadpoolReads: number }; return s.cachedReads + s.threadpoolReads; };
+    const reads = () => { const s = store.stats!() as { cached_reads: number; threadpool_reads: number }; return s.cached_reads + s.threadpool_reads; };
     for (let i = 0; i < 3; i++) {
       const r0 = reads();
       let code = 0;

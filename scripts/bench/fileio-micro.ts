@@ -27,7 +27,7 @@ async function pass(path: string, fast: boolean, size: number, count: number, de
   await Promise.all(Array.from({ length: depth }, worker));
   const wallUs = Number(process.hrtime.bigint() - t0) / 1000;
   const c = process.cpuUsage(c0);
-  if (fast && (store.stats() as { cachedReads: number }).cachedReads === 0) throw new Error('fast path never hit (addon not built?)');
+  if (fast && (store.stats() as { cached_reads: number }).cached_reads === 0) throw new Error('fast path never hit (addon not built?)');
   await store.close();
   return { cpuUs: c.user + c.system, wallUs };
 }

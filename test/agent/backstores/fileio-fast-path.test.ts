@@ -73,28 +73,28 @@ test('FileStore: a miss (EAGAIN) falls back to the threadpool, the next read of 
     const data = randomBytes(1 << 20);
     await writeUncached(path, data, 1 << 20);
     assert.equal(await residentBytes(path), 0, 'O_DIRECT write left pages cached');
-    const stats = () => bs.stats!() as { fastIo: string; cachedReads: number; threadpoolReads: number };
-    assert.equal(stats().fastIo, 'preadv2-nowait');
+    const stats = () => bs.stats!() as { fast_io: string; cached_reads: number; threadpool_reads: number };
+    assert.equal(stats().fast_io, 'preadv2-nowait');
     const s0 = stats();
     assert.ok((await bs.read(1 << 20, 4096)).equals(data.subarray(0, 4096)), 'miss read wrong data');
-    assert.equal(stats().threadpoolReads, s0.threadpoolReads + 1);
-    assert.equal(stats().cachedReads, s0.cachedReads);
+    assert.equal(stats().threadpool_reads, s0.threadpool_reads + 1);
+    assert.equal(stats().cached_reads, s0.cached_reads);
     assert.ok((await bs.read(1 << 20, 4096)).equals(data.subarray(0, 4096)), 'hit read wrong data');
-    assert.equal(stats().cachedReads, s0.cachedReads + 1);
-    assert.equal(stats().threadpoolReads, s0.threadpoolReads + 1);
+    assert.equal(stats().cached_reads, s0.cached_reads + 1);
+    assert.equal(stats().threadpool_reads, s0.threadpool_reads + 1);
     // 128 KiB with only its first page cached: a short NOWAIT read, completed on the threadpool.
     const s1 = stats();
     const got = await bs.read(1 << 20, 128 << 10);
     assert.ok(got.equals(data.subarray(0, 128 << 10)), 'partly cached read wrong data');
-    assert.equal(stats().threadpoolReads, s1.threadpoolReads + 1);
+    assert.equal(stats().threadpool_reads, s1.threadpool_reads + 1);
     assert.ok((await bs.read(1 << 20, 128 << 10)).equals(data.subarray(0, 128 << 10)));
-    assert.equal(stats().cachedReads, s1.cachedReads + 1);
+    assert.equal(stats().cached_reads, s1.cached_reads + 1);
     // Writes through the store land in the page cache: read straight back on the fast path.
     const w = randomBytes(8192);
     await bs.write(3 << 20, [w.subarray(0, 100), w.subarray(100)]);
     const s2 = stats();
     assert.ok((await bs.read(3 << 20, 8192)).equals(w));
-    assert.equal(stats().cachedReads, s2.cachedReads + 1);
+    assert.equal(stats().cached_reads, s2.cached_reads + 1);
   } finally {
     await bs.close();
   }
@@ -143,10 +143,10 @@ test('without the addon (missing file, or OUTPOST_FAST_IO=0) one log line, and r
   const store = new FileStore({ plugin: 'fileio', name: 'plain', path, handle, size: 8192, writeBack: true, fastIo: null });
   try {
     assert.deepEqual(await store.read(0, 8192), Buffer.alloc(8192, 3));
-    const s = store.stats() as { fastIo: string; cachedReads: number; threadpoolReads: number };
-    assert.equal(s.fastIo, 'threadpool');
-    assert.equal(s.cachedReads, 0);
-    assert.equal(s.threadpoolReads, 1);
+    const s = store.stats() as { fast_io: string; cached_reads: number; threadpool_reads: number };
+    assert.equal(s.fast_io, 'threadpool');
+    assert.equal(s.cached_reads, 0);
+    assert.equal(s.threadpool_reads, 1);
   } finally {
     await store.close();
   }

@@ -78,8 +78,8 @@ async function readBack(name: string): Promise<Buffer> {
 }
 
 test('qemu-img reads uncached data through the threadpool and cached data on the fast path, byte-identical', async () => {
-  const stats = () => store.stats!() as { fastIo: string; cachedReads: number; threadpoolReads: number };
-  assert.equal(stats().fastIo, 'preadv2-nowait', 'fast-io addon not in use');
+  const stats = () => store.stats!() as { fast_io: string; cached_reads: number; threadpool_reads: number };
+  assert.equal(stats().fast_io, 'preadv2-nowait', 'fast-io addon not in use');
   const data = Buffer.alloc(SIZE);
   for (let i = 0; i < SIZE / BLOCK; i++) data.fill(pattern(i), i * BLOCK, (i + 1) * BLOCK);
   const src = join(dir, 'src.raw');
@@ -92,13 +92,13 @@ test('qemu-img reads uncached data through the threadpool and cached data on the
   const s0 = stats();
   await readBlocks();
   const s1 = stats();
-  assert.ok(s1.threadpoolReads - s0.threadpoolReads > 0, 'no read went to the threadpool');
+  assert.ok(s1.threadpool_reads - s0.threadpool_reads > 0, 'no read went to the threadpool');
   assert.ok((await residentBytes(path)) >= SIZE / 2, 'reads did not populate the page cache');
 
   await readBlocks();
   const s2 = stats();
-  assert.ok(s2.cachedReads - s1.cachedReads > 0, `no read was served from the page cache: ${JSON.stringify([s0, s1, s2])}`);
-  assert.ok(s2.cachedReads - s1.cachedReads >= s2.threadpoolReads - s1.threadpoolReads, `hits ${s2.cachedReads - s1.cachedReads}, misses ${s2.threadpoolReads - s1.threadpoolReads}`);
+  assert.ok(s2.cached_reads - s1.cached_reads > 0, `no read was served from the page cache: ${JSON.stringify([s0, s1, s2])}`);
+  assert.ok(s2.cached_reads - s1.cached_reads >= s2.threadpool_reads - s1.threadpool_reads, `hits ${s2.cached_reads - s1.cached_reads}, misses ${s2.threadpool_reads - s1.threadpool_reads}`);
   // And the whole LUN in qemu-img's 2 MiB requests (above the event-loop limit: threadpool), byte for byte.
   assert.ok((await readBack('all.raw')).equals(data), 'read-back differs');
 });
