@@ -16,9 +16,15 @@ const ZERO_CHUNK = Buffer.alloc(1 << 20);
 const PUNCH_MIN_BYTES = 1 << 20;
 /**
  * Largest read tried on the event loop with RWF_NOWAIT: a cached copy of this size costs well under
- * the threadpool round trip; larger ones keep the parallelism of the pool.
+ * the threadpool round trip; larger ones keep the parallelism of the pool (the copy then runs on
+ * another core while the event loop writes the socket). OUTPOST_FAST_IO_MAX (bytes) overrides it.
  */
-const NOWAIT_MAX = 1 << 20;
+const NOWAIT_MAX = nonNegativeInt(process.env.OUTPOST_FAST_IO_MAX) ?? 1 << 20;
+
+function nonNegativeInt(v: string | undefined): number | undefined {
+  const n = Number(v);
+  return v !== undefined && Number.isSafeInteger(n) && n >= 0 ? n : undefined;
+}
 
 /** Finds an executable on PATH (used once at open time, never on the data path). */
 export async function findExecutable(name: string): Promise<string | undefined> {
