@@ -3,10 +3,11 @@ import { dataOutLength, dataOutViews, readU64 } from '../cdb.js';
 import type { LogicalUnit } from '../logical-unit.js';
 import { AluaClass, DataDirection, ReservationClass, usage, type CommandContext, type CommandResult, type OpcodeEntry } from '../opcodes.js';
 import { SenseError, cdbField } from '../sense.js';
+import { ScsiStatus } from '../port.js';
 
 const NO_DATA: CommandResult = Object.freeze({});
 
-const asData = (data: Buffer): CommandResult => ({ data });
+const asData = (data: Buffer): CommandResult => ({ status: ScsiStatus.GOOD, data });
 
 /**
  * Shared tail of every READ: protection, limits, range, then one backstore read. Not async (the core
