@@ -29,6 +29,7 @@ if (!existsSync(join(root, 'dist', 'agent', 'cli.js'))) {
   console.error('outpost: building dist/ (first run)…');
   const r = require('node:child_process').spawnSync(process.execPath, [tsc, '-p', root], { stdio: ['ignore', 'inherit', 'inherit'] });
   if (r.status !== 0) process.exit(1);
+  require('node:child_process').spawnSync(process.execPath, [join(root, 'agent', 'native', 'build.mjs')], { stdio: ['ignore', 'inherit', 'inherit'] });
 }
 
 import('../dist/agent/cli.js').then((m) => m.main(process.argv.slice(2))).catch((err) => {

@@ -2,7 +2,7 @@
 import { Command, Option } from 'commander';
 import { mkdtemp, rm, readFile, writeFile, truncate, open } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { tmpdir, cpus, release } from 'node:os';
+import { tmpdir, cpus, release, loadavg } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { run, onCleanup, runCleanups, installSignalTeardown, memoryKiB } from './bench/proc.js';
@@ -14,7 +14,7 @@ import { WORKLOADS, selectWorkloads, type Workload } from './bench/workloads.js'
 import { runOnce, cpuPerGiB, type RunContext, type Sample } from './bench/runner.js';
 import { loopbackCeiling, memoryCheck } from './bench/extras.js';
 import { newestProfile, profileTable } from './bench/cpuprofile.js';
-import { renderMarkdown, spliceReport, median, fmt, type Cell, type Report, type RowResult } from './bench/report.js';
+import { renderMarkdown, spliceReport, spreadWarnings, median, fmt, type Cell, type Report, type RowResult } from './bench/report.js';
 import { objectBench } from './bench/object.js';
 import { relayBench } from './bench/relay.js';
 
@@ -90,7 +90,10 @@ async function machine(): Promise<Report['machine']> {
 function summarize(samples: Sample[], failures: string[], na: string | undefined): Cell {
   if (na) return { runs: 0, failures: [], na };
   const cpu = samples.map(cpuPerGiB).filter((x): x is number => x !== undefined);
-  return { value: median(samples.map((s) => s.value)), cpuPerGiB: median(cpu), runs: samples.length + failures.length, failures };
+  const values = samples.map((s) => s.value);
+  const spread = values.length > 1 ? { min: Math.min(...values), max: Math.max(...values) } : {};
+  const cpuSpread = cpu.length > 1 ? { cpuMin: Math.min(...cpu), cpuMax: Math.max(...cpu) } : {};
+  return { value: median(values), ...spread, cpuPerGiB: median(cpu), ...cpuSpread, runs: samples.length + failures.length, failures };
 }
 
 async function measure(w: Workload, targets: TargetUnderTest[], reps: number, ctx: RunContext): Promise<RowResult> {
@@ -124,7 +127,9 @@ async function measure(w: Workload, targets: TargetUnderTest[], reps: number, ct
   };
   let note = notes.size ? [...notes].join('; ') : undefined;
   if (w.digest) note = `${note ? note + '; ' : ''}libiscsi (iscsi-perf, qemu) offers DataDigest=None only, so data digests cannot be measured`;
-  return { workload: w, agent: cell('agent'), tgt: cell('tgt'), note };
+  const row: RowResult = { workload: w, agent: cell('agent'), tgt: cell('tgt'), note };
+  for (const line of spreadWarnings(row)) console.error(`[${w.id}] UNSTEADY: ${line}`);
+  return row;
 }
 
 async function main(): Promise<void> {
@@ -156,6 +161,13 @@ async function main(): Promise<void> {
   });
 
   const info = await machine();
+  const load: string[] = [];
+  const sampleLoad = (what: string, all = false) => {
+    const [a, b, c] = loadavg().map((x) => x.toFixed(2));
+    load.push(all ? `${what} ${a}/${b}/${c}` : `${what} ${a}`);
+  };
+  sampleLoad('start', true);
+  console.error(`bench: ${info.cpu}, ${info.cores} cores, Linux ${info.kernel}; load average ${load[0]!.slice(6)}`);
   const targets: TargetUnderTest[] = [];
   console.error(`bench: work dir ${workDir}; preparing two 1 GiB LUN files…`);
   if (wanted.includes('agent')) {
@@ -182,14 +194,19 @@ async function main(): Promise<void> {
   const memory: Report['memory'] = [];
   // The memory check runs before the ramdisk rows, whose written pages would otherwise count as agent RSS.
   const [before, after] = [workloads.filter((w) => w.lun !== 'ram'), workloads.filter((w) => w.lun === 'ram')];
-  for (const w of before) rows.push(await measure(w, targets, reps, ctx));
+  const measureRow = async (w: Workload) => {
+    rows.push(await measure(w, targets, reps, ctx));
+    sampleLoad(w.id);
+  };
+  for (const w of before) await measureRow(w);
   if (opts.memory) {
     for (const t of targets) {
       console.error(`[memory] ${t.name}: ${opts.sessions} sessions at QD32…`);
       memory.push(await memoryCheck(t, opts.sessions, opts.quick ? 3 : 5));
     }
   }
-  for (const w of after) rows.push(await measure(w, targets, reps, ctx));
+  for (const w of after) await measureRow(w);
+  sampleLoad('end', true);
 
   let ceilingMiBs: number | undefined;
   let ceilingNa: string | undefined;
@@ -223,8 +240,8 @@ async function main(): Promise<void> {
   const report: Report = {
     date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
     machine: info,
-    settings: `${reps} runs per workload and target (median), ${duration} s per run, order agent/tgt alternating${opts.quick ? ', --quick' : ''}`,
-    rows, ceilingMiBs, ceilingNa, memory, peakRss, notes,
+    settings: `${reps} runs per workload and target (median), ${duration} s per run, order agent/tgt alternating${opts.quick ? ', --quick' : ''}; command: npm run bench --${process.argv.slice(2).map((x) => ` ${x}`).join('')}`,
+    rows, ceilingMiBs, ceilingNa, memory, peakRss, notes, load,
   };
   let md = renderMarkdown(report) + objectMd + relayMd;
   if (opts.cpuProf) {

@@ -182,7 +182,7 @@ export class Connection implements SessionConnection {
   write(pdus: readonly OutPdu[], onSent?: () => void): void {
     if (this.phase === 'closed' || this.stream.destroyed) return;
     const opts = this.frameOpts;
-    const hdrSize = BHS_LENGTH + 4;
+    const hdrSize = BHS_LENGTH + (opts.headerDigest ? 4 : 0); // exact: framePdu and encodeHeader then take no views of it
     const space = Buffer.allocUnsafe(hdrSize * pdus.length);
     if (!this.corked) {
       this.corked = true;
@@ -191,7 +191,7 @@ export class Connection implements SessionConnection {
     }
     for (let i = 0; i < pdus.length; i++) {
       const p = pdus[i]!;
-      const bufs = framePdu(p.h, p.data, opts, space.subarray(i * hdrSize, (i + 1) * hdrSize));
+      const bufs = framePdu(p.h, p.data, opts, pdus.length === 1 ? space : space.subarray(i * hdrSize, (i + 1) * hdrSize));
       const last = i === pdus.length - 1 ? bufs.length - 1 : -1;
       for (let j = 0; j < bufs.length; j++) {
         if (j === last && onSent) this.stream.write(bufs[j], () => onSent());

@@ -23,10 +23,13 @@ interface Residual {
   count: number;
 }
 
+/** The common case, shared: one object fewer per command. */
+const NO_RESIDUAL: Residual = Object.freeze({ overflow: false, underflow: false, count: 0 });
+
 function residual(expected: number, actual: number): Residual {
   if (actual < expected) return { overflow: false, underflow: true, count: expected - actual };
   if (actual > expected) return { overflow: true, underflow: false, count: actual - expected };
-  return { overflow: false, underflow: false, count: 0 };
+  return NO_RESIDUAL;
 }
 
 /**
@@ -42,7 +45,7 @@ export function responsePdus(task: ResponseTask, resp: ScsiResponse, params: Ses
   let res: Residual;
   if (task.expectedInLength > 0 || (produced > 0 && task.expectedOutLength === 0)) res = residual(task.expectedInLength, produced);
   else if (resp.dataOutLength !== undefined) res = residual(task.expectedOutLength, resp.dataOutLength);
-  else res = { overflow: false, underflow: false, count: 0 };
+  else res = NO_RESIDUAL;
 
   const collapse = !resp.sense && sendLen > 0 && resp.status !== ScsiStatus.CHECK_CONDITION;
   if (sendLen > 0 && data) {
@@ -62,7 +65,7 @@ export function responsePdus(task: ResponseTask, resp: ScsiResponse, params: Ses
         lun: task.lun, ttt: RESERVED_TAG, statSN: 0, expCmdSN: 0, maxCmdSN: 0,
         dataSN: dataSN++, bufferOffset: off, residualCount: withStatus ? res.count : 0,
       };
-      out.push({ h, data: [data.subarray(off, off + len)] });
+      out.push({ h, data: [len === data.length ? data : data.subarray(off, off + len)] });
     }
     if (collapse) return out;
   }

@@ -97,7 +97,9 @@ export class Core implements TargetCore {
       checkCdbUsage(cdb, entry);
       const ctx: CommandContext = { cmd, cdb, nexus, mapping, lu, entry, table: this.table };
       const r = await entry.handler(ctx);
-      return { status: r.status ?? ScsiStatus.GOOD, data: r.data, dataOutLength: r.dataOutLength };
+      // A result that already names its status is a complete response (READ's is): no copy per command.
+      if (r.status !== undefined) return r as ScsiResponse;
+      return { status: ScsiStatus.GOOD, data: r.data, dataOutLength: r.dataOutLength };
     } catch (err) {
       return this.failure(err, entry, cmd);
     } finally {

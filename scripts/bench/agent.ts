@@ -6,10 +6,11 @@ import type { ChildProcess } from 'node:child_process';
 import { freePort } from '../../test/helpers/net.js';
 import { run, startDaemon, terminate, sleep, onCleanup } from './proc.js';
 import { parseReadCapacity16, lastLines } from './parse.js';
-import { GiB, iscsiUrl, type Endpoint, type LunKind, type TargetUnderTest } from './target.js';
+import { GiB, iscsiUrl, RHEL_TPG_PARAMETERS, type Endpoint, type LunKind, type TargetUnderTest } from './target.js';
 
 const PLAIN_IQN = 'iqn.2024-01.dev.outpost.bench:agent-plain';
 const DIGEST_IQN = 'iqn.2024-01.dev.outpost.bench:agent-digest';
+const RHEL_IQN = 'iqn.2024-01.dev.outpost.bench:agent-rhel';
 
 export interface AgentOptions {
   repoRoot: string;
@@ -22,7 +23,7 @@ export interface AgentOptions {
   env?: Record<string, string>;
 }
 
-interface PortalSpec { port: number; iqn: string; digest: boolean }
+interface PortalSpec { port: number; iqn: string; digest: boolean; /** Extra TPG parameters; with them the target maps only the file LUN. */ parameters?: Record<string, string> }
 
 /** The saveconfig.json the agent is started with (rtslib-fb schema, as targetcli on RHEL writes it). */
 export function benchSaveconfig(filePath: string, portals: readonly PortalSpec[]): object {
@@ -34,8 +35,9 @@ export function benchSaveconfig(filePath: string, portals: readonly PortalSpec[]
       AuthMethod: 'None',
       HeaderDigest: p.digest ? 'CRC32C' : 'None',
       DataDigest: p.digest ? 'CRC32C' : 'None',
+      ...p.parameters,
     },
-    luns: p.digest
+    luns: p.digest || p.parameters
       ? [{ index: 0, storage_object: '/backstores/fileio/bench_file' }]
       : [
           { index: 0, storage_object: '/backstores/fileio/bench_file' },
@@ -62,10 +64,12 @@ class Agent implements TargetUnderTest {
   notes: string[] = [];
   plainPortal = '';
   digestPortal = '';
+  rhelPortal = '';
   child: ChildProcess | undefined;
 
   endpoint(lun: LunKind, digest: boolean): Endpoint | string {
     if (lun === 'ram' && digest) return 'no digest ramdisk target configured';
+    if (lun === 'file-rhel') return digest ? 'no digest RHEL-defaults target configured' : { portal: this.rhelPortal, iqn: RHEL_IQN, lun: 0 };
     return digest
       ? { portal: this.digestPortal, iqn: DIGEST_IQN, lun: 0 }
       : { portal: this.plainPortal, iqn: PLAIN_IQN, lun: lun === 'file' ? 0 : 1 };
@@ -82,14 +86,18 @@ export async function startAgent(opts: AgentOptions): Promise<TargetUnderTest> {
   const plain = await freePort();
   let digest = await freePort();
   while (digest === plain) digest = await freePort();
+  let rhel = await freePort();
+  while (rhel === plain || rhel === digest) rhel = await freePort();
   a.plainPortal = `127.0.0.1:${plain}`;
   a.digestPortal = `127.0.0.1:${digest}`;
+  a.rhelPortal = `127.0.0.1:${rhel}`;
   const stateDir = join(opts.workDir, 'agent-state');
   await mkdir(stateDir, { recursive: true });
   const configPath = join(opts.workDir, 'saveconfig.json');
   const config = benchSaveconfig(opts.filePath, [
     { port: plain, iqn: PLAIN_IQN, digest: false },
     { port: digest, iqn: DIGEST_IQN, digest: true },
+    { port: rhel, iqn: RHEL_IQN, digest: false, parameters: { ...RHEL_TPG_PARAMETERS } },
   ]);
   await writeFile(configPath, JSON.stringify(config, null, 2));
 
@@ -119,7 +127,7 @@ export async function startAgent(opts: AgentOptions): Promise<TargetUnderTest> {
     const r = await run('iscsi-readcapacity16', [url], { timeoutMs: 5000 });
     try {
       a.blockSize = parseReadCapacity16(r.stdout + r.stderr).blockSize;
-      a.notes.push(`agent ${a.plainPortal} (digest target ${a.digestPortal}): fileio LUN (write_back true) on a file in the temp dir; rd_mcp LUN in agent memory.`);
+      a.notes.push(`agent ${a.plainPortal} (digest target ${a.digestPortal}, RHEL-defaults target ${a.rhelPortal}): fileio LUN (write_back true) on a file in the temp dir; rd_mcp LUN in agent memory.`);
       return a;
     } catch {
       last = lastLines(r.stdout + r.stderr);

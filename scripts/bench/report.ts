@@ -4,7 +4,12 @@ import type { Workload } from './workloads.js';
 export interface Cell {
   /** Median over successful runs, in the workload's unit; undefined when no run succeeded. */
   value?: number;
+  /** Lowest and highest run (spread), same unit; set when more than one run succeeded. */
+  min?: number;
+  max?: number;
   cpuPerGiB?: number;
+  cpuMin?: number;
+  cpuMax?: number;
   runs: number;
   failures: string[];
   /** Why the cell could not be measured at all. */
@@ -40,6 +45,24 @@ export interface Report {
   memory: MemoryResult[];
   peakRss: { target: string; hwmMiB?: number }[];
   notes: string[];
+  /** /proc/loadavg samples (start, between rows, end): tells a quiet machine from a busy one. */
+  load?: string[];
+}
+
+/** Runs of one target on one row may differ by this factor before the report calls the row unsteady. */
+export const SPREAD_LIMIT = 1.2;
+
+/** A line for each target whose runs of this row differ by more than 20 % (max over min). */
+export function spreadWarnings(row: RowResult): string[] {
+  const out: string[] = [];
+  for (const [name, c] of [['agent', row.agent], ['tgt', row.tgt]] as const) {
+    if (c.min === undefined || c.max === undefined || !(c.min > 0)) continue;
+    if (c.max / c.min > SPREAD_LIMIT) {
+      const d = c.min < 10 ? 2 : 0;
+      out.push(`${row.workload.label}: ${name} runs differ by ${(((c.max / c.min) - 1) * 100).toFixed(0)} % (${fmt(c.min, d)}–${fmt(c.max, d)} ${row.workload.unit})`);
+    }
+  }
+  return out;
 }
 
 export function median(xs: readonly number[]): number | undefined {
@@ -71,7 +94,13 @@ function cellText(c: Cell, notes: Footnotes): string {
   if (c.value === undefined) return `n/a (${notes.ref(c.na ?? c.failures[0] ?? 'not run')})`;
   const digits = c.value < 10 ? 2 : 0;
   const failed = c.failures.length ? ` (${c.failures.length} of ${c.runs} runs failed: ${notes.ref(c.failures[0]!)})` : '';
-  return fmt(c.value, digits) + failed;
+  const spread = c.min !== undefined && c.max !== undefined ? ` (${fmt(c.min, digits)}–${fmt(c.max, digits)})` : '';
+  return fmt(c.value, digits) + spread + failed;
+}
+
+function cpuText(c: Cell): string {
+  const spread = c.cpuMin !== undefined && c.cpuMax !== undefined ? ` (${fmt(c.cpuMin, 2)}–${fmt(c.cpuMax, 2)})` : '';
+  return fmt(c.cpuPerGiB, 2) + (c.cpuPerGiB === undefined ? '' : spread);
 }
 
 export function ratio(a: Cell, b: Cell): string {
@@ -99,10 +128,22 @@ export function renderMarkdown(r: Report): string {
       cellText(row.agent, notes),
       cellText(row.tgt, notes),
       ratio(row.agent, row.tgt),
-      fmt(row.agent.cpuPerGiB, 2),
-      fmt(row.tgt.cpuPerGiB, 2),
+      cpuText(row.agent),
+      cpuText(row.tgt),
     ]),
   ));
+  out.push('');
+  out.push('Cells: median over the runs, (lowest–highest run) when there was more than one.');
+  const unsteady = r.rows.flatMap(spreadWarnings);
+  if (unsteady.length) {
+    out.push('');
+    out.push(`Runs differing by more than ${((SPREAD_LIMIT - 1) * 100).toFixed(0)} % (treat these rows as noise):`);
+    for (const u of unsteady) out.push(`- ${u}`);
+  }
+  if (r.load?.length) {
+    out.push('');
+    out.push(`Load average (1/5/15 min, uptime) during the run: ${r.load.join('; ')}.`);
+  }
   out.push('');
   if (r.ceilingMiBs !== undefined) {
     out.push(`Ceiling: loopback TCP, one stream (iperf3): **${fmt(r.ceilingMiBs)} MiB/s**.`);

@@ -1,7 +1,7 @@
 // Runs one workload once against one target with the real tool, bounded in time, and measures the target's CPU.
 import { run, cpuSeconds, type RunResult } from './proc.js';
 import { parseIscsiPerf, parseQemuBench, parseNegotiatedKeys, lastLines } from './parse.js';
-import { GiB, iscsiUrl, type Endpoint, type TargetUnderTest } from './target.js';
+import { GiB, iscsiUrl, RHEL_TPG_PARAMETERS, type Endpoint, type TargetUnderTest } from './target.js';
 import type { Workload } from './workloads.js';
 
 const MiB = 1024 * 1024;
@@ -56,7 +56,18 @@ function checkDigest(w: Workload, negotiated: Record<string, string>): void {
   const got = negotiated.HeaderDigest;
   if (got === undefined) throw new Error('could not see the negotiated HeaderDigest in the libiscsi log');
   if (got.toUpperCase() !== want.toUpperCase()) throw new Error(`negotiated HeaderDigest=${got}, expected ${want}`);
+  // A '-rhel' row measures nothing unless the target really answered with those keys. A declarative key
+  // the target leaves out takes its RFC 7143 default (tgt never declares MaxRecvDataSegmentLength: 8192).
+  if (w.lun === 'file-rhel') {
+    for (const [k, v] of Object.entries(RHEL_TPG_PARAMETERS)) {
+      const got = negotiated[k] ?? RFC_DEFAULTS[k];
+      if (got !== v) throw new Error(`negotiated ${k}=${got ?? '(not sent)'}, expected ${v} (RHEL TPG defaults)`);
+    }
+  }
 }
+
+/** RFC 7143 §13 defaults of the declarative keys a login reply may omit. */
+const RFC_DEFAULTS: Readonly<Record<string, string>> = { MaxRecvDataSegmentLength: '8192' };
 
 export async function runOnce(w: Workload, t: TargetUnderTest, ctx: RunContext): Promise<Sample> {
   const e = t.endpoint(w.lun, w.digest);

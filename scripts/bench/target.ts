@@ -2,8 +2,22 @@
 import { open } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 
-/** LUN kinds a workload can ask for; a target that lacks one shows n/a in that row. */
-export type LunKind = 'file' | 'ram';
+/**
+ * LUN kinds a workload can ask for; a target that lacks one shows n/a in that row. 'file-rhel' is the
+ * same file LUN behind a target whose TPG offers RHEL targetcli's defaults (RHEL_TPG_PARAMETERS).
+ */
+export type LunKind = 'file' | 'file-rhel' | 'ram';
+
+/**
+ * The login keys a targetcli-made TPG on RHEL offers unless the administrator changes them (LIO's
+ * defaults), where they differ from the agent's: both targets get exactly these for the '-rhel' rows.
+ */
+export const RHEL_TPG_PARAMETERS: Readonly<Record<string, string>> = {
+  MaxRecvDataSegmentLength: '8192',
+  InitialR2T: 'Yes',
+  ImmediateData: 'Yes',
+  FirstBurstLength: '65536',
+};
 
 export interface Endpoint {
   portal: string; // host:port

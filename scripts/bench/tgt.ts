@@ -5,12 +5,13 @@ import type { ChildProcess } from 'node:child_process';
 import { freePort } from '../../test/helpers/net.js';
 import { run, startDaemon, terminate, sleep, onCleanup } from './proc.js';
 import { parseReadCapacity16, lastLines } from './parse.js';
-import { iscsiUrl, type Endpoint, type LunKind, type TargetUnderTest } from './target.js';
+import { iscsiUrl, RHEL_TPG_PARAMETERS, type Endpoint, type LunKind, type TargetUnderTest } from './target.js';
 
 const TGTD = '/usr/sbin/tgtd';
 const TGTADM = 'tgtadm';
 const PLAIN_IQN = 'iqn.2024-01.dev.outpost.bench:tgt-plain';
 const DIGEST_IQN = 'iqn.2024-01.dev.outpost.bench:tgt-digest';
+const RHEL_IQN = 'iqn.2024-01.dev.outpost.bench:tgt-rhel';
 
 export interface TgtOptions {
   workDir: string;
@@ -32,6 +33,7 @@ class Tgt implements TargetUnderTest {
 
   endpoint(lun: LunKind, digest: boolean): Endpoint | string {
     if (lun === 'ram' && digest) return 'no digest ramdisk target configured';
+    if (lun === 'file-rhel') return digest ? 'no digest RHEL-defaults target configured' : { portal: this.portal, iqn: RHEL_IQN, lun: 1 };
     // LUN 0 of a tgt target is its controller; data LUNs start at 1.
     return { portal: this.portal, iqn: digest ? DIGEST_IQN : PLAIN_IQN, lun: lun === 'file' ? 1 : 2 };
   }
@@ -69,7 +71,7 @@ export async function startTgt(opts: TgtOptions): Promise<TargetUnderTest> {
   onCleanup(async () => {
     if (!t.child) return;
     // tgtd ignores SIGTERM in the foreground; the supported shutdown is: delete targets, then the system.
-    for (const tid of [2, 1]) await t.adm(['--mode', 'target', '--op', 'delete', '--force', '--tid', String(tid)]).catch(() => {});
+    for (const tid of [3, 2, 1]) await t.adm(['--mode', 'target', '--op', 'delete', '--force', '--tid', String(tid)]).catch(() => {});
     await run(TGTADM, ['-C', String(t.controlPort), '--mode', 'system', '--op', 'delete'], { timeoutMs: 5000 });
     const exited = await Promise.race([new Promise<boolean>((r) => t.child!.once('exit', () => r(true))), sleep(3000).then(() => false)]);
     if (!exited && t.child.exitCode === null) await terminate(t.child, 1000);
@@ -100,10 +102,15 @@ export async function startTgt(opts: TgtOptions): Promise<TargetUnderTest> {
     await lun(1, 1, opts.filePath);
     await lun(1, 2, opts.ramPath);
     await lun(2, 1, opts.filePath);
+    await t.adm(['--mode', 'target', '--op', 'new', '--tid', '3', '--targetname', RHEL_IQN]);
+    await lun(3, 1, opts.filePath);
+    for (const [name, value] of Object.entries(RHEL_TPG_PARAMETERS)) {
+      await t.adm(['--mode', 'target', '--op', 'update', '--tid', '3', '--name', name, '--value', value]);
+    }
     for (const [name, value] of [['HeaderDigest', 'CRC32C'], ['DataDigest', 'CRC32C']] as const) {
       await t.adm(['--mode', 'target', '--op', 'update', '--tid', '2', '--name', name, '--value', value]);
     }
-    for (const tid of ['1', '2']) await t.adm(['--mode', 'target', '--op', 'bind', '--tid', tid, '--initiator-address', 'ALL']);
+    for (const tid of ['1', '2', '3']) await t.adm(['--mode', 'target', '--op', 'bind', '--tid', tid, '--initiator-address', 'ALL']);
     const cap = await run('iscsi-readcapacity16', [iscsiUrl(t.endpoint('file', false) as Endpoint)], { timeoutMs: 10_000 });
     t.blockSize = parseReadCapacity16(cap.stdout + cap.stderr).blockSize;
   } catch (err) {

@@ -35,6 +35,7 @@ const SHAPES = [
  */
 const VARIANTS: readonly { suffix: string; prefix: string; lun: LunKind; digest: boolean; order?: readonly string[] }[] = [
   { suffix: '', prefix: 'file', lun: 'file', digest: false },
+  { suffix: '-rhel', prefix: 'file, RHEL TPG defaults', lun: 'file-rhel', digest: false },
   { suffix: '-digest', prefix: 'file, CRC32C digests', lun: 'file', digest: true },
   { suffix: '-ram', prefix: 'ramdisk', lun: 'ram', digest: false, order: ['rw4k', 'sw128k', 'rr4k', 'sr128k'] },
 ];
@@ -44,24 +45,28 @@ export const WORKLOADS: readonly Workload[] = VARIANTS.flatMap((v) => {
   return shapes.map((s) => ({ ...s, id: s.id + v.suffix, label: `${v.prefix}: ${s.label}`, lun: v.lun, digest: v.digest }));
 });
 
-/** The main four (file LUN, no digests): the ones whose ratios issue 8 requires to be ≥ 1.0. */
-export const MAIN_IDS = SHAPES.map((s) => s.id);
+/**
+ * The main four (file LUN, no digests) with the agent's defaults and again with the RHEL TPG defaults:
+ * the rows whose ratios issues 8 and 15 require to be ≥ 1.0.
+ */
+export const MAIN_IDS = [...SHAPES.map((s) => s.id), ...SHAPES.map((s) => `${s.id}-rhel`)];
 
 /**
  * Selects workloads by comma-separated patterns: an exact id, a prefix ending in '*', or a
- * group name ('main', 'digest', 'ram'). Unknown patterns are an error, so a typo never silently runs nothing.
+ * group name ('main', 'rhel', 'digest', 'ram'). Unknown patterns are an error, so a typo never silently runs nothing.
  */
 export function selectWorkloads(spec: string | undefined, all: readonly Workload[] = WORKLOADS): Workload[] {
   if (!spec) return [...all];
   const picked = new Set<Workload>();
   for (const raw of spec.split(',').map((s) => s.trim()).filter(Boolean)) {
     let match: Workload[];
-    if (raw === 'main') match = all.filter((w) => !w.digest && w.lun === 'file');
+    if (raw === 'main') match = all.filter((w) => !w.digest && (w.lun === 'file' || w.lun === 'file-rhel'));
+    else if (raw === 'rhel') match = all.filter((w) => w.lun === 'file-rhel');
     else if (raw === 'digest') match = all.filter((w) => w.digest);
     else if (raw === 'ram') match = all.filter((w) => w.lun === 'ram');
     else if (raw.endsWith('*')) match = all.filter((w) => w.id.startsWith(raw.slice(0, -1)));
     else match = all.filter((w) => w.id === raw);
-    if (match.length === 0) throw new Error(`no workload matches "${raw}" (ids: ${all.map((w) => w.id).join(', ')}; groups: main, digest, ram)`);
+    if (match.length === 0) throw new Error(`no workload matches "${raw}" (ids: ${all.map((w) => w.id).join(', ')}; groups: main, rhel, digest, ram)`);
     for (const w of match) picked.add(w);
   }
   return all.filter((w) => picked.has(w));

@@ -10,7 +10,7 @@ const ZERO_PAD = Buffer.alloc(4);
 
 /** Writes `h` into out[off..off+48). Bytes 4..7 (AHS and data lengths) are set by the caller or framePdu. */
 export function encodeHeader(h: Header, out: Buffer = Buffer.alloc(BHS_LENGTH), off = 0): Buffer {
-  const bhs = out.subarray(off, off + BHS_LENGTH);
+  const bhs = off === 0 && out.length === BHS_LENGTH ? out : out.subarray(off, off + BHS_LENGTH);
   bhs.fill(0);
   const layout = LAYOUTS[h.opcode];
   if (!layout) throw new RangeError(`no layout for opcode ${h.opcode}`);
@@ -48,7 +48,7 @@ export function framePdu(
 ): Buffer[] {
   const ahsLen = ahs?.length ?? 0;
   const hdrLen = BHS_LENGTH + ahsLen + (opts.headerDigest ? 4 : 0);
-  const space = headerSpace && headerSpace.length >= hdrLen ? headerSpace.subarray(0, hdrLen) : Buffer.allocUnsafe(hdrLen);
+  const space = headerSpace && headerSpace.length >= hdrLen ? (headerSpace.length === hdrLen ? headerSpace : headerSpace.subarray(0, hdrLen)) : Buffer.allocUnsafe(hdrLen);
   encodeHeader(h, space, 0);
   const dataLength = totalLength(data);
   space[4] = ahsLen >> 2;

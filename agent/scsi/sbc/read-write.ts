@@ -3,17 +3,22 @@ import { dataOutLength, dataOutViews, readU64 } from '../cdb.js';
 import type { LogicalUnit } from '../logical-unit.js';
 import { AluaClass, DataDirection, ReservationClass, usage, type CommandContext, type CommandResult, type OpcodeEntry } from '../opcodes.js';
 import { SenseError, cdbField } from '../sense.js';
+import { ScsiStatus } from '../port.js';
 
 const NO_DATA: CommandResult = Object.freeze({});
 
-/** Shared tail of every READ: protection, limits, range, then one backstore read. */
-async function doRead(lu: LogicalUnit, lba: number, n: number, protect: number): Promise<CommandResult> {
+const asData = (data: Buffer): CommandResult => ({ status: ScsiStatus.GOOD, data });
+
+/**
+ * Shared tail of every READ: protection, limits, range, then one backstore read. Not async (the core
+ * awaits handlers inside its try, so sense errors may be thrown): one promise per READ fewer.
+ */
+function doRead(lu: LogicalUnit, lba: number, n: number, protect: number): Promise<CommandResult> | CommandResult {
   if (protect !== 0) throw new SenseError('INVALID_CDB_FIELD', cdbField(1, 7));
   if (n > lu.limits.maxTransferBlocks) throw new SenseError('INVALID_CDB_FIELD', cdbField(0));
   lu.checkRange(lba, n);
   if (n === 0) return NO_DATA;
-  const shift = lu.blockShift;
-  return { data: await lu.backstore.read(lba * lu.blockSize, n << shift) };
+  return lu.backstore.read(lba * lu.blockSize, n << lu.blockShift).then(asData);
 }
 
 /** Checks shared by every medium-modifying command (SBC-4 §4.11 write protection). */

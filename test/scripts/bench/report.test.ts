@@ -1,7 +1,8 @@
 // Bench report and workload selection: medians, ratios, n/a reasons, command lines, docs splicing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { median, ratio, renderMarkdown, spliceReport, BEGIN_MARK, END_MARK, type Report } from '../../../scripts/bench/report.js';
+import { median, ratio, renderMarkdown, spliceReport, spreadWarnings, BEGIN_MARK, END_MARK, type Report } from '../../../scripts/bench/report.js';
+import { RHEL_TPG_PARAMETERS } from '../../../scripts/bench/target.js';
 import { WORKLOADS, selectWorkloads, MAIN_IDS } from '../../../scripts/bench/workloads.js';
 import { iscsiPerfArgs, qemuBenchArgs, RANDOM_STRIDE_IOS } from '../../../scripts/bench/runner.js';
 import { benchSaveconfig } from '../../../scripts/bench/agent.js';
@@ -13,8 +14,11 @@ test('median of odd and even counts; none is undefined', () => {
 });
 
 test('workload selection by id, prefix and group; a typo is an error', () => {
+  // main = the four shapes with the agent's defaults, then again with RHEL's TPG defaults (issue 15).
   assert.deepEqual(selectWorkloads('main').map((w) => w.id), MAIN_IDS);
-  assert.deepEqual(selectWorkloads('rr4k*').map((w) => w.id), ['rr4k', 'rr4k-digest', 'rr4k-ram']);
+  assert.deepEqual(MAIN_IDS, ['rr4k', 'sr128k', 'rw4k', 'sw128k', 'rr4k-rhel', 'sr128k-rhel', 'rw4k-rhel', 'sw128k-rhel']);
+  assert.deepEqual(selectWorkloads('rhel').map((w) => w.lun), ['file-rhel', 'file-rhel', 'file-rhel', 'file-rhel']);
+  assert.deepEqual(selectWorkloads('rr4k*').map((w) => w.id), ['rr4k', 'rr4k-rhel', 'rr4k-digest', 'rr4k-ram']);
   assert.ok(selectWorkloads('digest').every((w) => w.digest));
   assert.equal(selectWorkloads(undefined).length, WORKLOADS.length);
   assert.throws(() => selectWorkloads('rr4'), /no workload matches "rr4"/);
@@ -49,6 +53,32 @@ test('the agent config follows the rtslib schema: fileio + rd_mcp, open TPG, dig
   assert.equal(plain!.luns.length, 2);
   assert.equal(digest!.parameters.HeaderDigest, 'CRC32C');
   assert.equal(digest!.portals[0]!.port, 2);
+});
+
+test('the RHEL-defaults target offers exactly targetcli\'s TPG values and maps only the file LUN', () => {
+  assert.deepEqual({ ...RHEL_TPG_PARAMETERS }, { MaxRecvDataSegmentLength: '8192', InitialR2T: 'Yes', ImmediateData: 'Yes', FirstBurstLength: '65536' });
+  const cfg = benchSaveconfig('/tmp/x.img', [{ port: 3, iqn: 'iqn.a:r', digest: false, parameters: { ...RHEL_TPG_PARAMETERS } }]) as {
+    targets: { tpgs: { parameters: Record<string, string>; luns: { storage_object: string }[] }[] }[];
+  };
+  const tpg = cfg.targets[0]!.tpgs[0]!;
+  assert.equal(tpg.parameters.InitialR2T, 'Yes');
+  assert.equal(tpg.parameters.MaxRecvDataSegmentLength, '8192');
+  assert.equal(tpg.parameters.HeaderDigest, 'None');
+  assert.deepEqual(tpg.luns.map((l) => l.storage_object), ['/backstores/fileio/bench_file']);
+});
+
+test('report: spread (lowest–highest run) in cells, and a line for runs more than 20 % apart', () => {
+  const r = baseReport();
+  r.rows[0]!.agent = { value: 30000, min: 20000, max: 31000, runs: 2, failures: [], cpuPerGiB: 9.5, cpuMin: 9.1, cpuMax: 9.9 };
+  r.rows[0]!.tgt = { value: 20000, min: 19500, max: 20500, runs: 2, failures: [] };
+  r.load = ['start 0.50/0.40/0.30', 'rr4k 0.60'];
+  const md = renderMarkdown(r);
+  assert.match(md, /\| 30,000 \(20,000–31,000\) +\| 20,000 \(19,500–20,500\) +\| 1\.50 +\| 9\.50 \(9\.10–9\.90\)/);
+  assert.match(md, /more than 20 %[\s\S]*- file: 4 KiB random read QD32: agent runs differ by 55 % \(20,000–31,000 IOPS\)/);
+  assert.ok(!/tgt runs differ/.test(md), '5 % apart is steady');
+  assert.match(md, /Load average \(1\/5\/15 min, uptime\) during the run: start 0\.50\/0\.40\/0\.30; rr4k 0\.60\./);
+  assert.deepEqual(spreadWarnings({ workload: WORKLOADS[0]!, agent: { value: 1, min: 100, max: 120, runs: 2, failures: [] }, tgt: { runs: 0, failures: [] } }), []);
+  assert.equal(spreadWarnings({ workload: WORKLOADS[0]!, agent: { value: 1, min: 100, max: 121, runs: 2, failures: [] }, tgt: { runs: 0, failures: [] } }).length, 1);
 });
 
 const baseReport = (): Report => ({

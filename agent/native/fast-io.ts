@@ -1,0 +1,42 @@
+// Loader for the optional fast-io addon (agent/native/fast-io.c: preadv2 with RWF_NOWAIT).
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from '../lib/log.js';
+
+export interface FastIo {
+  /** Fills `buf` from `pos` only if the data is in the page cache: bytes read, or a negative errno. */
+  readNowait(fd: number, buf: Buffer, pos: number): number;
+  readonly EAGAIN: number;
+}
+
+/** Built in place by `npm ci` (agent/native/build.mjs); this file runs from dist/agent/native/. */
+export const FAST_IO_PATH = join(resolve(dirname(fileURLToPath(import.meta.url)), '../../..'), 'agent/native/build/Release/fast_io.node');
+
+let cached: { io: FastIo | undefined } | undefined;
+
+/**
+ * Loads the addon once per process. Absent, unloadable or disabled (OUTPOST_FAST_IO=0) means
+ * undefined and one log line; callers then use the threadpool path, which is always correct.
+ */
+export function fastIo(log?: Logger): FastIo | undefined {
+  if (cached) return cached.io;
+  cached = { io: loadFastIo(FAST_IO_PATH, log) };
+  return cached.io;
+}
+
+/** Loads the addon at `path` (no caching; tests use it on bad paths). */
+export function loadFastIo(path: string, log?: Logger): FastIo | undefined {
+  if (process.env.OUTPOST_FAST_IO === '0') {
+    log?.info('fast-io disabled (OUTPOST_FAST_IO=0): fileio reads use the threadpool');
+    return undefined;
+  }
+  try {
+    const io = createRequire(import.meta.url)(path) as FastIo;
+    if (typeof io.readNowait !== 'function') throw new Error('readNowait missing');
+    return io;
+  } catch (err) {
+    log?.warn({ path, err: (err as Error).message }, 'fast-io addon not loaded: fileio reads use the threadpool');
+    return undefined;
+  }
+}
