@@ -5,11 +5,11 @@ import { silentLogger, type Logger } from '../lib/log.js';
 import { BackstoreError, BackstoreErrorCode, type AllocationRange, type Backstore } from './backstore.js';
 import { ChunkCache } from '../cache/chunk-cache.js';
 import { chunkAllocation } from './allocation.js';
-import type { ChunkRemote } from '../cache/remote.js';
 import { Bucket } from './object/bucket.js';
 import { openVolume } from './object/volume.js';
-import { keys, newObjectId } from './object/format.js';
 import type { VolumeManifest } from './object/manifest.js';
+import { ObjectStore } from './object/store.js';
+import { keyEnvName, loadVolumeKey } from './object/crypto.js';
 
 export interface ObjectBackstoreSpec {
   plugin: 'object';
@@ -40,6 +40,11 @@ export interface ObjectBackstoreSpec {
   upload_delay_ms?: number;
   /** Chunks read ahead for sequential readers, default 2. */
   read_ahead?: number;
+  /**
+   * Client-side encryption (AES-256-GCM): a file holding the volume key as 64 hex digits. Without it the key is
+   * taken from OUTPOST_VOLUME_KEY_<NAME> when set. Only the path is kept in the configuration, never the key.
+   */
+  encryption_key_file?: string;
 }
 
 function num(v: unknown, what: string, dflt?: number): number {
@@ -59,7 +64,7 @@ class ObjectBackstore implements Backstore {
 
   constructor(readonly size: number, readonly writeBack: boolean, private readonly cache: ChunkCache, private readonly bucket: Bucket,
     private readonly manifest: VolumeManifest, private readonly closeTimeoutMs: number, private readonly sweeping: Promise<unknown>,
-    private readonly log: Logger, private readonly chunkSize: number) {}
+    private readonly log: Logger, private readonly chunkSize: number, private readonly store: ObjectStore) {}
 
   private check(offset: number, length: number): void {
     if (this.closed) throw new BackstoreError(BackstoreErrorCode.CLOSED, 'object backstore is closed');
@@ -116,7 +121,15 @@ class ObjectBackstore implements Backstore {
       get_count: c.get_count,
       delete_count: c.delete_count,
       manifest_generation: this.manifest.generation,
+      manifest_epoch: this.manifest.epoch,
+      format_version: this.manifest.formatVersion,
       chunks_stored: this.manifest.chunkCount,
+      segments_stored: this.manifest.segments.size,
+      segments_uploaded: this.cache.flusher.segmentsUploaded,
+      chunk_objects_uploaded: this.cache.flusher.chunksUploaded,
+      compactions: this.cache.flusher.compactions,
+      compacted_bytes: this.store.compactedBytes,
+      checksum_errors: this.store.codec.corrupt,
     };
   }
 }
@@ -132,31 +145,13 @@ export async function openObjectBackstore(spec: ObjectBackstoreSpec, ctx: { stat
   const bucket = new Bucket({ bucket: spec.bucket, endpoint: spec.endpoint, region: spec.region, forcePathStyle: spec.force_path_style,
     connectTimeoutMs: Math.min(3000, readTimeoutMs) });
   try {
-    const vol = await openVolume({ bucket, prefix: spec.prefix, size, wwn: spec.wwn, timeoutMs: readTimeoutMs, retain: num(spec.retain_manifests, 'retain_manifests', 2) || 1, log });
+    const key = await loadVolumeKey(spec.name, spec.encryption_key_file);
+    const keyHint = spec.encryption_key_file ? `encryption_key_file ${spec.encryption_key_file}` : `environment ${keyEnvName(spec.name)} or encryption_key_file`;
+    const vol = await openVolume({ bucket, prefix: spec.prefix, size, wwn: spec.wwn, timeoutMs: readTimeoutMs, retain: num(spec.retain_manifests, 'retain_manifests', 2) || 1, log, key, keyHint });
     const chunkSize = vol.descriptor.chunk_size;
     if (cacheSize < 2 * chunkSize) throw new BackstoreError(BackstoreErrorCode.IO, `object backstore: cache_size must be at least ${2 * chunkSize} bytes (two chunks)`);
     const { manifest, prefix } = vol;
-    const remote: ChunkRemote = {
-      idOf: (i) => manifest.idOf(i),
-      async fetch(i, timeoutMs) {
-        const id = manifest.idOf(i);
-        if (id === undefined) return { id, data: Buffer.alloc(chunkSize) };
-        const data = await bucket.get(keys.chunk(prefix, id), timeoutMs);
-        if (!data) throw new BackstoreError(BackstoreErrorCode.IO, `chunk ${i}: object ${id} is missing from the bucket`);
-        if (data.length !== chunkSize) throw new BackstoreError(BackstoreErrorCode.IO, `chunk ${i}: object ${id} has ${data.length} bytes`);
-        return { id, data };
-      },
-      async upload(_i, data) {
-        const id = newObjectId();
-        await bucket.put(keys.chunk(prefix, id), data, 120_000);
-        return id;
-      },
-      stage: (i, id) => manifest.stage(i, id),
-      discard: (id) => manifest.discard(id),
-      commit: () => manifest.commit(),
-      get hasUncommitted() { return manifest.hasUncommitted; },
-      async collect() { await manifest.collect(); },
-    };
+    const remote = new ObjectStore(bucket, prefix, manifest, chunkSize, key, log);
     const cache = await ChunkCache.open({
       dir: spec.cache_dir ?? join(ctx.stateDir, 'cache', spec.name), size, chunkSize, capacity: cacheSize,
       writeBack: spec.write_back ?? true, remote, readTimeoutMs,
@@ -168,7 +163,7 @@ export async function openObjectBackstore(spec: ObjectBackstoreSpec, ctx: { stat
     });
     const sweeping = manifest.sweep().then((n) => { if (n) log.info({ deleted: n }, 'object volume: swept unreferenced objects'); },
       (err: Error) => log.warn({ err: err.message }, 'object volume: sweep failed'));
-    return new ObjectBackstore(size, spec.write_back ?? true, cache, bucket, manifest, num(spec.close_timeout_ms, 'close_timeout_ms', 60_000), sweeping, log, chunkSize);
+    return new ObjectBackstore(size, spec.write_back ?? true, cache, bucket, manifest, num(spec.close_timeout_ms, 'close_timeout_ms', 60_000), sweeping, log, chunkSize, remote);
   } catch (e) {
     bucket.destroy();
     if (e instanceof BackstoreError) throw e;
