@@ -81,6 +81,7 @@ export class ChunkCache {
       e.valid = d.v === null ? null : SectorBitmap.fromBase64(o.chunkSize / SECTOR, d.v);
       // What was written since the last manifest is not recorded: every valid sector is uploaded again.
       e.written = e.valid ? SectorBitmap.fromBase64(o.chunkSize / SECTOR, d.v!) : SectorBitmap.full(o.chunkSize / SECTOR);
+      e.writtenSince = Date.now();
       c.held += c.bytesOf(e);
       e.dirty = true;
       e.dirtySince = Date.now();
@@ -410,7 +411,8 @@ export class ChunkCache {
         e.lastWrite = Date.now();
         await writeAt(e.path, bufs, off);
         if (e.valid) { e.valid.markBytes(off, off + len); if (e.valid.full) e.valid = null; }
-        (e.written ??= new SectorBitmap(this.o.chunkSize / SECTOR)).markTouching(off, off + len);
+        if (!e.written) { e.written = new SectorBitmap(this.o.chunkSize / SECTOR); e.writtenSince = Date.now(); }
+        e.written.markTouching(off, off + len);
         this.unsynced.add(e);
       }));
       this.touch(e);
@@ -501,7 +503,12 @@ export class ChunkCache {
       if (e.removed) return null;
       const taken = e.written;
       e.written = null;
-      const restore = (): void => { if (taken && !e.removed) (e.written ??= new SectorBitmap(this.o.chunkSize / SECTOR)).or(taken); };
+      const since = e.writtenSince;
+      const restore = (): void => {
+        if (!taken || e.removed) return;
+        if (!e.written) { e.written = new SectorBitmap(this.o.chunkSize / SECTOR); e.writtenSince = since; }
+        e.written.or(taken);
+      };
       if (whole) {
         const data = Buffer.allocUnsafe(this.o.chunkSize);
         await readInto(e.path, data, 0);

@@ -114,7 +114,7 @@ export class Flusher {
     if (small.length && this.inFlight < this.o.uploadConcurrency) {
       let bytes = 0;
       for (const e of small) bytes += this.cache.writtenBytes(e);
-      const oldest = Math.min(...small.map((e) => e.dirtySince || Date.now()));
+      const oldest = Math.min(...small.map((e) => e.writtenSince || Date.now()));
       // Small writes wait a little to share a segment: fewer PUTs, and a rewrite before upload costs nothing.
       const aged = Date.now() - oldest >= Math.max(this.o.uploadDelayMs * 5, 200);
       if (this.closing || this.pressure || aged || bytes >= SEGMENT_TARGET) {
