@@ -134,6 +134,7 @@ export class Flusher {
       }
     }
     this.maybeCommit();
+    this.maybeCompact();
     if (this.idle) {
       const w = this.idleWaiters;
       this.idleWaiters = [];
@@ -223,10 +224,13 @@ export class Flusher {
     }
   }
 
-  /** Compaction runs only when nothing waits to be uploaded, so it never delays a client's data. */
+  /**
+   * One compaction at a time, beside uploads but never while writers wait for room or uploads use every slot,
+   * so it does not delay a client's data.
+   */
   private maybeCompact(): void {
     if (this.compacting || this.closing || this.stopped || Date.now() < this.compactNotBefore) return;
-    if (this.inFlight > 0 || this.dirtyWaiting().length > 0 || this.o.remote.hasUncommitted) return;
+    if (this.inFlight >= this.o.uploadConcurrency || this.cache.waitingForSlots > 0 || this.full) return;
     this.compacting = true;
     void this.o.remote.compact().then((did) => {
       if (did) this.compactions++;
