@@ -34,6 +34,9 @@ export class Flusher {
   private committing = false;
   private compacting = false;
   private lastCommit = Date.now();
+  /** Data bytes staged since the last manifest write. */
+  private stagedBytes = 0;
+  private lastSegment = 0;
   private commitFailures = 0;
   private commitNotBefore = 0;
   private compactNotBefore = 0;
@@ -116,7 +119,8 @@ export class Flusher {
       for (const e of small) bytes += this.cache.writtenBytes(e);
       const oldest = Math.min(...small.map((e) => e.writtenSince || Date.now()));
       // Small writes wait a little to share a segment: fewer PUTs, and a rewrite before upload costs nothing.
-      const aged = Date.now() - oldest >= Math.max(this.o.uploadDelayMs * 5, 200);
+      const wait = Math.max(this.o.uploadDelayMs * 5, 200);
+      const aged = Date.now() - oldest >= wait && Date.now() - this.lastSegment >= wait;
       if (this.closing || this.pressure || aged || bytes >= SEGMENT_TARGET) {
         let batch: Entry[] = [];
         let size = 0;
@@ -131,6 +135,7 @@ export class Flusher {
           }
         }
         if (batch.length && this.inFlight < this.o.uploadConcurrency) void this.upload(batch, false);
+        this.lastSegment = Date.now();
       }
     }
     this.maybeCommit();
@@ -171,6 +176,7 @@ export class Flusher {
             if (!e.written || e.written.count === 0) e.dirty = false;
           }
           if (whole) this.chunksUploaded++; else this.segmentsUploaded++;
+          for (const c of caps.values()) this.stagedBytes += c.data ? c.data.length : c.runs.reduce((a, r) => a + r[1].length, 0);
           done = true;
           return;
         } catch (err) {
@@ -196,14 +202,20 @@ export class Flusher {
     if (!this.o.remote.hasUncommitted && staged === 0) return;
     const quiet = this.inFlight === 0 && this.dirtyWaiting().length === 0;
     const pressure = this.cache.waitingForSlots > 0 && staged >= 1;
-    const due = Date.now() - this.lastCommit >= this.o.commitIntervalMs;
+    // A manifest rewrites every page that changed, and random writes change them all: while uploads continue,
+    // write one only once the data staged since the last is worth several times what the manifest costs
+    // (bounded by 10 commit intervals), so pages stay a small part of what is uploaded.
+    const elapsed = Date.now() - this.lastCommit;
+    const due = elapsed >= this.o.commitIntervalMs && (this.stagedBytes >= 4 * this.o.remote.commitCost || elapsed >= 10 * this.o.commitIntervalMs);
     if (quiet || pressure || due || (this.closing && this.inFlight === 0)) void this.commit();
   }
 
   private async commit(): Promise<void> {
     this.committing = true;
     try {
+      const staged = this.stagedBytes;
       const epoch = await this.o.remote.commit();
+      this.stagedBytes = Math.max(0, this.stagedBytes - staged);
       this.lastCommit = Date.now();
       this.commitFailures = 0;
       this.cache.committed(epoch);

@@ -23,6 +23,8 @@ export interface ChunkRemote {
   unmap(index: number): number;
   /** Writes a manifest naming everything staged; returns the epoch it covers. */
   commit(): Promise<number>;
+  /** Estimated bytes the next manifest write would upload. */
+  readonly commitCost: number;
   /** Whether anything is staged but not yet in a written manifest. */
   readonly hasUncommitted: boolean;
   /** Garbage collection after a commit. */

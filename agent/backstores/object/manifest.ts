@@ -41,6 +41,8 @@ export class VolumeManifest {
   /** page index → [page id, crc], as of the last written root. */
   private pages = new Map<number, [string, number]>();
   private readonly dirtyPages = new Set<number>();
+  /** Bytes of each page as last written: what rewriting it will cost again. */
+  private readonly pageBytes = new Map<number, number>();
   /** Data objects uploaded but not yet named by a root being written or written. */
   private readonly pendingKeys = new Set<string>();
   private doomed: Doomed[] = [];
@@ -122,6 +124,13 @@ export class VolumeManifest {
     return this.versions.get(index) ?? 0;
   }
 
+  /** Estimated bytes the next manifest write uploads (the changed pages as last written, plus the root). */
+  get commitCost(): number {
+    let n = 512;
+    for (const p of this.dirtyPages) n += this.pageBytes.get(p) ?? 4096;
+    return n;
+  }
+
   get hasUncommitted(): boolean {
     return this.dirtyPages.size > 0;
   }
@@ -193,6 +202,8 @@ export class VolumeManifest {
   /** Lays extents (from one new segment, or zeros) over chunk `index`. */
   stageExtents(index: number, exts: readonly Extent[]): number {
     let map = this.chunks.get(index);
+    // Zeros over a chunk that holds nothing change nothing (the flusher still sees the epoch committed).
+    if (!map && exts.every((x) => x.obj === null)) return ++this.stageEpoch;
     if (!map) map = { base: null, ext: [] };
     for (const x of exts) {
       this.lose(overlay(map, x));
@@ -277,6 +288,7 @@ export class VolumeManifest {
         const entries = byPage.get(p)!;
         if (entries.size === 0) { newPages.delete(p); return null; }
         const body = frameJson(encodePageV2(p, entries));
+        this.pageBytes.set(p, body.length);
         const id = newObjectId();
         newPages.set(p, [id, crc32c(body)]);
         return { id, body };

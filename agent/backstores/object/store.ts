@@ -167,6 +167,10 @@ export class ObjectStore implements ChunkRemote {
     return this.manifest.commit();
   }
 
+  get commitCost(): number {
+    return this.manifest.commitCost;
+  }
+
   get hasUncommitted(): boolean {
     return this.manifest.hasUncommitted;
   }

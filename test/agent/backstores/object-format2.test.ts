@@ -158,3 +158,18 @@ test('a flipped byte in a stored object is a medium error (counted), never data;
   assert.equal(bs.stats!().checksum_errors, 2);
   await bs.close();
 });
+
+test('a cache full of zero chunks (never stored, nothing to upload) still makes room: writes of zeros complete', { timeout: 120_000 }, async () => {
+  const spec = fx.spec('zeros', { size: 256 * MiB, cache_size: 16 * MiB });
+  const bs = await openObjectBackstore(spec, { stateDir: fx.stateDir });
+  const zero = Buffer.alloc(4 * MiB);
+  const t0 = Date.now();
+  for (let i = 0; i < 32; i++) await bs.write(i * 4 * MiB, [zero]); // 8x the cache, whole chunks
+  await Promise.all(Array.from({ length: 64 }, (_, i) => bs.write(128 * MiB + i * 4096 * 97, [Buffer.alloc(4096)]))); // scattered, QD64
+  const ms = Date.now() - t0;
+  await bs.close();
+  const s = bs.stats!();
+  console.log(`# 128 MiB + 64 x 4 KiB of zeros through a 16 MiB cache: ${ms} ms, ${s.put_count} PUTs`);
+  assert.equal(await fx.s3.listKeys('vols/zeros/chunks/').then((k) => k.length), 0, 'zeros are never stored');
+  assert.equal(await fx.s3.listKeys('vols/zeros/segments/').then((k) => k.length), 0);
+});
