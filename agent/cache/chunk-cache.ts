@@ -392,14 +392,13 @@ export class ChunkCache {
   private async writePiece(index: number, off: number, len: number, bufs: Buffer[]): Promise<void> {
     const e = await this.entryForWrite(index, off === 0 && len === this.o.chunkSize);
     let reserved = 0;
-    let retry = false;
     try {
       if (e.valid && !e.valid.coversBytes(off, off + len)) {
         // New sectors join the cache: room for them first (this is where a full cache applies backpressure).
         reserved = len + 2 * SECTOR;
         e.users--;
         try { await this.reserveSlot(true, reserved); } finally { e.users++; }
-        if (e.removed) { this.reserved -= reserved; reserved = 0; retry = true; return; }
+        if (e.removed) { this.reserved -= reserved; reserved = 0; e.users--; return this.writePiece(index, off, len, bufs); }
       }
       const v = e.valid;
       if (v && (off % SECTOR || (off + len) % SECTOR) && !(v.coversBytes(off, off + 1) && v.coversBytes(off + len - 1, off + len))) {
@@ -421,8 +420,6 @@ export class ChunkCache {
       if (reserved) { this.reserved -= reserved; this.notifySlots(); }
       e.users--;
     }
-    // The entry was evicted while this write waited for room: write into a fresh one.
-    if (retry) return this.writePiece(index, off, len, bufs);
     this.flusher.kick();
   }
   /** Durable locally: fdatasync written chunk files, then the journal naming them. */
