@@ -9,6 +9,10 @@ export interface Entry {
   readonly file: string;
   /** Valid sectors; null: the whole chunk is valid. */
   valid: SectorBitmap | null;
+  /** Sectors written since the last upload captured them (null: none). Their runs are what the next upload sends. */
+  written: SectorBitmap | null;
+  /** When `written` went from empty to non-empty (ms): how long small writes have waited to share a segment. */
+  writtenSince: number;
   /** Newer than anything uploaded. */
   dirty: boolean;
   /** Bumped by every mutation, so an upload knows whether it captured the newest content. */
@@ -32,7 +36,7 @@ export interface Entry {
 
 export function newEntry(index: number, dir: string, file: string): Entry {
   return {
-    index, file, path: `${dir}/${file}`, valid: null, dirty: false, seq: 0, dirtySince: 0, lastWrite: 0, stagedEpoch: 0,
+    index, file, path: `${dir}/${file}`, valid: null, written: null, writtenSince: 0, dirty: false, seq: 0, dirtySince: 0, lastWrite: 0, stagedEpoch: 0,
     journaled: false, uploading: false, users: 0, lock: new Mutex(), ready: Promise.resolve(), removed: false,
   };
 }
