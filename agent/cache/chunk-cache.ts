@@ -439,6 +439,8 @@ export class ChunkCache {
         if (e.valid) { e.valid.markBytes(off, off + len); if (e.valid.full) e.valid = null; }
         if (!e.written) { e.written = new SectorBitmap(this.o.chunkSize / SECTOR); e.writtenSince = Date.now(); }
         e.written.markTouching(off, off + len);
+        // An upload staged while writeAt ran saw nothing written yet and may have marked the chunk clean.
+        e.dirty = true;
         this.unsynced.add(e);
       }));
       this.touch(e);
@@ -527,12 +529,14 @@ export class ChunkCache {
   /**
    * Captures what the next upload of `e` sends and clears its written map (writes from now on are the next
    * upload's): the whole chunk when `whole` (the entry must hold every sector), else the written runs.
-   * null when the chunk was unmapped meanwhile. `restore` gives the sectors back if the upload is abandoned.
+   * null when the chunk was unmapped meanwhile. `restore` gives the sectors back if the upload is abandoned;
+   * `seq` is the entry's mutation count when captured (a later write may not have marked `written` yet).
    */
-  async capture(e: Entry, whole: boolean): Promise<{ data: Buffer | null; runs: Array<[number, Buffer]>; restore(): void } | null> {
+  async capture(e: Entry, whole: boolean): Promise<{ data: Buffer | null; runs: Array<[number, Buffer]>; seq: number; restore(): void } | null> {
     if (whole) await this.fill(e);
     return e.lock.run(async () => {
       if (e.removed) return null;
+      const seq = e.seq;
       const taken = e.written;
       e.written = null;
       const since = e.writtenSince;
@@ -544,7 +548,7 @@ export class ChunkCache {
       if (whole) {
         const data = Buffer.allocUnsafe(this.o.chunkSize);
         await readInto(e.path, data, 0);
-        return { data, runs: [], restore };
+        return { data, runs: [], seq, restore };
       }
       const runs: Array<[number, Buffer]> = [];
       for (const [s, t] of taken?.runs() ?? []) {
@@ -552,7 +556,7 @@ export class ChunkCache {
         await readInto(e.path, b, s);
         runs.push([s, b]);
       }
-      return { data: null, runs, restore };
+      return { data: null, runs, seq, restore };
     });
   }
 

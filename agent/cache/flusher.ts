@@ -173,7 +173,9 @@ export class Flusher {
           for (const e of live) {
             if (e.removed) continue;
             e.stagedEpoch = epoch;
-            if (!e.written || e.written.count === 0) e.dirty = false;
+            // Clean only if nothing touched the chunk since its capture: a write that has taken the chunk lock
+            // but not yet marked `written` (it does so after its data is in the file) is not in this upload.
+            if (e.seq === caps.get(e)!.seq && (!e.written || e.written.count === 0)) e.dirty = false;
           }
           if (whole) this.chunksUploaded++; else this.segmentsUploaded++;
           for (const c of caps.values()) this.stagedBytes += c.data ? c.data.length : c.runs.reduce((a, r) => a + r[1].length, 0);
