@@ -571,7 +571,7 @@ export class ChunkCache {
     let dirty = 0;
     let oldest = 0;
     for (const e of this.entries.values()) {
-      if (e.dirty) dirty += Math.max(SECTOR, this.writtenBytes(e));
+      if (e.dirty) dirty += Math.max(SECTOR, this.writtenBytes(e) + e.capturedBytes);
       if (e.dirtySince && (!oldest || e.dirtySince < oldest)) oldest = e.dirtySince;
     }
     const lookups = this.hits + this.misses;

@@ -26,6 +26,8 @@ export interface Entry {
   /** Named by the durable journal (must not be evicted until a journal round drops it). */
   journaled: boolean;
   uploading: boolean;
+  /** Bytes an upload in progress took out of `written` (still not in the bucket: counted as dirty). */
+  capturedBytes: number;
   /** Readers/writers using the file right now (pins against eviction). */
   users: number;
   readonly lock: Mutex;
@@ -37,7 +39,7 @@ export interface Entry {
 export function newEntry(index: number, dir: string, file: string): Entry {
   return {
     index, file, path: `${dir}/${file}`, valid: null, written: null, writtenSince: 0, dirty: false, seq: 0, dirtySince: 0, lastWrite: 0, stagedEpoch: 0,
-    journaled: false, uploading: false, users: 0, lock: new Mutex(), ready: Promise.resolve(), removed: false,
+    journaled: false, uploading: false, capturedBytes: 0, users: 0, lock: new Mutex(), ready: Promise.resolve(), removed: false,
   };
 }
 

@@ -161,7 +161,7 @@ export class Flusher {
           for (const e of entries) {
             if (caps.has(e) || e.removed) continue;
             const c = await this.cache.capture(e, whole);
-            if (c) caps.set(e, c);
+            if (c) { caps.set(e, c); e.capturedBytes = c.data ? c.data.length : c.runs.reduce((a, r) => a + r[1].length, 0); }
           }
           if (caps.size === 0) { done = true; return; }
           const live = [...caps.keys()];
@@ -189,7 +189,7 @@ export class Flusher {
       }
     } finally {
       if (!done) for (const c of caps.values()) c.restore();
-      for (const e of entries) e.uploading = false;
+      for (const e of entries) { e.uploading = false; e.capturedBytes = 0; }
       this.inFlight--;
       this.kick();
     }
