@@ -8,15 +8,15 @@ import { silentLogger, type Logger } from '../lib/log.js';
 import { BackstoreError, BackstoreErrorCode, type AllocationRange, type Backstore } from './backstore.js';
 import { ChunkCache } from '../cache/chunk-cache.js';
 import { chunkAllocation } from './allocation.js';
-import type { ChunkRemote } from '../cache/remote.js';
 import { Bucket } from './object/bucket.js';
-import { openVolume } from './object/volume.js';
-import { keys, newObjectId } from './object/format.js';
+import { checkDescriptor, openVolume } from './object/volume.js';
 import type { VolumeManifest } from './object/manifest.js';
-import { DEFAULT_CHUNK_SIZE, decodeDescriptor, normalizePrefix, parseJson } from './object/format.js';
+import { DEFAULT_CHUNK_SIZE, decodeDescriptor, keys, normalizePrefix, parseJson } from './object/format.js';
 import { WriterLease } from './object/lease.js';
 import { readJournal } from '../cache/journal.js';
 import { DeferredObjectBackstore, localCopies } from './object/deferred.js';
+import { ObjectStore } from './object/store.js';
+import { keyEnvName, loadVolumeKey } from './object/crypto.js';
 
 export interface ObjectBackstoreSpec {
   plugin: 'object';
@@ -53,6 +53,11 @@ export interface ObjectBackstoreSpec {
   lease_ms?: number;
   /** Settle delay of the lease fallback for providers without conditional writes, default 1000 ms. */
   lease_settle_ms?: number;
+  /**
+   * Client-side encryption (AES-256-GCM): a file holding the volume key as 64 hex digits. Without it the key is
+   * taken from OUTPOST_VOLUME_KEY_<NAME> when set. Only the path is kept in the configuration, never the key.
+   */
+  encryption_key_file?: string;
 }
 
 function num(v: unknown, what: string, dflt?: number): number {
@@ -74,7 +79,7 @@ class ObjectBackstore implements Backstore {
 
   constructor(readonly size: number, readonly writeBack: boolean, private readonly cache: ChunkCache, private readonly bucket: Bucket,
     private readonly manifest: VolumeManifest, private readonly closeTimeoutMs: number, private readonly sweeping: Promise<unknown>,
-    private readonly log: Logger, private readonly chunkSize: number, private readonly lease: WriterLease) {
+    private readonly log: Logger, private readonly chunkSize: number, private readonly lease: WriterLease, private readonly store: ObjectStore) {
     this.readOnly = lease.role !== 'writer';
   }
 
@@ -167,11 +172,19 @@ class ObjectBackstore implements Backstore {
       get_count: c.get_count,
       delete_count: c.delete_count,
       manifest_generation: this.manifest.generation,
+      manifest_epoch: this.manifest.epoch,
+      format_version: this.manifest.formatVersion,
       chunks_stored: this.manifest.chunkCount,
       lease_role: this.lease.role,
       lease_epoch: this.lease.epoch,
       ...(this.lease.heldBy ? { lease_holder: this.lease.heldBy } : {}),
       ...(this.lease.lastError ? { last_error: this.lease.lastError } : {}),
+      segments_stored: this.manifest.segments.size,
+      segments_uploaded: this.cache.flusher.segmentsUploaded,
+      chunk_objects_uploaded: this.cache.flusher.chunksUploaded,
+      compactions: this.cache.flusher.compactions,
+      compacted_bytes: this.store.compactedBytes,
+      checksum_errors: this.store.codec.corrupt,
     };
   }
 }
@@ -214,9 +227,11 @@ async function openNow(spec: ObjectBackstoreSpec, ctx: { stateDir: string; log?:
   try {
     const prefix0 = normalizePrefix(spec.prefix);
     // Bad configuration is refused before the lease is touched, so a failed open changes nothing in the bucket.
+    const key = await loadVolumeKey(spec.name, spec.encryption_key_file);
+    const keyHint = spec.encryption_key_file ? `encryption_key_file ${spec.encryption_key_file}` : `environment ${keyEnvName(spec.name)} or encryption_key_file`;
     const existing = await bucket.get(keys.descriptor(prefix0), readTimeoutMs);
     const d = existing ? decodeDescriptor(parseJson(existing, keys.descriptor(prefix0))) : undefined;
-    if (d && d.size !== size) throw new Error(`bucket volume s3://${spec.bucket}/${keys.descriptor(prefix0)} has size ${d.size} bytes but the configuration says ${size}`);
+    if (d) checkDescriptor(d, `bucket volume s3://${spec.bucket}/${keys.descriptor(prefix0)}`, { size, key, keyHint, log });
     const chunk0 = d?.chunk_size ?? DEFAULT_CHUNK_SIZE;
     if (cacheSize < 2 * chunk0) throw new BackstoreError(BackstoreErrorCode.IO, `object backstore: cache_size must be at least ${2 * chunk0} bytes (two chunks)`);
     const holder = await holderId(cacheDir, spec.name);
@@ -225,38 +240,19 @@ async function openNow(spec: ObjectBackstoreSpec, ctx: { stateDir: string; log?:
       holder, leaseMs, settleMs, timeoutMs: readTimeoutMs, log,
     });
     await refuseOrphans(cacheDir, holder, lease);
-    const vol = await openVolume({ bucket, prefix: spec.prefix, size, wwn: spec.wwn, timeoutMs: readTimeoutMs, retain: num(spec.retain_manifests, 'retain_manifests', 2) || 1, log,
+    const vol = await openVolume({ bucket, prefix: spec.prefix, size, wwn: spec.wwn, timeoutMs: readTimeoutMs, retain: num(spec.retain_manifests, 'retain_manifests', 2) || 1, log, key, keyHint,
       epoch: lease.role === 'writer' ? lease.epoch : undefined });
     const chunkSize = vol.descriptor.chunk_size;
     if (cacheSize < 2 * chunkSize) throw new BackstoreError(BackstoreErrorCode.IO, `object backstore: cache_size must be at least ${2 * chunkSize} bytes (two chunks)`);
     const { manifest, prefix } = vol;
-    const remote: ChunkRemote = {
-      idOf: (i) => manifest.idOf(i),
-      async fetch(i, timeoutMs) {
-        const id = manifest.idOf(i);
-        if (id === undefined) return { id, data: Buffer.alloc(chunkSize) };
-        const data = await bucket.get(keys.chunk(prefix, id), timeoutMs);
-        if (!data) throw new BackstoreError(BackstoreErrorCode.IO, `chunk ${i}: object ${id} is missing from the bucket`);
-        if (data.length !== chunkSize) throw new BackstoreError(BackstoreErrorCode.IO, `chunk ${i}: object ${id} has ${data.length} bytes`);
-        return { id, data };
-      },
-      async upload(_i, data) {
-        if (writer.role === 'fenced') throw new Error(writer.lastError ?? 'writer lease lost');
-        const id = newObjectId();
-        await bucket.put(keys.chunk(prefix, id), data, 120_000);
-        return id;
-      },
-      stage: (i, id) => manifest.stage(i, id),
-      discard: (id) => manifest.discard(id),
-      async commit() {
-        // A root written after a rival could have taken over would shadow its epoch's roots.
-        if (!writer.mayMutate(readTimeoutMs)) throw new Error(`not writing a manifest without a valid writer lease (${writer.role})`);
-        return manifest.commit();
-      },
-      get hasUncommitted() { return manifest.hasUncommitted; },
-      async collect() { if (writer.mayMutate(readTimeoutMs)) await manifest.collect(); },
-    };
     const writer = lease;
+    const remote = new ObjectStore(bucket, prefix, manifest, chunkSize, key, log, {
+      // An upload by a fenced writer would only be garbage; a root or GC after a rival could have taken over
+      // would shadow or delete its epoch's objects.
+      mayUpload: () => writer.role === 'fenced' ? (writer.lastError ?? 'writer lease lost') : null,
+      mayMutate: () => writer.mayMutate(readTimeoutMs),
+      role: () => writer.role,
+    });
     const cache = await ChunkCache.open({
       dir: cacheDir, size, chunkSize, capacity: cacheSize,
       writeBack: spec.write_back ?? true, remote, readTimeoutMs,
@@ -269,7 +265,7 @@ async function openNow(spec: ObjectBackstoreSpec, ctx: { stateDir: string; log?:
     // Only the writer sweeps: a reader would delete what the writer has uploaded but not yet named in a root.
     const sweeping = !writer.mayMutate(readTimeoutMs) ? Promise.resolve() : manifest.sweep().then((n) => { if (n) log.info({ deleted: n }, 'object volume: swept unreferenced objects'); },
       (err: Error) => log.warn({ err: err.message }, 'object volume: sweep failed'));
-    return new ObjectBackstore(size, spec.write_back ?? true, cache, bucket, manifest, num(spec.close_timeout_ms, 'close_timeout_ms', 60_000), sweeping, log, chunkSize, writer);
+    return new ObjectBackstore(size, spec.write_back ?? true, cache, bucket, manifest, num(spec.close_timeout_ms, 'close_timeout_ms', 60_000), sweeping, log, chunkSize, writer, remote);
   } catch (e) {
     bucket.destroy();
     await lease?.destroy();

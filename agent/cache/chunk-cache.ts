@@ -44,10 +44,12 @@ export class ChunkCache {
   readonly trimmed = new Map<number, number>();
   private unsynced = new Set<Entry>();
   private dirChanged = false;
+  /** Bytes of chunk data the cache files hold (valid sectors), bytes promised to writes in progress, bytes being unlinked. */
+  private held = 0;
   private reserved = 0;
   private unlinking = 0;
   private slotWaiters: Array<() => void> = [];
-  private readonly fetches = new Map<number, Promise<{ id: string | undefined; data: Buffer }>>();
+  private readonly fetches = new Map<number, Promise<{ version: number; data: Buffer }>>();
   private fileSeq = 0;
   private lastReadEnd = -1;
   /** Set for the final journal round of close(). */
@@ -58,6 +60,7 @@ export class ChunkCache {
   lastError: string | null = null;
 
   private constructor(readonly o: CacheOptions) {
+    // Slots are a byte budget counted in chunk units: a chunk holding a few written sectors costs only those.
     this.slots = Math.max(2, Math.floor(o.capacity / o.chunkSize));
     this.chunksDir = join(o.dir, 'chunks');
     this.zeroChunk = Buffer.alloc(o.chunkSize);
@@ -74,12 +77,16 @@ export class ChunkCache {
     const files = new Set(await readdir(c.chunksDir));
     for (const f of files) c.fileSeq = Math.max(c.fileSeq, Number(f.split('-')[1] ?? 0) + 1);
     const keep = new Set<string>();
-    for (const i of j?.trimmed ?? []) c.trimmed.set(i, o.remote.stage(i, null));
+    for (const i of j?.trimmed ?? []) c.trimmed.set(i, o.remote.unmap(i));
     for (const d of j?.dirty ?? []) {
       const f = (d as { f?: string }).f;
       if (!f || !files.has(f)) { o.log.error({ chunk: d.i }, 'cache recovery: journaled chunk file missing'); continue; }
       const e = newEntry(d.i, c.chunksDir, f);
       e.valid = d.v === null ? null : SectorBitmap.fromBase64(o.chunkSize / SECTOR, d.v);
+      // What was written since the last manifest is not recorded: every valid sector is uploaded again.
+      e.written = e.valid ? SectorBitmap.fromBase64(o.chunkSize / SECTOR, d.v!) : SectorBitmap.full(o.chunkSize / SECTOR);
+      e.writtenSince = Date.now();
+      c.held += c.bytesOf(e);
       e.dirty = true;
       e.dirtySince = Date.now();
       e.journaled = true;
@@ -89,7 +96,7 @@ export class ChunkCache {
     // Clean copies recorded by a clean close stay if the manifest still names the object they copy.
     let warm = 0;
     for (const k of j?.clean ?? []) {
-      if (c.entries.size >= c.slots || c.entries.has(k.i) || !files.has(k.f) || keep.has(k.f) || o.remote.idOf(k.i) !== k.id) continue;
+      if (c.entries.size >= c.slots || c.entries.has(k.i) || !files.has(k.f) || keep.has(k.f) || o.remote.identity(k.i) !== k.id) continue;
       c.entries.set(k.i, newEntry(k.i, c.chunksDir, k.f));
       keep.add(k.f);
       warm++;
@@ -118,14 +125,38 @@ export class ChunkCache {
     for (const r of w) r();
   }
 
-  private async reserveSlot(wait: boolean): Promise<boolean> {
+  /** Bytes of chunk data entry `e` holds in its file. */
+  bytesOf(e: Entry): number {
+    return e.valid ? e.valid.count * SECTOR : this.o.chunkSize;
+  }
+
+  /** Runs `fn`, which may change e.valid, keeping the byte count of the cache in step. */
+  private async accounted<T>(e: Entry, fn: () => Promise<T>): Promise<T> {
+    const before = this.bytesOf(e);
+    try {
+      return await fn();
+    } finally {
+      if (!e.removed) this.held += this.bytesOf(e) - before;
+    }
+  }
+
+  /** Bytes held by cached chunks (stats, flusher pressure). */
+  get heldBytes(): number {
+    return this.held;
+  }
+
+  /** Reserves `bytes` of the budget (released by the caller once the bytes are held). */
+  private async reserveSlot(wait: boolean, bytes = this.o.chunkSize): Promise<boolean> {
     // Bounded backpressure: below common initiator command timeouts (30 s), so the initiator sees a
     // retryable sense instead of timing out and resetting the session.
     const bound = this.o.writeTimeoutMs ?? 20_000;
     const deadline = Date.now() + bound;
     for (;;) {
       if (this.closed) throw new BackstoreError(BackstoreErrorCode.CLOSED, 'object backstore is closed');
-      if (this.entries.size + this.reserved + this.unlinking < this.slots) { this.reserved++; return true; }
+      if (this.held + this.reserved + this.unlinking + bytes <= this.slots * this.o.chunkSize || (this.reserved === 0 && this.held === 0 && this.unlinking === 0)) {
+        this.reserved += bytes;
+        return true;
+      }
       const victim = [...this.entries.values()].find((e) => this.evictable(e));
       if (victim) { await this.removeEntry(victim); continue; }
       if (!wait) return false;
@@ -145,22 +176,34 @@ export class ChunkCache {
 
   private async removeEntry(e: Entry): Promise<void> {
     if (this.entries.get(e.index) === e) this.entries.delete(e.index);
+    const bytes = e.removed ? 0 : this.bytesOf(e);
     e.removed = true;
     this.unsynced.delete(e);
-    this.unlinking++;
+    this.held -= bytes;
+    this.unlinking += bytes;
     try {
       await forgetHandle(e.path);
       await unlink(e.path).catch(() => undefined);
     } finally {
-      this.unlinking--;
+      this.unlinking -= bytes;
       this.notifySlots();
     }
   }
 
-  private createEntry(index: number, init: (e: Entry) => Promise<void>): Entry {
+  /** Drops an entry from the map without unlinking yet (unmap); its bytes leave the budget now. */
+  private detach(e: Entry): void {
+    this.entries.delete(e.index);
+    this.held -= this.bytesOf(e);
+    e.removed = true;
+    this.unsynced.delete(e);
+  }
+
+  /** Creates an entry for `index`; `valid` null means the file will hold the whole chunk. */
+  private createEntry(index: number, valid: SectorBitmap | null, init: (e: Entry) => Promise<void>): Entry {
     const e = newEntry(index, this.chunksDir, `${index}-${this.fileSeq++}`);
+    e.valid = valid;
     this.entries.set(index, e);
-    this.reserved--;
+    this.held += this.bytesOf(e);
     this.dirChanged = true;
     e.ready = init(e);
     e.ready.catch(() => { void this.removeEntry(e); });
@@ -175,50 +218,78 @@ export class ChunkCache {
 
   // ---- bucket fetches ----
 
-  private fetch(index: number): Promise<{ id: string | undefined; data: Buffer }> {
-    let f = this.fetches.get(index);
-    if (!f) {
-      f = this.o.remote.fetch(index, this.o.readTimeoutMs).finally(() => this.fetches.delete(index));
-      this.fetches.set(index, f);
-    }
+  private bounded<T>(p: Promise<T>, what: string): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     const bound = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new BackstoreError(BackstoreErrorCode.NOT_READY,
-        `chunk ${index}: bucket did not answer within ${this.o.readTimeoutMs} ms`)), this.o.readTimeoutMs);
+        `${what}: bucket did not answer within ${this.o.readTimeoutMs} ms`)), this.o.readTimeoutMs);
     });
-    return Promise.race([f, bound]).catch((e: unknown) => {
-      const err = e instanceof BackstoreError ? e : new BackstoreError(BackstoreErrorCode.NOT_READY, `chunk ${index}: bucket unavailable`, { cause: e });
+    return Promise.race([p, bound]).catch((e: unknown) => {
+      const err = e instanceof BackstoreError ? e : new BackstoreError(BackstoreErrorCode.NOT_READY, `${what}: bucket unavailable`, { cause: e });
       this.lastError = err.message;
       throw err;
     }).finally(() => clearTimeout(timer));
   }
 
-  /** Makes every sector of `e` valid, filling the gaps from the bucket's copy (or zeros when it has none). */
-  async mergeBase(e: Entry): Promise<void> {
-    if (!e.valid) return;
-    const base = this.o.remote.idOf(e.index) === undefined ? this.zeroChunk : (await this.fetch(e.index)).data;
-    await e.lock.run(async () => {
-      if (!e.valid || e.removed) return;
-      for (const [s, t] of e.valid.invalidRuns()) await writeAt(e.path, [base.subarray(s, t)], s);
-      e.valid = null;
-      e.seq++;
-      this.unsynced.add(e);
-    });
+  /** The whole chunk as the manifest maps it (concurrent callers share one fetch). */
+  private fetch(index: number): Promise<{ version: number; data: Buffer }> {
+    let f = this.fetches.get(index);
+    if (!f) {
+      const version = this.o.remote.version(index);
+      f = this.o.remote.read(index, 0, this.o.chunkSize, this.o.readTimeoutMs).then((data) => ({ version, data }))
+        .finally(() => this.fetches.delete(index));
+      this.fetches.set(index, f);
+    }
+    return this.bounded(f, `chunk ${index}`);
   }
 
-  private async install(index: number, data: Buffer, id: string | undefined): Promise<void> {
+  /** Chunk bytes [off, off+len) from the bucket: one ranged GET per object touched, nothing cached. */
+  private fetchRange(index: number, off: number, len: number): Promise<Buffer> {
+    return this.bounded(this.o.remote.read(index, off, len, this.o.readTimeoutMs), `chunk ${index}`);
+  }
+
+  /**
+   * Makes every sector of `e` touching [start, end) valid, filling the gaps from the bucket's copy (zeros when it
+   * has none). Only the missing range is fetched; sectors written meanwhile keep the newer data.
+   */
+  async fill(e: Entry, start = 0, end = this.o.chunkSize): Promise<void> {
+    if (!e.valid) return;
+    const gaps = e.valid.invalidRuns(start, end);
+    if (gaps.length === 0) return;
+    const from = gaps[0]![0];
+    const to = gaps[gaps.length - 1]![1];
+    const base = this.o.remote.hasData(e.index) ? await this.fetchRange(e.index, from, to - from) : null;
+    await e.lock.run(() => this.accounted(e, async () => {
+      if (!e.valid || e.removed) return;
+      for (const [s, t] of e.valid.invalidRuns(from, to)) {
+        if (base) await writeAt(e.path, [base.subarray(s - from, t - from)], s);
+        e.valid.markBytes(s, t);
+      }
+      if (e.valid.full) e.valid = null;
+      e.seq++;
+      this.unsynced.add(e);
+    }));
+  }
+
+  /** Makes every sector of `e` valid (kept for callers that need the whole chunk). */
+  mergeBase(e: Entry): Promise<void> {
+    return this.fill(e);
+  }
+
+  private async install(index: number, data: Buffer, version: number): Promise<void> {
     if (this.closed || this.entries.has(index) || !(await this.reserveSlot(false))) return;
-    if (this.entries.has(index) || this.o.remote.idOf(index) !== id) { this.reserved--; this.notifySlots(); return; }
-    this.createEntry(index, async (e) => {
+    this.reserved -= this.o.chunkSize;
+    if (this.entries.has(index) || this.o.remote.version(index) !== version) { this.notifySlots(); return; }
+    this.createEntry(index, null, async (e) => {
       const fh = await open(e.path, 'w');
       try { await fh.write(data, 0, data.length, 0); } finally { await fh.close(); }
     });
   }
 
   private prefetch(index: number): void {
-    if (this.entries.has(index) || this.fetches.has(index) || this.o.remote.idOf(index) === undefined) return;
-    if (this.entries.size + this.reserved + this.unlinking >= this.slots && ![...this.entries.values()].some((e) => this.evictable(e))) return;
-    this.fetch(index).then((r) => this.install(index, r.data, r.id)).catch(() => undefined);
+    if (this.entries.has(index) || this.fetches.has(index) || !this.o.remote.hasData(index)) return;
+    if (this.held + this.reserved + this.unlinking + this.o.chunkSize > this.slots * this.o.chunkSize && ![...this.entries.values()].some((e) => this.evictable(e))) return;
+    this.fetch(index).then((r) => this.install(index, r.data, r.version)).catch(() => undefined);
   }
 
   // ---- data path ----
@@ -239,11 +310,12 @@ export class ChunkCache {
     const out = Buffer.allocUnsafe(length);
     const jobs: Promise<void>[] = [];
     let last = -1;
+    const sequential = offset === this.lastReadEnd;
     for (const [index, off, len, pos] of this.pieces(offset, length)) {
-      jobs.push(this.readPiece(index, off, out.subarray(pos, pos + len)));
+      jobs.push(this.readPiece(index, off, out.subarray(pos, pos + len), sequential || len === this.o.chunkSize));
       last = index;
     }
-    if (offset === this.lastReadEnd && this.o.readAhead > 0) {
+    if (sequential && this.o.readAhead > 0) {
       const n = Math.ceil(this.o.size / this.o.chunkSize);
       for (let k = 1; k <= this.o.readAhead && last + k < n; k++) this.prefetch(last + k);
     }
@@ -252,14 +324,15 @@ export class ChunkCache {
     return out;
   }
 
-  private async readPiece(index: number, off: number, dst: Buffer): Promise<void> {
+  /** A miss fetches the whole chunk (and keeps it) for sequential readers, else exactly the range asked for. */
+  private async readPiece(index: number, off: number, dst: Buffer, whole: boolean): Promise<void> {
     for (;;) {
       const e = this.entries.get(index);
       if (e) {
         e.users++;
         try {
           await e.ready;
-          if (e.valid && !e.valid.coversBytes(off, off + dst.length)) await this.mergeBase(e);
+          if (e.valid && !e.valid.coversBytes(off, off + dst.length)) await this.fill(e, off, off + dst.length);
           if (e.removed) continue;
           await readInto(e.path, dst, off);
           this.hits++;
@@ -272,29 +345,40 @@ export class ChunkCache {
           e.users--;
         }
       }
-      if (this.o.remote.idOf(index) === undefined) { dst.fill(0); this.hits++; return; }
+      if (!this.o.remote.hasData(index)) { dst.fill(0); this.hits++; return; }
       this.misses++;
+      // Keeping a whole chunk needs room for it; without room, fetching it whole for each piece would multiply GETs.
+      const room = this.held + this.reserved + this.unlinking + this.o.chunkSize <= this.slots * this.o.chunkSize
+        || [...this.entries.values()].some((x) => this.evictable(x));
+      if ((!whole || !room) && !this.fetches.has(index)) {
+        const v = this.o.remote.version(index);
+        const got = await this.fetchRange(index, off, dst.length);
+        if (this.entries.has(index) || this.o.remote.version(index) !== v) continue;
+        got.copy(dst);
+        return;
+      }
       const got = await this.fetch(index);
       if (this.entries.has(index)) continue;
       got.data.copy(dst, 0, off, off + dst.length);
-      void this.install(index, got.data, got.id).catch((err) => this.o.log.warn({ err, index }, 'cache install failed'));
+      void this.install(index, got.data, got.version).catch((err) => this.o.log.warn({ err, index }, 'cache install failed'));
       return;
     }
   }
 
-  /** An entry for writing `index`, pinned (users++); waits for a slot when the cache is full of dirty data. */
+  /** An entry for writing `index`, pinned (users++); waits for room when the cache is full of dirty data. */
   private async entryForWrite(index: number, whole: boolean): Promise<Entry> {
     for (;;) {
       let e = this.entries.get(index);
       if (!e) {
-        await this.reserveSlot(true);
+        const need = whole ? this.o.chunkSize : 0;
+        await this.reserveSlot(true, need);
+        this.reserved -= need;
         e = this.entries.get(index);
-        if (e) { this.reserved--; this.notifySlots(); }
+        if (e) this.notifySlots();
         else {
-          const absent = this.o.remote.idOf(index) === undefined;
-          e = this.createEntry(index, async (x) => { await (await open(x.path, 'w')).close(); });
-          // A fresh file reads as zeros, which is the chunk's content when the bucket has none.
-          e.valid = absent || whole ? null : new SectorBitmap(this.o.chunkSize / SECTOR);
+          // A fresh sparse file: only what is written (or fetched) is valid and counts against the cache.
+          e = this.createEntry(index, whole ? null : new SectorBitmap(this.o.chunkSize / SECTOR),
+            async (x) => { await (await open(x.path, 'w')).close(); });
         }
       }
       e.users++;
@@ -333,26 +417,39 @@ export class ChunkCache {
 
   private async writePiece(index: number, off: number, len: number, bufs: Buffer[]): Promise<void> {
     const e = await this.entryForWrite(index, off === 0 && len === this.o.chunkSize);
+    let reserved = 0;
     try {
+      if (e.valid && !e.valid.coversBytes(off, off + len)) {
+        // New sectors join the cache: room for them first (this is where a full cache applies backpressure).
+        reserved = len + 2 * SECTOR;
+        e.users--;
+        try { await this.reserveSlot(true, reserved); } finally { e.users++; }
+        if (e.removed) { this.reserved -= reserved; reserved = 0; e.users--; return this.writePiece(index, off, len, bufs); }
+      }
       const v = e.valid;
       if (v && (off % SECTOR || (off + len) % SECTOR) && !(v.coversBytes(off, off + 1) && v.coversBytes(off + len - 1, off + len))) {
-        await this.mergeBase(e); // unaligned edge over a sector we do not hold: read-modify-write
+        // Unaligned edge over a sector we do not hold: fetch just those sectors (read-modify-write of a sector).
+        await this.fill(e, off, off + len);
       }
-      await e.lock.run(async () => {
+      await e.lock.run(() => this.accounted(e, async () => {
         if (!e.dirty) { e.dirty = true; if (!e.dirtySince) e.dirtySince = Date.now(); }
         e.seq++;
         e.lastWrite = Date.now();
         await writeAt(e.path, bufs, off);
         if (e.valid) { e.valid.markBytes(off, off + len); if (e.valid.full) e.valid = null; }
+        if (!e.written) { e.written = new SectorBitmap(this.o.chunkSize / SECTOR); e.writtenSince = Date.now(); }
+        e.written.markTouching(off, off + len);
+        // An upload staged while writeAt ran saw nothing written yet and may have marked the chunk clean.
+        e.dirty = true;
         this.unsynced.add(e);
-      });
+      }));
       this.touch(e);
     } finally {
+      if (reserved) { this.reserved -= reserved; this.notifySlots(); }
       e.users--;
     }
     this.flusher.kick();
   }
-
   /** Durable locally: fdatasync written chunk files, then the journal naming them. */
   async flush(): Promise<void> {
     try {
@@ -368,8 +465,8 @@ export class ChunkCache {
     for (const [index, off, len] of this.pieces(offset, length)) {
       if (len < this.o.chunkSize) { jobs.push(this.writePiece(index, off, len, [this.zeroChunk.subarray(0, len)])); continue; }
       const e = this.entries.get(index);
-      if (e) jobs.push(e.lock.run(async () => { this.entries.delete(index); e.removed = true; this.unsynced.delete(e); dropped.push(e); }));
-      if (e || this.o.remote.idOf(index) !== undefined) this.trimmed.set(index, this.o.remote.stage(index, null));
+      if (e) jobs.push(e.lock.run(async () => { if (!e.removed) { this.detach(e); dropped.push(e); } }));
+      if (e || this.o.remote.hasData(index)) this.trimmed.set(index, this.o.remote.unmap(index));
     }
     await Promise.all(jobs);
     await this.flush(); // the journal now names the trims and no longer the dropped files
@@ -380,7 +477,7 @@ export class ChunkCache {
   /** Whether chunk `index` holds data: a cached copy (clean or dirty) or an object named by the staged manifest. */
   allocated(index: number): boolean {
     const e = this.entries.get(index);
-    return (e !== undefined && !e.removed) || this.o.remote.idOf(index) !== undefined;
+    return (e !== undefined && !e.removed) || this.o.remote.hasData(index);
   }
 
   /** Called by the flusher after a manifest covering `epoch` is written. */
@@ -396,12 +493,12 @@ export class ChunkCache {
     const included = [...this.entries.values()].filter((e) => e.dirty || e.stagedEpoch);
     // The final round of a clean close also names whole clean copies of committed objects (warm restart).
     const clean = !this.keepWarm ? [] : [...this.entries.values()].filter((e) => !e.dirty && !e.stagedEpoch && !e.removed && e.valid === null
-      && !e.uploading && this.o.remote.idOf(e.index) !== undefined);
+      && !e.uploading && this.o.remote.identity(e.index) !== undefined);
     const state: JournalState = {
       version: 1 as const, chunk_size: this.o.chunkSize,
       dirty: included.map((e) => ({ i: e.index, f: e.file, v: e.valid ? e.valid.toBase64() : null })),
       trimmed: [...this.trimmed.keys()],
-      ...(clean.length ? { clean: clean.map((e) => ({ i: e.index, f: e.file, id: this.o.remote.idOf(e.index)! })) } : {}),
+      ...(clean.length ? { clean: clean.map((e) => ({ i: e.index, f: e.file, id: this.o.remote.identity(e.index)! })) } : {}),
     };
     // Clean files were written without fsync; the journal must not name a copy a power cut could tear.
     for (const e of clean) this.unsynced.add(e);
@@ -424,14 +521,42 @@ export class ChunkCache {
     };
   }
 
-  /** Reads the whole chunk for upload (null when the chunk was unmapped meanwhile). */
-  async snapshot(e: Entry): Promise<{ data: Buffer; seq: number } | null> {
-    await this.mergeBase(e);
+  /** Bytes written since the last upload captured them. */
+  writtenBytes(e: Entry): number {
+    return e.written ? e.written.count * SECTOR : 0;
+  }
+
+  /**
+   * Captures what the next upload of `e` sends and clears its written map (writes from now on are the next
+   * upload's): the whole chunk when `whole` (the entry must hold every sector), else the written runs.
+   * null when the chunk was unmapped meanwhile. `restore` gives the sectors back if the upload is abandoned;
+   * `seq` is the entry's mutation count when captured (a later write may not have marked `written` yet).
+   */
+  async capture(e: Entry, whole: boolean): Promise<{ data: Buffer | null; runs: Array<[number, Buffer]>; seq: number; restore(): void } | null> {
+    if (whole) await this.fill(e);
     return e.lock.run(async () => {
       if (e.removed) return null;
-      const data = Buffer.allocUnsafe(this.o.chunkSize);
-      await readInto(e.path, data, 0);
-      return { data, seq: e.seq };
+      const seq = e.seq;
+      const taken = e.written;
+      e.written = null;
+      const since = e.writtenSince;
+      const restore = (): void => {
+        if (!taken || e.removed) return;
+        if (!e.written) { e.written = new SectorBitmap(this.o.chunkSize / SECTOR); e.writtenSince = since; }
+        e.written.or(taken);
+      };
+      if (whole) {
+        const data = Buffer.allocUnsafe(this.o.chunkSize);
+        await readInto(e.path, data, 0);
+        return { data, runs: [], seq, restore };
+      }
+      const runs: Array<[number, Buffer]> = [];
+      for (const [s, t] of taken?.runs() ?? []) {
+        const b = Buffer.allocUnsafe(t - s);
+        await readInto(e.path, b, s);
+        runs.push([s, b]);
+      }
+      return { data: null, runs, seq, restore };
     });
   }
 
@@ -446,14 +571,14 @@ export class ChunkCache {
     let dirty = 0;
     let oldest = 0;
     for (const e of this.entries.values()) {
-      if (e.dirty) dirty++;
+      if (e.dirty) dirty += Math.max(SECTOR, this.writtenBytes(e) + e.capturedBytes);
       if (e.dirtySince && (!oldest || e.dirtySince < oldest)) oldest = e.dirtySince;
     }
     const lookups = this.hits + this.misses;
     return {
       cache_size: this.slots * this.o.chunkSize,
-      cached_bytes: this.entries.size * this.o.chunkSize,
-      dirty_bytes: dirty * this.o.chunkSize,
+      cached_bytes: this.held,
+      dirty_bytes: dirty,
       oldest_dirty_age_ms: oldest ? Date.now() - oldest : 0,
       hit_ratio: lookups ? this.hits / lookups : 1,
       uploads_in_flight: this.flusher.inFlight,

@@ -9,6 +9,10 @@ export interface Entry {
   readonly file: string;
   /** Valid sectors; null: the whole chunk is valid. */
   valid: SectorBitmap | null;
+  /** Sectors written since the last upload captured them (null: none). Their runs are what the next upload sends. */
+  written: SectorBitmap | null;
+  /** When `written` went from empty to non-empty (ms): how long small writes have waited to share a segment. */
+  writtenSince: number;
   /** Newer than anything uploaded. */
   dirty: boolean;
   /** Bumped by every mutation, so an upload knows whether it captured the newest content. */
@@ -22,6 +26,8 @@ export interface Entry {
   /** Named by the durable journal (must not be evicted until a journal round drops it). */
   journaled: boolean;
   uploading: boolean;
+  /** Bytes an upload in progress took out of `written` (still not in the bucket: counted as dirty). */
+  capturedBytes: number;
   /** Readers/writers using the file right now (pins against eviction). */
   users: number;
   readonly lock: Mutex;
@@ -32,8 +38,8 @@ export interface Entry {
 
 export function newEntry(index: number, dir: string, file: string): Entry {
   return {
-    index, file, path: `${dir}/${file}`, valid: null, dirty: false, seq: 0, dirtySince: 0, lastWrite: 0, stagedEpoch: 0,
-    journaled: false, uploading: false, users: 0, lock: new Mutex(), ready: Promise.resolve(), removed: false,
+    index, file, path: `${dir}/${file}`, valid: null, written: null, writtenSince: 0, dirty: false, seq: 0, dirtySince: 0, lastWrite: 0, stagedEpoch: 0,
+    journaled: false, uploading: false, capturedBytes: 0, users: 0, lock: new Mutex(), ready: Promise.resolve(), removed: false,
   };
 }
 

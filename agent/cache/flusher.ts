@@ -1,13 +1,15 @@
-// docs/bucket-format.md §Write-back: uploads dirty chunks with bounded concurrency (a chunk rewritten while
-// dirty is uploaded once, with its latest content), retries with exponential backoff and full jitter, then
-// writes a manifest naming the new chunk objects, rewrites the journal and collects garbage.
+// docs/bucket-format.md §Write-back: uploads dirty data with bounded concurrency — a chunk written mostly whole
+// as one chunk object, small writes of many chunks packed into one log segment — retries with exponential
+// backoff and full jitter, writes a manifest naming the new objects, rewrites the journal, collects garbage,
+// and compacts sparse segments when there is nothing else to do.
 import type { Logger } from '../lib/log.js';
 import type { ChunkCache } from './chunk-cache.js';
 import type { Entry } from './entry.js';
-import type { ChunkRemote } from './remote.js';
+import type { ChunkRemote, DirtyRuns } from './remote.js';
 
 interface FlusherOptions {
   remote: ChunkRemote;
+  chunkSize: number;
   uploadConcurrency: number;
   retryBaseMs: number;
   retryMaxMs: number;
@@ -16,15 +18,28 @@ interface FlusherOptions {
   log: Logger;
 }
 
+/** A log segment is sent once this much is ready (or sooner: pressure, age, close). */
+const SEGMENT_TARGET = 4 * 1024 * 1024;
+/** Largest segment. */
+const SEGMENT_MAX = 8 * 1024 * 1024;
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
 
 export class Flusher {
   inFlight = 0;
   lastError: string | null = null;
+  segmentsUploaded = 0;
+  chunksUploaded = 0;
+  compactions = 0;
   private committing = false;
+  private compacting = false;
   private lastCommit = Date.now();
+  /** Data bytes staged since the last manifest write. */
+  private stagedBytes = 0;
+  private lastSegment = 0;
   private commitFailures = 0;
   private commitNotBefore = 0;
+  private compactNotBefore = 0;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private closing = false;
@@ -46,34 +61,85 @@ export class Flusher {
     return [...this.cache.entries.values()].filter((e) => e.dirty && !e.uploading);
   }
 
+  private dirtyBytes(): number {
+    let dirty = 0;
+    for (const e of this.cache.entries.values()) if (e.dirty) dirty += this.cache.writtenBytes(e);
+    return dirty;
+  }
+
+  /** Small writes stop waiting to share a segment once half the cache is dirty. */
+  private get pressure(): boolean {
+    return this.cache.waitingForSlots > 0 || this.dirtyBytes() >= (this.cache.slots * this.o.chunkSize) / 2;
+  }
+
+  /** Writers wait, or soon will: even chunks still being written are uploaded. */
+  private get full(): boolean {
+    return this.cache.waitingForSlots > 0 || this.dirtyBytes() >= (this.cache.slots - 1) * this.o.chunkSize;
+  }
+
+  /** Sent as one chunk object: the entry holds the whole chunk and at least half of it was rewritten. */
+  private whole(e: Entry): boolean {
+    return e.valid === null && this.cache.writtenBytes(e) >= this.o.chunkSize / 2;
+  }
+
   /**
    * Dirty chunks to upload now: those left alone for uploadDelayMs (so a chunk being filled by a sequential
-   * writer is uploaded once, complete), everything at close, and under cache pressure the least recently
-   * written one even if it is still warm.
+   * writer is uploaded once, complete), everything at close, and under cache pressure even warm ones.
    */
   private candidates(): Entry[] {
     const now = Date.now();
     const waiting = this.dirtyWaiting().sort((a, b) => a.lastWrite - b.lastWrite);
     if (this.closing) return waiting;
     const out = waiting.filter((e) => now - e.lastWrite >= this.o.uploadDelayMs);
-    if (out.length === 0 && waiting.length && this.inFlight === 0) {
-      let dirty = 0;
-      for (const e of this.cache.entries.values()) if (e.dirty) dirty++;
-      if (this.cache.waitingForSlots > 0 || dirty >= this.cache.slots - 1) out.push(waiting[0]!);
-    }
+    // Under pressure with nothing settled, the least recently written go even if still warm.
+    if (out.length === 0 && waiting.length && this.inFlight === 0 && this.full) out.push(...waiting.slice(0, 64));
     return out;
   }
 
   private get idle(): boolean {
-    return this.inFlight === 0 && !this.committing && !this.o.remote.hasUncommitted && this.dirtyWaiting().length === 0;
+    return this.inFlight === 0 && !this.committing && !this.compacting && !this.o.remote.hasUncommitted && !this.anyStaged()
+      && this.dirtyWaiting().length === 0;
+  }
+
+  private anyStaged(): boolean {
+    for (const e of this.cache.entries.values()) if (e.stagedEpoch) return true;
+    return false;
   }
 
   private pump(): void {
-    for (const e of this.candidates()) {
+    const ready = this.candidates();
+    const small: Entry[] = [];
+    for (const e of ready) {
+      if (!this.whole(e)) { small.push(e); continue; }
       if (this.inFlight >= this.o.uploadConcurrency) break;
-      void this.upload(e);
+      void this.upload([e], true);
+    }
+    if (small.length && this.inFlight < this.o.uploadConcurrency) {
+      let bytes = 0;
+      for (const e of small) bytes += this.cache.writtenBytes(e);
+      const oldest = Math.min(...small.map((e) => e.writtenSince || Date.now()));
+      // Small writes wait a little to share a segment: fewer PUTs, and a rewrite before upload costs nothing.
+      const wait = Math.max(this.o.uploadDelayMs * 5, 200);
+      const aged = Date.now() - oldest >= wait && Date.now() - this.lastSegment >= wait;
+      if (this.closing || this.pressure || aged || bytes >= SEGMENT_TARGET) {
+        let batch: Entry[] = [];
+        let size = 0;
+        for (const e of small) {
+          batch.push(e);
+          size += this.cache.writtenBytes(e);
+          if (size >= SEGMENT_MAX) {
+            void this.upload(batch, false);
+            batch = [];
+            size = 0;
+            if (this.inFlight >= this.o.uploadConcurrency) break;
+          }
+        }
+        if (batch.length && this.inFlight < this.o.uploadConcurrency) void this.upload(batch, false);
+        this.lastSegment = Date.now();
+      }
     }
     this.maybeCommit();
+    this.maybeCompact();
     if (this.idle) {
       const w = this.idleWaiters;
       this.idleWaiters = [];
@@ -83,47 +149,75 @@ export class Flusher {
     }
   }
 
-  private async upload(e: Entry): Promise<void> {
-    e.uploading = true;
+  /** Uploads `entries` — one chunk object (`whole`) or one segment of their written runs — and stages it. */
+  private async upload(entries: Entry[], whole: boolean): Promise<void> {
+    for (const e of entries) e.uploading = true;
     this.inFlight++;
+    const caps = new Map<Entry, NonNullable<Awaited<ReturnType<ChunkCache['capture']>>>>();
+    let done = false;
     try {
-      for (let attempt = 0; !e.removed && !this.stopped; attempt++) {
+      for (let attempt = 0; !this.stopped; attempt++) {
         try {
-          const snap = await this.cache.snapshot(e);
-          if (!snap) return;
-          const zero = snap.data.equals(this.cache.zeroChunk);
-          const id = zero ? null : await this.o.remote.upload(e.index, snap.data);
-          if (e.removed) { if (id) this.o.remote.discard(id); return; }
-          e.stagedEpoch = this.o.remote.stage(e.index, id);
-          if (e.seq === snap.seq) e.dirty = false;
+          for (const e of entries) {
+            if (caps.has(e) || e.removed) continue;
+            const c = await this.cache.capture(e, whole);
+            if (c) { caps.set(e, c); e.capturedBytes = c.data ? c.data.length : c.runs.reduce((a, r) => a + r[1].length, 0); }
+          }
+          if (caps.size === 0) { done = true; return; }
+          const live = [...caps.keys()];
+          const up = whole
+            ? await this.o.remote.uploadChunk(live[0]!.index, caps.get(live[0]!)!.data!)
+            : await this.o.remote.uploadRuns(live.map((e): DirtyRuns => ({ index: e.index, runs: caps.get(e)!.runs })));
+          const byIndex = new Map(live.map((e) => [e.index, e]));
+          const epoch = this.o.remote.stage(up, (i) => { const e = byIndex.get(i); return e !== undefined && !e.removed && this.cache.entries.get(i) === e; });
+          for (const e of live) {
+            if (e.removed) continue;
+            e.stagedEpoch = epoch;
+            // Clean only if nothing touched the chunk since its capture: a write that has taken the chunk lock
+            // but not yet marked `written` (it does so after its data is in the file) is not in this upload.
+            if (e.seq === caps.get(e)!.seq && (!e.written || e.written.count === 0)) e.dirty = false;
+          }
+          if (whole) this.chunksUploaded++; else this.segmentsUploaded++;
+          for (const c of caps.values()) this.stagedBytes += c.data ? c.data.length : c.runs.reduce((a, r) => a + r[1].length, 0);
+          done = true;
           return;
         } catch (err) {
-          this.lastError = `upload of chunk ${e.index}: ${(err as Error).message}`;
-          if (attempt === 0 || attempt % 10 === 0) this.o.log.warn({ chunk: e.index, attempt, err: (err as Error).message }, 'chunk upload failed; retrying');
+          this.lastError = `upload of ${whole ? `chunk ${entries[0]!.index}` : `a segment of ${entries.length} chunks`}: ${(err as Error).message}`;
+          if (attempt === 0 || attempt % 10 === 0) this.o.log.warn({ chunks: entries.length, attempt, err: (err as Error).message }, 'upload failed; retrying');
           await sleep(this.backoff(attempt));
         }
       }
     } finally {
-      e.uploading = false;
+      if (!done) for (const c of caps.values()) c.restore();
+      for (const e of entries) { e.uploading = false; e.capturedBytes = 0; }
       this.inFlight--;
       this.kick();
     }
   }
 
   private maybeCommit(): void {
-    if (this.committing || !this.o.remote.hasUncommitted || Date.now() < this.commitNotBefore) return;
+    if (this.committing || Date.now() < this.commitNotBefore) return;
     let staged = 0;
     for (const e of this.cache.entries.values()) if (e.stagedEpoch) staged++;
+    // Staged entries with nothing uncommitted (a chunk of zeros that never had data) still need their
+    // commit() round so they become clean: otherwise a cache full of them would never make room.
+    if (!this.o.remote.hasUncommitted && staged === 0) return;
     const quiet = this.inFlight === 0 && this.dirtyWaiting().length === 0;
-    const pressure = this.cache.waitingForSlots > 0 && staged >= Math.max(1, Math.floor(this.cache.slots / 4));
-    const due = Date.now() - this.lastCommit >= this.o.commitIntervalMs;
+    const pressure = this.cache.waitingForSlots > 0 && staged >= 1;
+    // A manifest rewrites every page that changed, and random writes change them all: while uploads continue,
+    // write one only once the data staged since the last is worth several times what the manifest costs
+    // (bounded by 10 commit intervals), so pages stay a small part of what is uploaded.
+    const elapsed = Date.now() - this.lastCommit;
+    const due = elapsed >= this.o.commitIntervalMs && (this.stagedBytes >= 4 * this.o.remote.commitCost || elapsed >= 10 * this.o.commitIntervalMs);
     if (quiet || pressure || due || (this.closing && this.inFlight === 0)) void this.commit();
   }
 
   private async commit(): Promise<void> {
     this.committing = true;
     try {
+      const staged = this.stagedBytes;
       const epoch = await this.o.remote.commit();
+      this.stagedBytes = Math.max(0, this.stagedBytes - staged);
       this.lastCommit = Date.now();
       this.commitFailures = 0;
       this.cache.committed(epoch);
@@ -139,8 +233,26 @@ export class Flusher {
       this.o.log.warn({ err: (err as Error).message }, 'manifest write failed; retrying');
     } finally {
       this.committing = false;
+      this.maybeCompact();
       this.kick();
     }
+  }
+
+  /**
+   * One compaction at a time, beside uploads but never while writers wait for room or uploads use every slot,
+   * so it does not delay a client's data.
+   */
+  private maybeCompact(): void {
+    if (this.compacting || this.closing || this.stopped || Date.now() < this.compactNotBefore) return;
+    if (this.inFlight >= this.o.uploadConcurrency || this.cache.waitingForSlots > 0 || this.full) return;
+    this.compacting = true;
+    void this.o.remote.compact().then((did) => {
+      if (did) this.compactions++;
+      else this.compactNotBefore = Date.now() + 1000;
+    }, (err: Error) => {
+      this.compactNotBefore = Date.now() + this.backoff(3);
+      this.o.log.warn({ err: err.message }, 'compaction failed; will retry');
+    }).finally(() => { this.compacting = false; this.kick(); });
   }
 
   /** Resolves true once nothing is dirty or uncommitted, false after `timeoutMs`. */

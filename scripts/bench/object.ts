@@ -1,6 +1,8 @@
-// Issue 6 bench rows: object LUNs (s3rver on loopback) in one agent next to a fileio LUN — cached 4 KiB random and
-// 128 KiB sequential reads (ratio object/fileio, same run), sustained sequential writes with the flusher running,
-// and PUTs per GiB written (from the LUN's stats via `outpost … info`). Standalone: node dist/scripts/bench/object.js
+// Issue 6/17 bench rows: object LUNs (s3rver on loopback) in one agent next to a fileio LUN — cached 4 KiB random and
+// 128 KiB sequential reads and 4 KiB random writes (ratio object/fileio, same run) with the write amplification and
+// PUTs/GETs per GiB of the random writes, sustained sequential writes with the flusher running, and sequential
+// reads of a range the cache does not hold (from the LUNs' stats via `outpost … info`).
+// Standalone: node dist/scripts/bench/object.js [--quick]
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -144,12 +146,27 @@ export async function objectBench(o: ObjectBenchOptions): Promise<string> {
       '--image-opts', qemuOpts(portal, 1, o.initiatorName)], { timeoutMs: 600_000 });
     if (fill.code !== 0) await fail(`qemu-img bench fill: ${lastLines(fill.stdout + fill.stderr)}`);
     await drain('ob_read', 300_000);
+    // Reads of a range the write LUN's cache no longer holds (it keeps the last 128 MiB written): from the bucket.
+    const coldBytes = 512 * MiB;
+    const c0 = await stats('ob_write');
+    const tc = performance.now();
+    const cold = await run('qemu-img', ['bench', '-t', 'none', '-c', String(coldBytes / (128 * 1024)), '-d', '16', '-s', '128k',
+      '--image-opts', qemuOpts(portal, 2, o.initiatorName)], { timeoutMs: 600_000 });
+    const tCold = (performance.now() - tc) / 1000;
+    if (cold.code !== 0) await fail(`qemu-img bench (cold read): ${lastLines(cold.stdout + cold.stderr)}`);
+    const c1 = await stats('ob_write');
+    const coldGets = num(c1, 'GET count') - num(c0, 'GET count');
+
     const r0 = await stats('ob_read');
     const pid = child.pid;
     const targets = [lunTarget('fileio', portal, 0, pid), lunTarget('object', portal, 1, pid)];
     const ctx: RunContext = { duration: o.duration, initiatorName: o.initiatorName, rates: new Map() };
     const rows: Array<{ label: string; unit: string; file: number | undefined; object: number | undefined }> = [];
-    for (const id of ['rr4k', 'sr128k']) {
+    let randWritten = 0;
+    let rw0: Stats | undefined;
+    for (const id of ['rr4k', 'sr128k', 'rw4k']) {
+      // runOnce's calibration run (4000 requests of 4 KiB, once per target) writes too.
+      if (id === 'rw4k') { rw0 = await stats('ob_read'); randWritten += 4000 * 4096; }
       const w = WORKLOADS.find((x) => x.id === id);
       if (!w) throw new Error(`workload ${id} not defined in scripts/bench/workloads.ts`);
       const samples: Record<string, Sample[]> = { fileio: [], object: [] };
@@ -157,13 +174,20 @@ export async function objectBench(o: ObjectBenchOptions): Promise<string> {
         for (const t of targets) {
           const s = await runOnce(w, t, ctx);
           samples[t.name]!.push(s);
+          if (id === 'rw4k' && t.name === 'object') randWritten += s.bytes ?? 0;
           console.error(`[object ${id}] ${t.name} run ${rep}/${o.reps}: ${fmt(s.value, s.value < 10 ? 2 : 0)} ${w.unit}`);
         }
       }
       rows.push({ label: `cached ${w.label.replace(/^file: /, '')}`, unit: w.unit, file: median(samples.fileio!.map((s) => s.value)), object: median(samples.object!.map((s) => s.value)) });
     }
-    const r1 = await stats('ob_read');
+    const r1 = rw0!;
     const getsDuringReads = num(r1, 'GET count') - num(r0, 'GET count');
+    await drain('ob_read', 300_000);
+    await sleep(3000); // the last manifest and compaction round
+    const rw1 = await stats('ob_read');
+    const randUp = num(rw1, 'bytes uploaded') - num(rw0!, 'bytes uploaded');
+    const randPuts = num(rw1, 'PUT count') - num(rw0!, 'PUT count');
+    const randGets = num(rw1, 'GET count') - num(rw0!, 'GET count');
 
     const ratio = (a: number | undefined, b: number | undefined): string => (a !== undefined && b ? (a / b).toFixed(2) : 'n/a');
     const lines = [
@@ -178,6 +202,10 @@ export async function objectBench(o: ObjectBenchOptions): Promise<string> {
       `| sequential write 128 KiB QD16, ${WRITE_SIZE / GiB} GiB through a ${WRITE_CACHE / MiB} MiB cache (flusher running): acknowledged | | ${fmt(WRITE_SIZE / MiB / tWrite)} MiB/s | |`,
       `| same, until every byte is uploaded and in a manifest | | ${fmt(WRITE_SIZE / MiB / tDrain)} MiB/s | |`,
       `| PUTs per GiB written (chunks + manifests) | | ${fmt((puts * GiB) / WRITE_SIZE)} | |`,
+      `| 4 KiB random writes (cached LUN): uploaded ÷ written, after the flusher settles | | ${randWritten ? (randUp / randWritten).toFixed(2) : 'n/a'} | |`,
+      `| same: PUTs / GETs per GiB written | | ${randWritten ? `${fmt((randPuts * GiB) / randWritten)} / ${fmt((randGets * GiB) / randWritten)}` : 'n/a'} | |`,
+      `| sequential read 128 KiB QD16 of ${coldBytes / MiB} MiB the cache does not hold (from the bucket) | | ${fmt(coldBytes / MiB / tCold)} MiB/s | |`,
+      `| same: GETs per GiB read | | ${fmt((coldGets * GiB) / coldBytes)} | |`,
       '',
       `Read LUN: ${READ_SIZE / MiB} MiB with a ${(READ_SIZE + 64 * MiB) / MiB} MiB cache, filled and uploaded before the reads; hit ratio ${String(r1.get('hit ratio'))}%, ${getsDuringReads} GETs during the read runs. ` +
         `Write LUN: ${fmt(uploaded / MiB)} MiB uploaded in ${puts} PUTs (4 MiB chunks).`,

@@ -63,6 +63,22 @@ export class Bucket {
     }
   }
 
+  /** Bytes [start, end) of the object (one ranged GET); throws when the object is missing or shorter. */
+  async getRange(key: string, start: number, end: number, timeoutMs?: number): Promise<Buffer> {
+    this.counters.get_count++;
+    try {
+      const r = await this.client.send(new GetObjectCommand({ Bucket: this.name, Key: key, Range: `bytes=${start}-${end - 1}` }),
+        { abortSignal: this.signal(timeoutMs) });
+      const bytes = await r.Body!.transformToByteArray();
+      this.counters.bytes_downloaded += bytes.byteLength;
+      if (bytes.byteLength !== end - start) throw new Error(`${key}: ranged read returned ${bytes.byteLength} of ${end - start} bytes`);
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    } catch (e) {
+      if (isNotFound(e)) throw new Error(`${key} is missing from the bucket`, { cause: e });
+      throw e;
+    }
+  }
+
   async put(key: string, body: Buffer, timeoutMs?: number, contentType = 'application/octet-stream'): Promise<void> {
     this.counters.put_count++;
     await this.client.send(new PutObjectCommand({ Bucket: this.name, Key: key, Body: body, ContentType: contentType, ContentLength: body.byteLength }),
@@ -83,6 +99,20 @@ export class Bucket {
       token = r.IsTruncated && out.length < limit ? r.NextContinuationToken : undefined;
     } while (token);
     return out.slice(0, limit);
+  }
+
+  /** Keys under `prefix` with their sizes. */
+  async listSized(prefix: string, timeoutMs?: number): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    let token: string | undefined;
+    do {
+      this.counters.list_count++;
+      const r = await this.client.send(new ListObjectsV2Command({ Bucket: this.name, Prefix: prefix, ContinuationToken: token, MaxKeys: 1000 }),
+        { abortSignal: this.signal(timeoutMs) });
+      for (const o of r.Contents ?? []) if (o.Key) out.set(o.Key, o.Size ?? 0);
+      token = r.IsTruncated ? r.NextContinuationToken : undefined;
+    } while (token);
+    return out;
   }
 
   /** Deletes keys (batches of 1000; falls back to single deletes if the provider lacks multi-delete). */

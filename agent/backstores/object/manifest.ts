@@ -1,16 +1,19 @@
-// docs/bucket-format.md §Manifests, §Garbage collection: the chunk map, paged manifest writes, and deletion of
-// objects that no retained manifest references.
+// docs/bucket-format.md §Manifests, §Garbage collection: the chunk maps, paged manifest writes (roots ordered
+// by epoch then generation), per-segment live bytes, and deletion of objects no retained root references.
 import type { Logger } from '../../lib/log.js';
 import { Mutex } from '../../cache/mutex.js';
 import type { Bucket } from './bucket.js';
+import { overlay, cutExtent } from './chunk-map.js';
+import { loadNewestRoot, referencedKeys } from './roots.js';
 import {
-  FORMAT_VERSION, PAGE_CHUNKS, keys, newObjectId, parseJson, decodeManifestRoot, decodeManifestPage,
-  generationOfManifestKey, type ManifestRoot, type ManifestPage,
+  PAGE_CHUNKS, keys, newObjectId, frameJson, encodePageV2, type ChunkMap, type Extent, type BaseRef, type RootV2,
 } from './format.js';
+import { crc32c } from '../../lib/crc32c.js';
 
 interface Doomed { lastGen: number; key: string }
+interface SegInfo { size: number; live: number; finished: boolean; chunks: Set<number> }
 
-async function mapLimit<T>(items: readonly T[], limit: number, fn: (t: T) => Promise<void>): Promise<void> {
+export async function mapLimit<T>(items: readonly T[], limit: number, fn: (t: T) => Promise<void>): Promise<void> {
   let next = 0;
   const worker = async (): Promise<void> => { while (next < items.length) await fn(items[next++]!); };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
@@ -25,150 +28,284 @@ export interface ManifestOptions {
   retain: number;
   timeoutMs: number;
   log: Logger;
-  /** Writer epoch stamped on every root written (docs/writer-lease.md). */
+  /** Writer epoch recorded in every root (the writer lease supplies it; setEpoch changes it). */
   epoch?: number;
+  /** Called once before the first format 2 root of a volume loaded from format 1 (rewrites volume.json). */
+  onUpgrade?: () => Promise<void>;
 }
 
-/** The volume's chunk map as the next manifest will record it, plus what the bucket holds durably. */
+/** The volume's chunk maps as the next manifest will record them, plus what the bucket holds durably. */
 export class VolumeManifest {
-  /** page index → (chunk index → chunk id): the staged state. */
-  private readonly chunks = new Map<number, Map<number, string>>();
-  /** page index → page id, as of the last written manifest. */
-  private pages = new Map<number, string>();
+  private readonly chunks = new Map<number, ChunkMap>();
+  private readonly versions = new Map<number, number>();
+  /** page index → [page id, crc], as of the last written root. */
+  private pages = new Map<number, [string, number]>();
   private readonly dirtyPages = new Set<number>();
-  /** Chunk ids uploaded but not yet in a manifest being written or written. */
-  private readonly pendingIds = new Set<string>();
+  /** Bytes of each page as last written: what rewriting it will cost again. */
+  private readonly pageBytes = new Map<number, number>();
+  /** Data objects uploaded but not yet named by a root being written or written. */
+  private readonly pendingKeys = new Set<string>();
   private doomed: Doomed[] = [];
   private writing: number | null = null;
   private nextGen: number;
   private stageEpoch = 0;
+  private rootKey: string | null = null;
+  /** Loaded from format 1: the first commit writes every page in format 2 and dooms the format 1 objects. */
+  private upgradeFrom: string[] | null = null;
+  readonly segments = new Map<string, SegInfo>();
   generation: number;
+  epoch: number;
   /** Object keys referenced by snapshots: never deleted by GC. */
   private readonly protectedKeys = new Set<string>();
-  /** commit() and sweep() never interleave: a sweep must not see a half-written manifest's pages. */
   private readonly exclusive = new Mutex();
 
   private constructor(private readonly o: ManifestOptions, generation: number) {
     this.generation = generation;
     this.nextGen = generation + 1;
+    this.epoch = o.epoch ?? 0;
   }
 
   static async load(o: ManifestOptions): Promise<VolumeManifest> {
-    const newest = await o.bucket.list(keys.manifests(o.prefix), 1, o.timeoutMs);
-    const gen = newest.length ? generationOfManifestKey(newest[0]!) : undefined;
-    const m = new VolumeManifest(o, gen ?? 0);
-    if (gen !== undefined) {
-      const root = await m.readRoot(newest[0]!);
-      m.pages = new Map(Object.entries(root.pages).map(([k, id]) => [Number(k), id]));
-      await mapLimit([...m.pages], 8, async ([p, id]) => {
-        const page = await m.readPage(p, id);
-        m.chunks.set(p, new Map(Object.entries(page.chunks).map(([k, cid]) => [Number(k), cid])));
-      });
-      o.log.info({ generation: gen, pages: m.pages.size, chunks: m.chunkCount }, 'object volume: manifest loaded');
+    const r = await loadNewestRoot(o.bucket, o.prefix, o.chunkSize, o.timeoutMs);
+    const m = new VolumeManifest(o, r?.generation ?? 0);
+    if (o.onUpgrade) m.upgradeFrom = [];
+    if (!r) return m;
+    m.rootKey = r.key;
+    m.epoch = Math.max(m.epoch, r.epoch);
+    for (const [i, c] of r.chunks) {
+      m.chunks.set(i, c);
+      for (const x of c.ext) {
+        if (x.obj === null) continue;
+        const s = m.seg(x.obj, true);
+        s.live += x.len;
+        s.chunks.add(i);
+      }
     }
+    if (r.version === 1) m.upgradeFrom = r.objectKeys;
+    else m.pages = r.pages;
+    o.log.info({ generation: r.generation, epoch: r.epoch, version: r.version, chunks: m.chunks.size }, 'object volume: manifest loaded');
     return m;
   }
 
-  private async readRoot(key: string): Promise<ManifestRoot> {
-    const buf = await this.o.bucket.get(key, this.o.timeoutMs);
-    if (!buf) throw new Error(`manifest ${key} disappeared`);
-    const root = decodeManifestRoot(parseJson(buf, key));
-    if (root.chunk_size !== this.o.chunkSize || root.page_chunks !== PAGE_CHUNKS) throw new Error(`${key}: chunk geometry differs from the volume's`);
-    return root;
+  private seg(id: string, create = false): SegInfo {
+    let s = this.segments.get(id);
+    if (!s) {
+      s = { size: 0, live: 0, finished: true, chunks: new Set() };
+      if (create) this.segments.set(id, s);
+    }
+    return s;
   }
 
-  private async readPage(p: number, id: string): Promise<ManifestPage> {
-    const key = keys.page(this.o.prefix, id);
-    const buf = await this.o.bucket.get(key, this.o.timeoutMs);
-    if (!buf) throw new Error(`manifest page ${key} is missing`);
-    return decodeManifestPage(parseJson(buf, key), p);
+  /** The writer epoch for roots written from now on (never lowered). */
+  setEpoch(n: number): void {
+    if (!Number.isSafeInteger(n) || n < 0) throw new Error(`bad epoch ${n}`);
+    this.epoch = Math.max(this.epoch, n);
   }
 
   get chunkCount(): number {
-    let n = 0;
-    for (const m of this.chunks.values()) n += m.size;
-    return n;
+    return this.chunks.size;
   }
 
-  /** Chunk ids the staged map names (for tests and replication tooling). */
+  get formatVersion(): number {
+    return this.upgradeFrom ? 1 : 2;
+  }
+
+  /** Id of the whole-chunk object under chunk `index` (for tests and tooling; extents may overlay it). */
   idOf(index: number): string | undefined {
-    return this.chunks.get(Math.floor(index / PAGE_CHUNKS))?.get(index);
+    return this.chunks.get(index)?.base?.id;
+  }
+
+  map(index: number): ChunkMap | undefined {
+    return this.chunks.get(index);
+  }
+
+  /** Bumped whenever the chunk's mapping changes (a fetched copy is stale if it moved meanwhile). */
+  version(index: number): number {
+    return this.versions.get(index) ?? 0;
+  }
+
+  /** Estimated bytes the next manifest write uploads (the changed pages as last written, plus the root). */
+  get commitCost(): number {
+    let n = 512;
+    for (const p of this.dirtyPages) n += this.pageBytes.get(p) ?? 4096;
+    return n;
   }
 
   get hasUncommitted(): boolean {
     return this.dirtyPages.size > 0;
   }
 
-  /** Records chunk `index` → `id` (null: all-zero / unmapped) for the next manifest; returns the stage epoch. */
-  stage(index: number, id: string | null): number {
-    const p = Math.floor(index / PAGE_CHUNKS);
-    let page = this.chunks.get(p);
-    const old = page?.get(index);
-    if (old !== id && (old !== undefined || id !== null)) {
-      if (id === null) page!.delete(index);
-      else {
-        if (!page) this.chunks.set(p, (page = new Map()));
-        page.set(index, id);
-        this.pendingIds.add(id);
-      }
-      if (page && page.size === 0) this.chunks.delete(p);
-      this.dirtyPages.add(p);
-      if (old !== undefined) this.drop(old);
-    }
+  private touched(index: number): number {
+    this.versions.set(index, this.version(index) + 1);
+    this.dirtyPages.add(Math.floor(index / PAGE_CHUNKS));
     return ++this.stageEpoch;
   }
 
-  /** An uploaded chunk object that will never be staged (its chunk was unmapped meanwhile). */
-  discard(id: string): void {
-    this.pendingIds.add(id);
-    this.drop(id);
+  private lose(lost: Array<[string, number]>): void {
+    for (const [obj, bytes] of lost) {
+      const s = this.segments.get(obj);
+      if (!s) continue;
+      s.live -= bytes;
+      if (s.live <= 0 && s.finished) this.dropSegment(obj);
+    }
   }
 
-  private drop(id: string): void {
-    const key = keys.chunk(this.o.prefix, id);
-    if (this.pendingIds.delete(id)) this.doomed.push({ lastGen: -1, key });
+  private dropSegment(id: string): void {
+    this.segments.delete(id);
+    this.drop(keys.segment(this.o.prefix, id));
+  }
+
+  /** A data object was uploaded: it is garbage unless a root names it. */
+  uploaded(key: string, segment?: { id: string; size: number }): void {
+    this.pendingKeys.add(key);
+    if (segment) this.segments.set(segment.id, { size: segment.size, live: 0, finished: false, chunks: new Set() });
+  }
+
+  /** Every extent of a new segment is staged (or not wanted): from now on it is collected when nothing is live. */
+  finishSegment(id: string): void {
+    const s = this.segments.get(id);
+    if (!s) return;
+    s.finished = true;
+    if (s.live <= 0) this.dropSegment(id);
+  }
+
+  /** The newest stage epoch handed out. */
+  get stagedEpochNow(): number {
+    return this.stageEpoch;
+  }
+
+  /** An uploaded object that will never be staged (its chunk was unmapped meanwhile). */
+  discard(key: string): void {
+    this.pendingKeys.add(key);
+    this.drop(key);
+  }
+
+  /** A chunk overlaid by more than `limit` extents (compaction rewrites it whole), if any. */
+  fragmentedChunk(limit: number): number | undefined {
+    for (const [i, c] of this.chunks) if (c.ext.length > limit) return i;
+    return undefined;
+  }
+
+  /** Chunk `index` becomes `base` (null: zeros / unmapped) with no extents. */
+  stageBase(index: number, base: BaseRef | null): number {
+    const old = this.chunks.get(index);
+    if (!old && !base) return ++this.stageEpoch;
+    if (old) {
+      this.lose(old.ext.filter((x) => x.obj !== null).map((x) => [x.obj!, x.len]));
+      if (old.base) this.drop(keys.chunk(this.o.prefix, old.base.id));
+    }
+    if (base) this.chunks.set(index, { base, ext: [] });
+    else this.chunks.delete(index);
+    return this.touched(index);
+  }
+
+  /** Lays extents (from one new segment, or zeros) over chunk `index`. */
+  stageExtents(index: number, exts: readonly Extent[]): number {
+    let map = this.chunks.get(index);
+    // Zeros over a chunk that holds nothing change nothing (the flusher still sees the epoch committed).
+    if (!map && exts.every((x) => x.obj === null)) return ++this.stageEpoch;
+    if (!map) map = { base: null, ext: [] };
+    for (const x of exts) {
+      this.lose(overlay(map, x));
+      if (x.obj !== null) { const s = this.seg(x.obj, true); s.live += x.len; s.chunks.add(index); }
+    }
+    if (map.base || map.ext.length) this.chunks.set(index, map);
+    else this.chunks.delete(index);
+    return this.touched(index);
+  }
+
+  /** Compaction: `nx` (a copy of data read from `from`) replaces only what still points into `from`. */
+  stageMoved(index: number, from: string, nx: Extent): number {
+    const map = this.chunks.get(index);
+    if (!map) return this.stageEpoch;
+    const pieces = map.ext.filter((e) => e.obj === from && e.off < nx.off + nx.len && e.off + e.len > nx.off)
+      .map((e) => cutExtent(nx, Math.max(e.off, nx.off), Math.min(e.off + e.len, nx.off + nx.len)));
+    return pieces.length ? this.stageExtents(index, pieces) : this.stageEpoch;
+  }
+
+  /** Live extents of segment `id`, by chunk. */
+  liveExtents(id: string): Array<[number, Extent]> {
+    const out: Array<[number, Extent]> = [];
+    for (const i of this.segments.get(id)?.chunks ?? []) {
+      for (const x of this.chunks.get(i)?.ext ?? []) if (x.obj === id) out.push([i, x]);
+    }
+    return out;
+  }
+
+  /** Committed segments whose live fraction fell below `threshold`, emptiest first, up to `maxLive` live bytes. */
+  compactionCandidates(threshold: number, maxLive: number): string[] {
+    const c = [...this.segments].filter(([id, s]) => s.finished && s.size > 0 && s.live > 0 && s.live < threshold * s.size
+      && !this.pendingKeys.has(keys.segment(this.o.prefix, id)));
+    c.sort((a, b) => a[1].live / a[1].size - b[1].live / b[1].size);
+    const out: string[] = [];
+    let total = 0;
+    for (const [id, s] of c) {
+      if (out.length && total + s.live > maxLive) break;
+      out.push(id);
+      total += s.live;
+    }
+    return out;
+  }
+
+  /** Records a segment size learnt from a listing (segments loaded from a root have no recorded size). */
+  learnSize(id: string, bytes: number): void {
+    const s = this.segments.get(id);
+    if (s && s.size === 0) s.size = bytes;
+  }
+
+  private drop(key: string): void {
+    if (this.pendingKeys.delete(key)) this.doomed.push({ lastGen: -1, key });
     else this.doomed.push({ lastGen: this.writing ?? this.generation, key });
   }
 
-  /** Writes changed pages, then the manifest root naming them. Returns the stage epoch it covers. */
+  /** Writes changed pages, then the root naming them. Returns the stage epoch it covers. */
   commit(): Promise<number> {
     return this.exclusive.run(() => this.commitNow());
   }
 
   private async commitNow(): Promise<number> {
-    const epoch = this.stageEpoch;
-    if (this.dirtyPages.size === 0) return epoch;
+    const stageEpoch = this.stageEpoch;
+    if (this.dirtyPages.size === 0 && !this.upgradeFrom) return stageEpoch;
+    if (this.upgradeFrom) {
+      await this.o.onUpgrade?.();
+      for (const i of this.chunks.keys()) this.dirtyPages.add(Math.floor(i / PAGE_CHUNKS));
+    }
     const gen = Math.max(this.nextGen, this.generation + 1);
     this.nextGen = gen + 1;
     const pageSet = [...this.dirtyPages];
-    const pending = [...this.pendingIds];
+    const pending = [...this.pendingKeys];
     this.dirtyPages.clear();
-    this.pendingIds.clear();
+    this.pendingKeys.clear();
     this.writing = gen;
     const newPages = new Map(this.pages);
     const written: string[] = [];
+    const byPage = new Map<number, Map<number, ChunkMap>>();
+    for (const p of pageSet) byPage.set(p, new Map());
+    for (const [i, c] of this.chunks) byPage.get(Math.floor(i / PAGE_CHUNKS))?.set(i, c);
+    const rootKey = keys.root(this.o.prefix, this.epoch, gen);
     try {
       const bodies = pageSet.map((p) => {
-        const entries = this.chunks.get(p);
-        if (!entries || entries.size === 0) { newPages.delete(p); return null; }
-        const page: ManifestPage = { format: 'outpost-page', version: FORMAT_VERSION, page: p, chunks: Object.fromEntries(entries) };
+        const entries = byPage.get(p)!;
+        if (entries.size === 0) { newPages.delete(p); return null; }
+        const body = frameJson(encodePageV2(p, entries));
+        this.pageBytes.set(p, body.length);
         const id = newObjectId();
-        newPages.set(p, id);
-        return { id, body: Buffer.from(JSON.stringify(page)) };
+        newPages.set(p, [id, crc32c(body)]);
+        return { id, body };
       });
       await mapLimit(bodies.filter((b) => b !== null), 4, async (b) => {
         written.push(keys.page(this.o.prefix, b!.id));
         await this.o.bucket.put(keys.page(this.o.prefix, b!.id), b!.body, this.o.timeoutMs, 'application/json');
       });
-      const root: ManifestRoot = {
-        format: 'outpost-manifest', version: FORMAT_VERSION, generation: gen, epoch: this.o.epoch, created: new Date().toISOString(),
+      const root: RootV2 = {
+        format: 'outpost-manifest', version: 2, epoch: this.epoch, generation: gen, created: new Date().toISOString(),
         size: this.o.size, chunk_size: this.o.chunkSize, page_chunks: PAGE_CHUNKS,
         pages: Object.fromEntries([...newPages].sort((a, b) => a[0] - b[0])),
       };
-      await this.o.bucket.put(keys.manifest(this.o.prefix, gen), Buffer.from(JSON.stringify(root)), this.o.timeoutMs, 'application/json');
+      await this.o.bucket.put(rootKey, frameJson(root), this.o.timeoutMs, 'application/json');
     } catch (e) {
       for (const p of pageSet) this.dirtyPages.add(p);
-      for (const id of pending) this.pendingIds.add(id);
+      for (const k of pending) this.pendingKeys.add(k);
       for (const key of written) this.doomed.push({ lastGen: -1, key });
       this.writing = null;
       throw e;
@@ -176,16 +313,19 @@ export class VolumeManifest {
     const prev = this.generation;
     for (const p of pageSet) {
       const old = this.pages.get(p);
-      if (old !== undefined && old !== newPages.get(p)) this.doomed.push({ lastGen: prev, key: keys.page(this.o.prefix, old) });
+      if (old !== undefined && old[0] !== newPages.get(p)?.[0]) this.doomed.push({ lastGen: prev, key: keys.page(this.o.prefix, old[0]) });
     }
-    if (prev > 0) this.doomed.push({ lastGen: prev, key: keys.manifest(this.o.prefix, prev) });
+    if (this.upgradeFrom) for (const key of this.upgradeFrom) this.doomed.push({ lastGen: prev, key });
+    this.upgradeFrom = null;
+    if (this.rootKey) this.doomed.push({ lastGen: prev, key: this.rootKey });
+    this.rootKey = rootKey;
     this.pages = newPages;
     this.generation = gen;
     this.writing = null;
-    return epoch;
+    return stageEpoch;
   }
 
-  /** Deletes objects referenced only by manifests older than the retained window. Returns keys deleted. */
+  /** Deletes objects referenced only by roots older than the retained window. Returns keys deleted. */
   async collect(): Promise<number> {
     const horizon = this.generation - this.o.retain;
     const ready = this.doomed.filter((d) => d.lastGen <= horizon && !this.protectedKeys.has(d.key));
@@ -202,46 +342,42 @@ export class VolumeManifest {
   }
 
   /**
-   * Full sweep (at open): deletes chunk/page objects that no retained manifest, snapshot or in-memory state
-   * references — leftovers of a crash between an upload and its manifest — and manifests older than the window.
+   * Full sweep (at open): deletes data objects and pages that no retained root, snapshot or in-memory state
+   * references — leftovers of a crash between an upload and its root — and roots older than the window.
    */
   sweep(): Promise<number> {
     return this.exclusive.run(() => this.sweepNow());
   }
 
   private async sweepNow(): Promise<number> {
-    const { bucket, prefix, timeoutMs } = this.o;
-    const manifestKeys = await bucket.list(keys.manifests(prefix), Infinity, timeoutMs);
-    const live = new Set<string>();
-    const addRoot = async (root: ManifestRoot): Promise<void> => {
-      for (const [p, id] of Object.entries(root.pages)) {
-        live.add(keys.page(prefix, id));
-        const page = await this.readPage(Number(p), id);
-        for (const cid of Object.values(page.chunks)) live.add(keys.chunk(prefix, cid));
+    const { bucket, prefix, timeoutMs, chunkSize } = this.o;
+    const ref = await referencedKeys(bucket, prefix, chunkSize, this.o.retain, timeoutMs);
+    for (const k of ref.snapshotKeys) this.protectedKeys.add(k);
+    const inMemory = (): Set<string> => {
+      const s = new Set<string>();
+      for (const [i, c] of this.chunks) {
+        void i;
+        if (c.base) s.add(keys.chunk(prefix, c.base.id));
+        for (const x of c.ext) if (x.obj !== null) s.add(keys.segment(prefix, x.obj));
       }
+      for (const [id] of this.pages.values()) s.add(keys.page(prefix, id));
+      for (const k of this.pendingKeys) s.add(k);
+      for (const d of this.doomed) s.add(d.key);
+      for (const k of this.upgradeFrom ?? []) s.add(k);
+      if (this.rootKey) s.add(this.rootKey);
+      return s;
     };
-    for (const key of manifestKeys.slice(0, this.o.retain)) await addRoot(await this.readRoot(key));
-    for (const key of await bucket.list(keys.snapshots(prefix), Infinity, timeoutMs)) {
-      const before = new Set(live);
-      await addRoot(decodeManifestRoot(parseJson((await bucket.get(key, timeoutMs)) ?? Buffer.from('null'), key)));
-      for (const k of live) if (!before.has(k)) this.protectedKeys.add(k);
-    }
-    // Whatever this process staged or will delete itself stays out of the sweep.
-    for (const page of this.chunks.values()) for (const id of page.values()) live.add(keys.chunk(prefix, id));
-    for (const id of this.pages.values()) live.add(keys.page(prefix, id));
-    for (const id of this.pendingIds) live.add(keys.chunk(prefix, id));
-    for (const d of this.doomed) live.add(d.key);
+    const before = inMemory();
+    const listed = await bucket.listSized(`${prefix}segments/`, timeoutMs);
+    for (const [k, size] of listed) this.learnSize(k.slice(`${prefix}segments/`.length), size);
     const objects = [
+      ...listed.keys(),
       ...await bucket.list(`${prefix}chunks/`, Infinity, timeoutMs),
       ...await bucket.list(`${prefix}pages/`, Infinity, timeoutMs),
     ];
-    const garbage = objects.filter((k) => !live.has(k));
-    // Re-check in-memory state: uploads may have happened while listing.
-    const inMemory = new Set<string>();
-    for (const id of this.pendingIds) inMemory.add(keys.chunk(prefix, id));
-    for (const page of this.chunks.values()) for (const id of page.values()) inMemory.add(keys.chunk(prefix, id));
-    for (const id of this.pages.values()) inMemory.add(keys.page(prefix, id));
-    const toDelete = [...garbage.filter((k) => !inMemory.has(k)), ...manifestKeys.slice(this.o.retain)];
+    const after = inMemory(); // uploads may have happened while listing
+    const garbage = objects.filter((k) => !ref.live.has(k) && !before.has(k) && !after.has(k));
+    const toDelete = [...garbage, ...ref.oldRoots.filter((k) => !after.has(k))];
     if (toDelete.length) await bucket.delete(toDelete, timeoutMs);
     return toDelete.length;
   }

@@ -69,3 +69,23 @@ export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs:
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** Where s3rver keeps the bytes of `key` on disk (to corrupt an object as a failing disk or provider would). */
+export function s3rverObjectPath(s3: S3rverHandle, key: string): string {
+  const parts = key.split('/');
+  const last = parts.pop()!;
+  return join(s3.directory, s3.bucket, ...parts, `${last}._S3rver_object`);
+}
+
+/** Deterministic 4 KiB-style block content for (block, version): checkable later without keeping the data. */
+export function blockData(block: number, version: number, size = 4096): Buffer {
+  const b = Buffer.allocUnsafe(size);
+  let x = (block * 2654435761 + version * 40503 + 1) >>> 0 || 1;
+  for (let i = 0; i < size; i += 4) {
+    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    b.writeUInt32LE(x, i);
+  }
+  b.writeUInt32LE(block >>> 0, 0);
+  b.writeUInt32LE(version, 4);
+  return b;
+}

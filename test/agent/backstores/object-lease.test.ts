@@ -87,9 +87,10 @@ async function lease(prefix = PREFIX): Promise<{ holder: string; epoch: number; 
 }
 
 async function newestRootEpoch(): Promise<number | undefined> {
-  const key = (await s3.listKeys(`${PREFIX}manifests/`))[0]!;
+  const key = (await s3.listKeys(`${PREFIX}roots/`))[0]!;
   const r = await client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: key }));
-  return (JSON.parse(await r.Body!.transformToString()) as { epoch?: number }).epoch;
+  // Format 2 roots (docs/bucket-format.md): newest first in key order, the JSON on the first line of the frame.
+  return (JSON.parse((await r.Body!.transformToString()).split('\n')[0]!) as { epoch?: number }).epoch;
 }
 
 const pattern = (b: number, at: number, len: string): string[] => ['-c', `write -P ${b} ${at} ${len}`];
@@ -165,7 +166,7 @@ test('a writer whose lease another agent took refuses writes with 07/27/00 and w
     assert.ok(Date.now() < deadline, 'the writer notices within two renew periods');
     await new Promise((r) => setTimeout(r, 200));
   }
-  const rootsBefore = await s3.listKeys(`${PREFIX}manifests/`);
+  const rootsBefore = await s3.listKeys(`${PREFIX}roots/`);
   const raw = await RawScsi.open(a.port, INITIATOR, TARGET);
   try {
     assert.deepEqual(await raw.write(200, randomBytes(4096)), { status: 2, key: 0x7, asc: 0x27, ascq: 0x00 });
@@ -175,7 +176,7 @@ test('a writer whose lease another agent took refuses writes with 07/27/00 and w
   }
   assert.match((await info(a.agent)).get('last error') ?? '', /writer lease lost/);
   await new Promise((r) => setTimeout(r, 1000));
-  assert.deepEqual(await s3.listKeys(`${PREFIX}manifests/`), rootsBefore);
+  assert.deepEqual(await s3.listKeys(`${PREFIX}roots/`), rootsBefore);
   assert.equal(await a.agent.stop(), 0);
   assert.equal((await lease()).holder, rival.holder, 'the fenced writer does not release what is not its own');
 });

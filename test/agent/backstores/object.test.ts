@@ -75,8 +75,12 @@ test('writing N MiB sequentially costs about N/4 PUTs plus manifests', async () 
   console.log(`# PUTs for ${n} MiB written once: ${puts} (${n / 4} chunk objects + descriptor + manifests)`);
   assert.ok(puts >= n / 4, 'every chunk needs one PUT');
   assert.ok(puts <= 150, `too many PUTs: ${puts}`);
+  // Format 2: a chunk whose writer stalled on backpressure mid-chunk may go partly into a log segment, so the
+  // count of whole-chunk objects is not exact; what a user pays is: uploaded bytes stay ~1.0x what was written.
+  const uploaded = bs.stats!().bytes_uploaded as number;
+  assert.ok(uploaded <= n * MiB * 1.05, `uploaded ${uploaded} bytes for ${n * MiB}`);
   const chunks = await fx.s3.listKeys('vols/puts/chunks/');
-  assert.equal(chunks.length, n / 4);
+  assert.ok(chunks.length >= (n / 4) * 0.75, `${chunks.length} whole-chunk objects`);
 });
 
 test('UNMAP drops chunks and garbage collection deletes their objects; zero chunks are never stored', async () => {
@@ -99,10 +103,13 @@ test('UNMAP drops chunks and garbage collection deletes their objects; zero chun
   assert.ok(r.subarray(28 * MiB + 1536).equals(data.subarray(28 * MiB + 1536)));
   await bs.close();
   const afterKeys = await fx.s3.listKeys('vols/gc/chunks/');
-  console.log(`# gc: chunk objects ${before.length} -> ${afterKeys.length}; manifests ${(await fx.s3.listKeys('vols/gc/manifests/')).length}`);
-  assert.equal(afterKeys.length, 2, 'chunk 0 and the rewritten chunk 7 remain');
-  assert.equal(afterKeys.filter((k) => before.includes(k)).length, 1, 'the old chunk 7 object was deleted');
-  assert.equal((await fx.s3.listKeys('vols/gc/manifests/')).length, 1);
+  console.log(`# gc: chunk objects ${before.length} -> ${afterKeys.length}; roots ${(await fx.s3.listKeys('vols/gc/roots/')).length}`);
+  // Format 2: the 1 KiB of zeros inside chunk 7 is a zero extent over its chunk object (no bytes uploaded), so
+  // chunk 0 and chunk 7 keep their objects and the six unmapped chunks' objects are deleted.
+  assert.equal(afterKeys.length, 2, 'chunk 0 and chunk 7 remain');
+  assert.equal(afterKeys.filter((k) => before.includes(k)).length, 2, 'chunks 0 and 7 keep their objects');
+  assert.equal((await fx.s3.listKeys('vols/gc/segments/')).length, 0, 'a zero extent needs no segment');
+  assert.equal((await fx.s3.listKeys('vols/gc/roots/')).length, 1);
 
   // After a restart (cold cache) the bucket gives the same answer.
   await rm(join(fx.stateDir, 'cache', 'gc'), { recursive: true, force: true });
