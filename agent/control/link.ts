@@ -49,6 +49,15 @@ export interface ControlLink {
   close(): Promise<void>;
 }
 
+/**
+ * Delay before reconnect attempt `attempt` (0-based): exponential backoff with full jitter, so a fleet
+ * that lost its gateway at the same instant comes back spread out, not as one synchronized storm.
+ */
+export function reconnectDelay(attempt: number, minBackoffMs: number, maxBackoffMs: number): number {
+  const cap = Math.min(maxBackoffMs, minBackoffMs * 2 ** Math.min(attempt, 20));
+  return Math.round(Math.random() * cap);
+}
+
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|\[?::1\]?|localhost)$/i;
 
 /** ws(s) URL of the control endpoint; refuses clear-text ws to anything but loopback. */
@@ -163,8 +172,7 @@ export async function startControlLink(opts: ControlLinkOptions): Promise<Contro
 
   const scheduleReconnect = (): void => {
     if (closed || retryTimer) return;
-    const cap = Math.min(maxBackoff, minBackoff * 2 ** Math.min(attempt, 20));
-    const delay = Math.round(Math.random() * cap); // full jitter
+    const delay = reconnectDelay(attempt, minBackoff, maxBackoff);
     attempt++;
     retryTimer = setTimeout(() => {
       retryTimer = undefined;
