@@ -1,5 +1,5 @@
 // Store on any synchronous SQLite driver: @photostructure/sqlite (node:sqlite API) on Node, ctx.storage.sql in a Durable Object.
-import type { AclRecord, AgentInventory, AgentPatch, AgentRecord, DiscoveryAuthRecord, PolicyContent, Store } from './store.js';
+import type { AclRecord, AgentInventory, AgentPatch, AgentRecord, DiscoveryAuthRecord, FleetView, PolicyContent, Store } from './store.js';
 
 export type SqlValue = string | number | null;
 
@@ -108,6 +108,15 @@ export class SqlStore implements Store {
     return r && agentRow(r);
   }
   async updateAgent(id: string, patch: AgentPatch): Promise<void> {
+    this.patchAgent(id, patch);
+  }
+  async updateAgents(patches: ReadonlyMap<string, AgentPatch>): Promise<void> {
+    // one commit (one fsync) for a tick's worth of acks and statuses instead of one each
+    this.tx(() => {
+      for (const [id, patch] of patches) this.patchAgent(id, patch);
+    });
+  }
+  private patchAgent(id: string, patch: AgentPatch): void {
     const sets: string[] = [];
     const params: SqlValue[] = [];
     for (const col of PATCH_COLUMNS) {
@@ -220,6 +229,28 @@ export class SqlStore implements Store {
       for (const r of rows) targets[String(r.target)]!.push(aclRow(r));
       const epoch = String(this.db.all('SELECT epoch FROM fleet WHERE id = 1', [])[0]!.epoch);
       return { version: this.versionNow(), epoch, targets, discovery: this.discoveryNow() };
+    });
+  }
+  async fleetView(known: (target: string) => number | undefined, extra: readonly string[] = []): Promise<FleetView> {
+    return this.tx(() => {
+      const changes = new Map(this.db.all('SELECT scope, version FROM changes', []).map((r) => [String(r.scope), Number(r.version)] as const));
+      const assignments = new Map<string, string[]>();
+      const targetVersions = new Map<string, number>();
+      for (const r of this.db.all('SELECT agent_id, target FROM assignments ORDER BY agent_id, target', [])) {
+        const id = String(r.agent_id), t = String(r.target);
+        let list = assignments.get(id);
+        if (!list) assignments.set(id, (list = []));
+        list.push(t);
+        targetVersions.set(t, changes.get(targetScope(t)) ?? -1);
+      }
+      for (const t of extra) targetVersions.set(t, changes.get(targetScope(t)) ?? -1);
+      const rows = new Map<string, AclRecord[]>();
+      for (const [t, v] of targetVersions) {
+        if (v !== -1 && known(t) === v) continue;
+        rows.set(t, this.db.all('SELECT * FROM acls WHERE target = ? ORDER BY initiator', [t]).map(aclRow));
+      }
+      const epoch = String(this.db.all('SELECT epoch FROM fleet WHERE id = 1', [])[0]!.epoch);
+      return { version: this.versionNow(), epoch, assignments, targetVersions, rows, discovery: this.discoveryNow(), discoveryVersion: changes.get(DISCOVERY_SCOPE) ?? 0 };
     });
   }
   async kdfSalt(): Promise<string> {

@@ -4,13 +4,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import WebSocket from 'ws';
-import { reconnectDelay } from '../agent/control/link.js';
+import { STATUS_HEARTBEAT_MS, reconnectDelay } from '../agent/control/link.js';
 import { CONTROL_PATH, MAX_FRAME_BYTES, PING_TEXT, decodeGatewayMessage, encodeMessage } from '../shared/control-protocol.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -25,7 +26,7 @@ const cmd = new Command('fleet-load')
   .option('--gateway <kind>', 'node or workers (wrangler dev)', 'node')
   .option('--puts <n>', 'PUTs in the burst', '20')
   .option('--sources <n>', 'loopback source addresses 127.0.0.2… (ephemeral ports per address)', '8')
-  .option('--status-ms <ms>', 'status period of each simulated agent (the link sends on change plus a heartbeat)', '60000')
+  .option('--status-ms <ms>', 'status period of each simulated agent (default: the link\'s heartbeat; its status does not change; 5000 is the period before issue 19)', String(STATUS_HEARTBEAT_MS))
   .option('--no-restart', 'skip the gateway restart phase')
   .option('--timeout <s>', 'give up on a phase after this many seconds', '300')
   .parse();
@@ -99,11 +100,20 @@ class Gateway {
     }
     return { cpu: ticks / 100, rssMiB: rssKiB / 1024 };
   }
-  async api(method: string, path: string, body?: unknown): Promise<any> {
-    const res = await fetch(this.url + path, { method, headers: { authorization: `Bearer ${this.adminToken}`, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });
-    const text = await res.text();
-    if (!res.ok) throw new Error(`${method} ${path}: HTTP ${res.status} ${text}`);
-    return JSON.parse(text);
+  /** One request on its own connection: a kept-alive one may be closed by the server just as it is reused. */
+  api(method: string, path: string, body?: unknown): Promise<any> {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    return new Promise((resolve, reject) => {
+      const req = request(this.url + path, { method, agent: false, headers: { authorization: `Bearer ${this.adminToken}`, ...(payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}) } }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (text += d));
+        res.on('end', () => (res.statusCode === 200 || res.statusCode === 201 ? resolve(JSON.parse(text)) : reject(new Error(`${method} ${path}: HTTP ${res.statusCode} ${text}`))));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end(payload);
+    });
   }
 }
 

@@ -35,7 +35,10 @@ export interface ControlLinkOptions {
   readonly agent: ManagedAgent;
   readonly log: Logger;
   readonly agentVersion?: string;
-  readonly statusIntervalMs?: number; // default 5000
+  /** How often the status is looked at (default 5000); it is sent only when it changed, or as a heartbeat. */
+  readonly statusIntervalMs?: number;
+  /** An unchanged status is still sent this often (default 60000), so the gateway's last_seen moves. */
+  readonly statusHeartbeatMs?: number;
   readonly minBackoffMs?: number; // default 500
   readonly maxBackoffMs?: number; // default 30000
   readonly keepaliveMs?: number; // default 15000; no traffic for 3× this → reconnect
@@ -48,6 +51,9 @@ export interface ControlLink {
   readonly appliedVersion: number;
   close(): Promise<void>;
 }
+
+/** Default period of the status heartbeat (an unchanged status); a changed one is sent at the next look. */
+export const STATUS_HEARTBEAT_MS = 60_000;
 
 /**
  * Delay before reconnect attempt `attempt` (0-based): exponential backoff with full jitter, so a fleet
@@ -104,6 +110,10 @@ export async function startControlLink(opts: ControlLinkOptions): Promise<Contro
   let lastTraffic = Date.now();
   let lastServed = '';
   let lastInventory = '';
+  // Status on change plus a slow heartbeat: 10,000 agents every 5 s would be 2,000 gateway writes a second.
+  let lastStatus = '';
+  let lastStatusAt = 0;
+  const heartbeat = opts.statusHeartbeatMs ?? STATUS_HEARTBEAT_MS;
   let applying = Promise.resolve();
 
   const send = (m: AgentMessage): void => {
@@ -130,10 +140,15 @@ export async function startControlLink(opts: ControlLinkOptions): Promise<Contro
     } catch (e) {
       status = { error: (e as Error).message };
     }
+    const statusKey = JSON.stringify(status);
+    const news = key !== lastServed || (inv !== undefined && invKey !== lastInventory) || statusKey !== lastStatus;
+    if (!news && Date.now() - lastStatusAt < heartbeat) return;
     try {
       send({ type: 'status', status, ...(key !== lastServed ? { served_targets: served } : {}), ...(inv && invKey !== lastInventory ? { inventory: inv } : {}) });
       lastServed = key;
       lastInventory = invKey;
+      lastStatus = statusKey;
+      lastStatusAt = Date.now();
     } catch (e) {
       log.warn({ err: (e as Error).message }, 'status not sent');
     }
@@ -193,6 +208,7 @@ export async function startControlLink(opts: ControlLinkOptions): Promise<Contro
       lastInventory = inv ? JSON.stringify(inv) : '';
       sock.send(encodeMessage({ type: 'hello', agent_version: opts.agentVersion ?? '0', applied_version: appliedVersion, served_targets: served, ...(inv ? { inventory: inv } : {}) }));
       log.info({ url, applied_version: appliedVersion }, 'control link connected');
+      lastStatus = ''; // a new socket (perhaps a restarted gateway) gets the status once
       statusTimer = setInterval(sendStatus, opts.statusIntervalMs ?? 5000);
       pingTimer = setInterval(() => {
         if (Date.now() - lastTraffic > 3 * keepalive) {
