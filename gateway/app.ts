@@ -50,8 +50,8 @@ const aclView = (a: AclRecord) => ({ target: a.target, initiator: a.initiator, c
  * ACLs is a conflict (409), and a mapped LUN their TPGs do not have could never apply (400).
  */
 async function checkAgainstInventories(store: Store, target: string, initiator: string, luns: readonly { tpg_lun: number }[]): Promise<void> {
-  for (const id of await store.agentsForTarget(target)) {
-    const inv = await store.getInventory(id);
+  // one read for the whole target: at fleet scale, a read per assigned agent would cost the PUT seconds
+  for (const [id, inv] of await store.inventoriesForTarget(target)) {
     const entry = inv && Object.entries(inv).find(([t]) => t.toLowerCase() === target.toLowerCase())?.[1];
     if (!entry) continue; // the agent has not reported this target (yet): it nacks what cannot apply
     const name = (await store.getAgent(id))?.name ?? id;
@@ -154,7 +154,7 @@ export function createApp(deps: GatewayDeps): Hono {
   // Fan-out progress: how much of the fleet holds the newest policy that concerns it.
   app.get('/v1/fleet', async (c) => {
     const { policy_version, summary } = await fleetState();
-    return c.json({ policy_version, ...summary, fanout: fleet.progress ?? null });
+    return c.json({ policy_version, ...summary, fanout: fleet.fanout() });
   });
 
   app.delete('/v1/agents/:id', async (c) => {

@@ -76,7 +76,10 @@ export class ControlService {
       peer.saveState();
     }
     const agentId = peer.state.agentId;
-    if (!(await store.getAgent(agentId))) return peer.close(CloseCode.policyViolation, 'agent revoked');
+    // Revocation closes the agent's sockets (DELETE /v1/agents/:id); a hello is checked again because it
+    // may have been in flight meanwhile. Acks and statuses are not: one read per ack is the fleet's hot path,
+    // and a report about a deleted agent updates no row.
+    if (msg.type === 'hello' && !(await store.getAgent(agentId))) return peer.close(CloseCode.policyViolation, 'agent revoked');
     const conn = { connId: peer.state.connId, agentId, servedTargets: peer.state.servedTargets, send: (f: Uint8Array) => peer.send(f) };
     switch (msg.type) {
       case 'hello': {

@@ -59,14 +59,14 @@ export class SnapshotCache {
   constructor(private readonly store: Store, private readonly box: () => Promise<SecretBox>) {}
 
   /** The fleet as of one version; only targets changed since they were last opened are read and opened. */
-  async read(extra: readonly string[] = []): Promise<FleetContent> {
+  async read(extra: readonly string[] = [], agents?: readonly string[]): Promise<FleetContent> {
     const known = (t: string): number | undefined => this.opened.get(t)?.version;
     // a concurrent read may replace an entry between our view and our pinning: then re-read in full
-    return (await this.tryRead(known, extra)) ?? (await this.tryRead(() => undefined, extra))!;
+    return (await this.tryRead(known, extra, agents)) ?? (await this.tryRead(() => undefined, extra, agents))!;
   }
 
-  private async tryRead(known: (t: string) => number | undefined, extra: readonly string[]): Promise<FleetContent | undefined> {
-    const view = await this.store.fleetView(known, extra);
+  private async tryRead(known: (t: string) => number | undefined, extra: readonly string[], agents: readonly string[] | undefined): Promise<FleetContent | undefined> {
+    const view = await this.store.fleetView(known, extra, agents);
     // from here to the return there is no await: what is pinned belongs to this view's version
     const targets = new Map<string, Promise<AclPolicy[]>>();
     for (const [t, v] of view.targetVersions) {
@@ -116,7 +116,8 @@ export class SnapshotCache {
    * be sent), or undefined. Measured once per distinct target set among `agentIds`.
    */
   async wouldOverflow(agentIds: readonly string[], change: PendingChange): Promise<string | undefined> {
-    const content = await this.read(change.kind === 'assign' ? [change.target] : []);
+    // a fleet-wide change reads every assignment once; a narrower one only its agents'
+    const content = await this.read(change.kind === 'assign' ? [change.target] : [], agentIds.length > 64 ? undefined : agentIds);
     const bySet = new Map<string, { targets: readonly string[]; agent: string }>();
     for (const id of agentIds) {
       let targets = content.targetsOf(id);

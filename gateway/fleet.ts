@@ -30,15 +30,14 @@ interface SocketState {
   owed: boolean;
 }
 
-/** Fan-out progress of the newest round, for GET /v1/fleet. */
+/** Fan-out progress of the newest version pushed, for GET /v1/fleet. */
 export interface FanoutProgress {
   version: number;
-  sockets: number;
+  /** Snapshots of this version sent, and sends of it that failed. */
   sent: number;
-  waiting_for_ack: number;
   failed: number;
   started_at: string;
-  finished_at: string | null;
+  last_sent_at: string | null;
 }
 
 const fleets = new WeakMap<GatewayDeps, Fleet>();
@@ -53,8 +52,7 @@ export class Fleet {
   private readonly pendingAgents = new Set<string>();
   private readonly pendingSockets = new Set<string>();
   private rounds: Promise<void> | undefined;
-  private waiters: (() => void)[] = [];
-  progress: FanoutProgress | undefined;
+  private progress: FanoutProgress | undefined;
   private readonly records = new Map<string, AgentPatch>();
   private flushing: Promise<void> | undefined;
 
@@ -76,7 +74,7 @@ export class Fleet {
   }
 
   async snapshotFor(agentId: string): Promise<PolicySnapshot> {
-    const content = await this.cache.read();
+    const content = await this.cache.read([], [agentId]);
     return content.snapshot(content.targetsOf(agentId));
   }
 
@@ -125,12 +123,6 @@ export class Fleet {
     }
   }
 
-  /** Resolves once every push queued so far has been sent (or skipped as in flight). */
-  settled(): Promise<void> {
-    if (!this.rounds) return Promise.resolve();
-    return new Promise((r) => this.waiters.push(r));
-  }
-
   private kick(): void {
     if (this.rounds) return;
     this.rounds = (async () => {
@@ -143,9 +135,6 @@ export class Fleet {
         }
       }
       this.rounds = undefined;
-      const w = this.waiters;
-      this.waiters = [];
-      for (const r of w) r();
     })();
   }
 
@@ -158,19 +147,34 @@ export class Fleet {
     this.pendingSockets.clear();
     const conns = this.deps.hub.connections().filter((c) => all || agents.has(c.agentId) || socketIds.has(c.connId));
     if (conns.length === 0) return;
-    const content = await this.cache.read();
-    const p: FanoutProgress = { version: content.version, sockets: conns.length, sent: 0, waiting_for_ack: 0, failed: 0, started_at: new Date().toISOString(), finished_at: null };
-    this.progress = p;
+    // a round for a few sockets (hellos, acks) reads only their agents' assignments
+    const ids = [...new Set(conns.map((c) => c.agentId))];
+    const content = await this.cache.read([], ids.length > 64 ? undefined : ids);
+    let p = this.progress;
+    if (!p || content.version > p.version) this.progress = p = { version: content.version, sent: 0, failed: 0, started_at: new Date().toISOString(), last_sent_at: null };
+    const counts = { sent: 0, waiting: 0, failed: 0, current: 0 };
     let n = 0;
     for (const c of conns) {
       if (++n % SEND_SLICE === 0) await nextTick();
-      const r = await this.sendOne(c, content);
-      if (r === 'sent') p.sent++;
-      else if (r === 'waiting') p.waiting_for_ack++;
-      else if (r === 'failed') p.failed++;
+      counts[await this.sendOne(c, content)]++;
     }
-    p.finished_at = new Date().toISOString();
-    this.deps.logger.info({ version: p.version, sockets: p.sockets, sent: p.sent, waiting_for_ack: p.waiting_for_ack, failed: p.failed }, 'policy pushed');
+    if (p.version === content.version) {
+      p.sent += counts.sent;
+      p.failed += counts.failed;
+      if (counts.sent > 0) p.last_sent_at = new Date().toISOString();
+    }
+    this.deps.logger.info({ version: content.version, sockets: conns.length, sent: counts.sent, waiting_for_ack: counts.waiting, failed: counts.failed }, 'policy pushed');
+  }
+
+  /** The newest fan-out, and how many sockets hold an unacked snapshot or wait for one behind it. */
+  fanout(): (FanoutProgress & { in_flight: number; waiting_for_ack: number }) | null {
+    if (!this.progress) return null;
+    let in_flight = 0, waiting_for_ack = 0;
+    for (const s of this.sockets.values()) {
+      if (s.inFlight !== undefined) in_flight++;
+      if (s.owed) waiting_for_ack++;
+    }
+    return { ...this.progress, in_flight, waiting_for_ack };
   }
 
   private async sendOne(c: HubConnection, content: FleetContent): Promise<'sent' | 'waiting' | 'failed' | 'current'> {

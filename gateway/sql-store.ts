@@ -26,6 +26,10 @@ const SCHEMA = [
      PRIMARY KEY (agent_id, target))`,
   // scope: 'target\n<iqn>', 'agent\n<id>' or 'discovery'; version: the policy version of its last change
   `CREATE TABLE IF NOT EXISTS changes (scope TEXT PRIMARY KEY, version INTEGER NOT NULL)`,
+  // enrolment checks names case-insensitively: without it, enrolling agent N scans N rows
+  `CREATE INDEX IF NOT EXISTS agents_by_name ON agents (lower(name))`,
+  // who is assigned a target: read by every ACL change of it
+  `CREATE INDEX IF NOT EXISTS assignments_by_target ON assignments (target, agent_id)`,
   `CREATE TABLE IF NOT EXISTS kdf (id INTEGER PRIMARY KEY CHECK (id = 1), salt TEXT NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS inventory (agent_id TEXT PRIMARY KEY, inventory TEXT NOT NULL)`,
 ];
@@ -146,6 +150,11 @@ export class SqlStore implements Store {
     this.db.run('INSERT INTO inventory (agent_id, inventory) VALUES (?, ?) ON CONFLICT (agent_id) DO UPDATE SET inventory = excluded.inventory', [id, JSON.stringify(inv)]);
   }
 
+  async inventoriesForTarget(target: string): Promise<Map<string, AgentInventory>> {
+    const rows = this.db.all('SELECT inventory.agent_id, inventory.inventory FROM inventory JOIN assignments ON assignments.agent_id = inventory.agent_id WHERE assignments.target = ? ORDER BY inventory.agent_id', [target]);
+    return new Map(rows.map((r) => [String(r.agent_id), json<AgentInventory>(r.inventory)]));
+  }
+
   async assign(agentId: string, target: string): Promise<number | undefined> {
     return this.tx(() => {
       if (this.db.all('SELECT 1 AS x FROM assignments WHERE agent_id = ? AND target = ?', [agentId, target]).length > 0) return undefined;
@@ -231,12 +240,15 @@ export class SqlStore implements Store {
       return { version: this.versionNow(), epoch, targets, discovery: this.discoveryNow() };
     });
   }
-  async fleetView(known: (target: string) => number | undefined, extra: readonly string[] = []): Promise<FleetView> {
+  async fleetView(known: (target: string) => number | undefined, extra: readonly string[] = [], agents?: readonly string[]): Promise<FleetView> {
     return this.tx(() => {
       const changes = new Map(this.db.all('SELECT scope, version FROM changes', []).map((r) => [String(r.scope), Number(r.version)] as const));
       const assignments = new Map<string, string[]>();
       const targetVersions = new Map<string, number>();
-      for (const r of this.db.all('SELECT agent_id, target FROM assignments ORDER BY agent_id, target', [])) {
+      const pairs = agents === undefined
+        ? this.db.all('SELECT agent_id, target FROM assignments ORDER BY agent_id, target', [])
+        : agents.flatMap((id) => this.db.all('SELECT agent_id, target FROM assignments WHERE agent_id = ? ORDER BY target', [id]));
+      for (const r of pairs) {
         const id = String(r.agent_id), t = String(r.target);
         let list = assignments.get(id);
         if (!list) assignments.set(id, (list = []));

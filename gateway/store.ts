@@ -90,6 +90,8 @@ export interface Store {
   deleteAgent(id: string): Promise<boolean>;
   getInventory(id: string): Promise<AgentInventory | undefined>;
   setInventory(id: string, inv: AgentInventory): Promise<void>;
+  /** The inventories reported by the agents assigned `target` (agents that reported none are absent). */
+  inventoriesForTarget(target: string): Promise<Map<string, AgentInventory>>;
 
   /** Assigns a target to an agent; the new policy version, or undefined when it was already assigned. */
   assign(agentId: string, target: string): Promise<number | undefined>;
@@ -113,8 +115,8 @@ export interface Store {
   /** Random id of this fleet's store: a new one means versions started again (fleet reset). */
   fleetEpoch(): Promise<string>;
   policyFor(agentId: string): Promise<PolicyContent>;
-  /** See FleetView; `extra` targets are included even when no agent is assigned them. */
-  fleetView(known: (target: string) => number | undefined, extra?: readonly string[]): Promise<FleetView>;
+  /** See FleetView; `extra` targets are included even when no agent is assigned them; `agents` limits the read to those. */
+  fleetView(known: (target: string) => number | undefined, extra?: readonly string[], agents?: readonly string[]): Promise<FleetView>;
   /** Random salt (hex) of the secrets-at-rest key derivation, created with the store. */
   kdfSalt(): Promise<string>;
   /** Per agent, the version of the last change that reached its policy (assignment, its targets, discovery). */

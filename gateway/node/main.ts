@@ -9,6 +9,7 @@ import { Command } from 'commander';
 import { pino, type Logger } from 'pino';
 import { createApp } from '../app.js';
 import { ControlService } from '../control.js';
+import { Fleet } from '../fleet.js';
 import { secretKeyProblem } from '../crypto.js';
 import { SqlStore } from '../sql-store.js';
 import { NodeHub } from './hub.js';
@@ -73,6 +74,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
           server.closeAllConnections();
         });
         hub.terminateAll();
+        await Fleet.for(deps).flushRecords(); // the last acks and statuses, queued for this tick
         db.close();
       })()),
   };
