@@ -22,6 +22,7 @@ const ACK_WAIT_MS = 10_000;
 
 /** One socket's push state. */
 interface SocketState {
+  readonly conn: HubConnection;
   lastSent: number;
   /** Version sent and not yet acked or nacked, with when it was sent. */
   inFlight: number | undefined;
@@ -50,7 +51,8 @@ export class Fleet {
   private writes: Promise<unknown> = Promise.resolve();
   private pendingAll = false;
   private readonly pendingAgents = new Set<string>();
-  private readonly pendingSockets = new Set<string>();
+  /** Sockets owed a push (hello, or an ack after a skipped push): known here, so no fleet-wide listing is needed. */
+  private readonly pendingSockets = new Map<string, HubConnection>();
   private rounds: Promise<void> | undefined;
   private progress: FanoutProgress | undefined;
   private readonly records = new Map<string, AgentPatch>();
@@ -106,8 +108,8 @@ export class Fleet {
 
   /** A socket that said hello: it gets the newest snapshot whatever it held. */
   hello(conn: HubConnection): void {
-    this.sockets.set(conn.connId, { lastSent: -1, inFlight: undefined, sentAt: 0, owed: false });
-    this.pendingSockets.add(conn.connId);
+    this.sockets.set(conn.connId, { conn, lastSent: -1, inFlight: undefined, sentAt: 0, owed: false });
+    this.pendingSockets.set(conn.connId, conn);
     this.kick();
   }
 
@@ -118,7 +120,7 @@ export class Fleet {
     s.inFlight = undefined;
     if (s.owed) {
       s.owed = false;
-      this.pendingSockets.add(connId);
+      this.pendingSockets.set(connId, s.conn);
       this.kick();
     }
   }
@@ -141,11 +143,14 @@ export class Fleet {
   private async round(): Promise<void> {
     const all = this.pendingAll;
     const agents = new Set(this.pendingAgents);
-    const socketIds = new Set(this.pendingSockets);
+    const sockets = new Map(this.pendingSockets);
     this.pendingAll = false;
     this.pendingAgents.clear();
     this.pendingSockets.clear();
-    const conns = this.deps.hub.connections().filter((c) => all || agents.has(c.agentId) || socketIds.has(c.connId));
+    // the fleet-wide listing only for REST changes: a round of hellos or acks costs its own sockets
+    const conns = all || agents.size > 0 ? this.deps.hub.connections().filter((c) => all || agents.has(c.agentId)) : [];
+    const listed = new Set(conns.map((c) => c.connId));
+    for (const c of sockets.values()) if (!listed.has(c.connId) && this.sockets.has(c.connId)) conns.push(c); // a closed one was forgotten
     if (conns.length === 0) return;
     // a round for a few sockets (hellos, acks) reads only their agents' assignments
     const ids = [...new Set(conns.map((c) => c.agentId))];
@@ -179,7 +184,7 @@ export class Fleet {
 
   private async sendOne(c: HubConnection, content: FleetContent): Promise<'sent' | 'waiting' | 'failed' | 'current'> {
     let s = this.sockets.get(c.connId);
-    if (!s) this.sockets.set(c.connId, (s = { lastSent: -1, inFlight: undefined, sentAt: 0, owed: false }));
+    if (!s) this.sockets.set(c.connId, (s = { conn: c, lastSent: -1, inFlight: undefined, sentAt: 0, owed: false }));
     const version = content.version;
     if (version <= s.lastSent) return 'current'; // a send that read this content already went out
     if (s.inFlight !== undefined && Date.now() - s.sentAt < ACK_WAIT_MS) {

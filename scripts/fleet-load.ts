@@ -3,7 +3,7 @@
 // itself; prints the issue-19 table (push latency, PUT answer time, burst convergence, CPU, restart).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
@@ -29,6 +29,7 @@ const cmd = new Command('fleet-load')
   .option('--sources <n>', 'loopback source addresses 127.0.0.2… (ephemeral ports per address)', '8')
   .option('--status-ms <ms>', 'status period of each simulated agent (default: the link\'s heartbeat; its status does not change; 5000 is the period before issue 19)', String(STATUS_HEARTBEAT_MS))
   .option('--no-restart', 'skip the gateway restart phase')
+  .option('--keep <dir>', 'keep the gateway data, keys and agent tokens in DIR and reuse them on the next run with the same --agents (enrolling 10,000 agents takes minutes)')
   .option('--profile <dir>', 'write a V8 CPU profile of the Node gateway into DIR (node --cpu-prof)')
   .option('--timeout <s>', 'give up on a phase after this many seconds', '300')
   .parse();
@@ -120,6 +121,9 @@ class Gateway {
 }
 
 // Simulated agents -------------------------------------------------------------------------------
+/** What --keep saves: enough to start the same gateway again and connect the same agents. */
+interface Saved { gateway: string; adminToken: string; secretKey: string; ids: { id: string; token: string }[] }
+
 class SimAgent {
   ws: WebSocket | undefined;
   applied = 0;
@@ -213,9 +217,13 @@ const load = (): string => loadavg().map((l) => l.toFixed(2)).join(' ');
 const aclBody = (n: number) => ({ chap: { userid: 'host-0', password: `Load-Secret-${String(n).padStart(6, '0')}` }, mapped_luns: [{ index: 0, tpg_lun: 0 }] });
 
 async function main(): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'outpost-fleet-load-'));
-  const adminToken = randomBytes(24).toString('base64url');
-  const secretKey = randomBytes(32).toString('base64url');
+  const keep = raw.keep ? resolve(String(raw.keep)) : undefined;
+  const dir = keep ?? (await mkdtemp(join(tmpdir(), 'outpost-fleet-load-')));
+  const saved = keep ? await readFile(join(keep, 'fleet.json'), 'utf8').then((t) => JSON.parse(t) as Saved, () => undefined) : undefined;
+  if (saved && (saved.gateway !== opts.gateway || saved.ids.length !== opts.agents)) throw new Error(`${keep} holds a fleet of ${saved.ids.length} agents on ${saved.gateway}: use another --keep directory`);
+  const adminToken = saved?.adminToken ?? randomBytes(24).toString('base64url');
+  const secretKey = saved?.secretKey ?? randomBytes(32).toString('base64url');
+  if (keep) await mkdir(keep, { recursive: true, mode: 0o700 });
   await writeFile(join(dir, 'secrets.env'), `OUTPOST_ADMIN_TOKEN=${adminToken}\nOUTPOST_SECRET_KEY=${secretKey}\n`, { mode: 0o600 });
   const gw = new Gateway(await freePort(), dir, adminToken, secretKey);
   wsUrl = gw.url.replace(/^http/, 'ws') + CONTROL_PATH;
@@ -225,20 +233,24 @@ async function main(): Promise<void> {
     clearInterval(chatter);
     for (const a of agents) a.ws?.terminate();
     await gw.stop();
-    await rm(dir, { recursive: true, force: true });
+    if (!keep) await rm(dir, { recursive: true, force: true });
   };
   process.once('SIGINT', () => void stop().then(() => process.exit(130)));
   try {
     await gw.start();
     const say = (s: string): void => console.error(`[${new Date().toISOString().slice(11, 19)}] ${s} (load ${load()})`);
-    say(`gateway (${opts.gateway}) at ${gw.url}; enrolling ${opts.agents} agents`);
-    for (let k = 0; k < ACLS; k++) await gw.api('PUT', `/v1/acls/${TARGET}/iqn.1994-05.com.example:host-${k}`, aclBody(k));
-    const ids: { id: string; token: string }[] = [];
-    await pool(Array.from({ length: opts.agents }, (_, i) => i), 16, async (i) => {
-      const r = await gw.api('POST', '/v1/agents', { name: `store-${String(i).padStart(5, '0')}` });
-      await gw.api('PUT', `/v1/agents/${r.id}/targets/${TARGET}`);
-      ids[i] = { id: r.id, token: r.token };
-    });
+    let ids = saved?.ids ?? [];
+    if (!saved) {
+      say(`gateway (${opts.gateway}) at ${gw.url}; enrolling ${opts.agents} agents`);
+      for (let k = 0; k < ACLS; k++) await gw.api('PUT', `/v1/acls/${TARGET}/iqn.1994-05.com.example:host-${k}`, aclBody(k));
+      ids = [];
+      await pool(Array.from({ length: opts.agents }, (_, i) => i), 16, async (i) => {
+        const r = await gw.api('POST', '/v1/agents', { name: `store-${String(i).padStart(5, '0')}` });
+        await gw.api('PUT', `/v1/agents/${r.id}/targets/${TARGET}`);
+        ids[i] = { id: r.id, token: r.token };
+      });
+      if (keep) await writeFile(join(keep, 'fleet.json'), JSON.stringify({ gateway: opts.gateway, adminToken, secretKey, ids } satisfies Saved), { mode: 0o600 });
+    } else say(`gateway (${opts.gateway}) at ${gw.url}; reusing the ${opts.agents} agents enrolled in ${keep}`);
     ids.forEach((x, i) => agents.push(new SimAgent(i, x.token)));
 
     say('connecting');
