@@ -9,6 +9,11 @@ export interface SqlDriver {
   run(sql: string, params: readonly SqlValue[]): void;
   /** Runs `fn` in one transaction (rolled back if it throws); drivers without it run `fn` as is. */
   transaction?<T>(fn: () => T): T;
+  /**
+   * A transaction whose commit need not reach the disk before it returns (agents' reports: the next
+   * durable commit carries it). Drivers without it use `transaction`.
+   */
+  lazyTransaction?<T>(fn: () => T): T;
 }
 
 const SCHEMA = [
@@ -115,10 +120,13 @@ export class SqlStore implements Store {
     this.patchAgent(id, patch);
   }
   async updateAgents(patches: ReadonlyMap<string, AgentPatch>): Promise<void> {
-    // one commit (one fsync) for a tick's worth of acks and statuses instead of one each
-    this.tx(() => {
+    // one commit for a tick's worth of acks and statuses, and no fsync of its own: an fsync per report
+    // blocks the event loop (the driver is synchronous) for each hello of a reconnecting fleet
+    const run = (): void => {
       for (const [id, patch] of patches) this.patchAgent(id, patch);
-    });
+    };
+    if (this.db.lazyTransaction) this.db.lazyTransaction(run);
+    else this.tx(run);
   }
   private patchAgent(id: string, patch: AgentPatch): void {
     const sets: string[] = [];
@@ -242,7 +250,11 @@ export class SqlStore implements Store {
   }
   async fleetView(known: (target: string) => number | undefined, extra: readonly string[] = [], agents?: readonly string[]): Promise<FleetView> {
     return this.tx(() => {
-      const changes = new Map(this.db.all('SELECT scope, version FROM changes', []).map((r) => [String(r.scope), Number(r.version)] as const));
+      // per scope, not the whole table: it holds a row per agent, and a hello's round must not read the fleet
+      const change = (scope: string): number | undefined => {
+        const r = this.db.all('SELECT version FROM changes WHERE scope = ?', [scope])[0];
+        return r ? Number(r.version) : undefined;
+      };
       const assignments = new Map<string, string[]>();
       const targetVersions = new Map<string, number>();
       const pairs = agents === undefined
@@ -253,16 +265,16 @@ export class SqlStore implements Store {
         let list = assignments.get(id);
         if (!list) assignments.set(id, (list = []));
         list.push(t);
-        targetVersions.set(t, changes.get(targetScope(t)) ?? -1);
+        if (!targetVersions.has(t)) targetVersions.set(t, change(targetScope(t)) ?? -1);
       }
-      for (const t of extra) targetVersions.set(t, changes.get(targetScope(t)) ?? -1);
+      for (const t of extra) targetVersions.set(t, change(targetScope(t)) ?? -1);
       const rows = new Map<string, AclRecord[]>();
       for (const [t, v] of targetVersions) {
         if (v !== -1 && known(t) === v) continue;
         rows.set(t, this.db.all('SELECT * FROM acls WHERE target = ? ORDER BY initiator', [t]).map(aclRow));
       }
       const epoch = String(this.db.all('SELECT epoch FROM fleet WHERE id = 1', [])[0]!.epoch);
-      return { version: this.versionNow(), epoch, assignments, targetVersions, rows, discovery: this.discoveryNow(), discoveryVersion: changes.get(DISCOVERY_SCOPE) ?? 0 };
+      return { version: this.versionNow(), epoch, assignments, targetVersions, rows, discovery: this.discoveryNow(), discoveryVersion: change(DISCOVERY_SCOPE) ?? 0 };
     });
   }
   async kdfSalt(): Promise<string> {

@@ -133,8 +133,9 @@ class SimAgent {
   connects = 0;
   /** Time this agent first held a version ≥ `want` (the phase's goal), 0 until then. */
   reachedAt = 0;
-  /** A snapshot came on the current socket (hello answered). */
+  /** A snapshot came on the current socket (hello answered), and when the last one came. */
   live = false;
+  liveAt = 0;
   constructor(readonly i: number, readonly token: string) {}
 }
 
@@ -160,6 +161,7 @@ function connect(a: SimAgent): Promise<void> {
       a.attempt = 0;
       a.snapshots++;
       a.live = true;
+      a.liveAt = performance.now();
       const p = m.policy;
       const reset = p.fleet_epoch !== undefined && a.epoch !== undefined && p.fleet_epoch !== a.epoch;
       if (p.version < a.applied && !reset) return ws.send(encodeMessage({ type: 'nack', version: p.version, error: 'older than applied' }));
@@ -309,12 +311,15 @@ async function main(): Promise<void> {
       const connects0 = agents.reduce((x, a) => x + a.connects, 0);
       const tk = performance.now();
       await gw.stop();
+      const spawned = performance.now(); // the old gateway has exited: every snapshot from here on is the new one's
       await gw.start();
       const up = performance.now();
       for (const a of agents) a.reachedAt = 0;
-      const back = await until('all agents back after the restart', () => agents.every((a) => a.live && a.ws?.readyState === WebSocket.OPEN));
+      // back: answered by the new gateway (a socket the old one accepted while closing does not count)
+      await until('all agents back after the restart', () => agents.every((a) => a.live && a.liveAt >= spawned && a.ws?.readyState === WebSocket.OPEN));
+      const last = Math.max(...agents.map((a) => a.liveAt));
       const tries = agents.reduce((x, a) => x + a.connects, 0) - connects0;
-      restart = `${(back / 1000).toFixed(1)} s (${((up - tk) / 1000).toFixed(1)} s down, ${(tries / opts.agents).toFixed(1)} connects/agent)`;
+      restart = `${((last - tk) / 1000).toFixed(1)} s after the stop, ${((last - up) / 1000).toFixed(1)} s after listening (${((up - tk) / 1000).toFixed(1)} s down; ${(tries / opts.agents).toFixed(1)} connects/agent)`;
       say(`restart: all back ${restart}`);
     }
     const rss = (await gw.usage()).rssMiB;
