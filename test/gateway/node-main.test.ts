@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import Database from 'better-sqlite3';
+import { DatabaseSync as Database } from '@photostructure/sqlite';
 import WebSocket from 'ws';
 import { DB_FILE, main, startGateway } from '../../gateway/node/main.js';
 import { CONTROL_PATH, decodeGatewayMessage, encodeMessage } from '../../shared/control-protocol.js';
@@ -125,7 +125,7 @@ test('secrets sealed by the earlier HKDF derivation still reach agents; new ones
     assert.deepEqual(snap.targets[target]?.[0]?.chap, chap, 'the v1 blob opened');
     assert.equal((await api(gw2, 'PUT', `/v1/acls/${target}/iqn.1994-05.com.redhat:new-host`, { chap: { userid: 'new', password: 'New-Secret-0123' }, mapped_luns: [] })).status, 200);
     await running.close();
-    const rows = new Database(join(dir, DB_FILE), { readonly: true }).prepare('SELECT initiator, chap_sealed FROM acls ORDER BY initiator').all() as { initiator: string; chap_sealed: string }[];
+    const rows = new Database(join(dir, DB_FILE), { readOnly: true }).prepare('SELECT initiator, chap_sealed FROM acls ORDER BY initiator').all() as { initiator: string; chap_sealed: string }[];
     assert.match(rows.find((r) => r.initiator.endsWith('new-host'))!.chap_sealed, /^v2\./);
     running = await startGateway({ dataDir: dir, adminToken, secretKey: 'a-different-secret-key-0123456789', logger });
     const gw3 = { url: running.url, adminToken, responses: [] as string[] } as unknown as TestGateway;
