@@ -42,7 +42,9 @@ export interface FanoutProgress {
 }
 
 const fleets = new WeakMap<GatewayDeps, Fleet>();
-const nextTick = (): Promise<void> => new Promise((r) => (typeof setImmediate === 'function' ? setImmediate(r) : setTimeout(r, 0)));
+// after the pending I/O callbacks (Node's setImmediate), so one turn's acks share a batch; Workers have setTimeout
+const immediate = (globalThis as { setImmediate?: (fn: () => void) => unknown }).setImmediate;
+const nextTick = (): Promise<void> => new Promise((r) => (immediate ? immediate(r) : setTimeout(r, 0)));
 
 export class Fleet {
   private boxPromise: Promise<SecretBox> | undefined;
