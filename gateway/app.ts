@@ -50,8 +50,8 @@ const aclView = (a: AclRecord) => ({ target: a.target, initiator: a.initiator, c
  * ACLs is a conflict (409), and a mapped LUN their TPGs do not have could never apply (400).
  */
 async function checkAgainstInventories(store: Store, target: string, initiator: string, luns: readonly { tpg_lun: number }[]): Promise<void> {
-  for (const id of await store.agentsForTarget(target)) {
-    const inv = await store.getInventory(id);
+  // one read for the whole target: at fleet scale, a read per assigned agent would cost the PUT seconds
+  for (const [id, inv] of await store.inventoriesForTarget(target)) {
     const entry = inv && Object.entries(inv).find(([t]) => t.toLowerCase() === target.toLowerCase())?.[1];
     if (!entry) continue; // the agent has not reported this target (yet): it nacks what cannot apply
     const name = (await store.getAgent(id))?.name ?? id;
@@ -106,30 +106,55 @@ export function createApp(deps: GatewayDeps): Hono {
     return c.json({ id, name, token }, 201);
   });
 
-  app.get('/v1/agents', async (c) => {
+  /** Every agent's state and the fleet summary, from one read of the store after the queued acks. */
+  const fleetState = async () => {
+    await fleet.flushRecords();
     const live = new Map<string, number>();
     for (const conn of hub.connections()) live.set(conn.agentId, (live.get(conn.agentId) ?? 0) + 1);
     const policy_version = await store.policyVersion();
     const desired = await store.desiredVersions();
     const list = await store.listAgents();
-    const assigned = await Promise.all(list.map((a) => store.assignedTargets(a.id)));
-    const agents = list.map((a, i) => ({
+    const summary = { agents: list.length, connected: 0, in_sync: 0, pending: 0, failed: 0 };
+    const agents = list.map((a) => {
+      // in sync: it acked a version at least as new as the last change that concerns it
+      const desired_version = desired.get(a.id) ?? 0;
+      const in_sync = a.applied_version !== null && a.applied_version >= desired_version;
+      // not in sync: failed when the last word about it is an error (nack, or a push that could not go)
+      const failed = !in_sync && a.last_error !== null;
+      summary.connected += live.has(a.id) ? 1 : 0;
+      summary[in_sync ? 'in_sync' : failed ? 'failed' : 'pending']++;
+      return { a, desired_version, in_sync, pending: !in_sync && !failed, connections: live.get(a.id) ?? 0 };
+    });
+    return { policy_version, summary, agents };
+  };
+
+  app.get('/v1/agents', async (c) => {
+    const { policy_version, summary, agents: rows } = await fleetState();
+    const assigned = await Promise.all(rows.map(({ a }) => store.assignedTargets(a.id)));
+    const agents = rows.map(({ a, desired_version, in_sync, pending, connections }, i) => ({
       id: a.id,
       name: a.name,
-      connected: live.has(a.id),
-      connections: live.get(a.id) ?? 0,
+      connected: connections > 0,
+      connections,
       created_at: a.created_at,
       last_seen: a.last_seen,
       agent_version: a.agent_version,
       applied_version: a.applied_version,
-      // in sync: it acked a version at least as new as the last change that concerns it
-      in_sync: a.applied_version !== null && a.applied_version >= (desired.get(a.id) ?? 0),
+      desired_version,
+      in_sync,
+      pending,
       last_error: a.last_error,
       assigned_targets: assigned[i]!,
       served_targets: a.served_targets,
       status: a.status,
     }));
-    return c.json({ policy_version, agents });
+    return c.json({ policy_version, summary, agents });
+  });
+
+  // Fan-out progress: how much of the fleet holds the newest policy that concerns it.
+  app.get('/v1/fleet', async (c) => {
+    const { policy_version, summary } = await fleetState();
+    return c.json({ policy_version, ...summary, fanout: fleet.fanout() });
   });
 
   app.delete('/v1/agents/:id', async (c) => {
@@ -152,7 +177,7 @@ export function createApp(deps: GatewayDeps): Hono {
     });
     if (version === undefined) return c.json({ agent_id: id, target, assigned: true, changed: false, version: await store.policyVersion(), pushed_to: 0 });
     logger.info({ agent_id: id, target, version }, 'target assigned');
-    return c.json({ agent_id: id, target, assigned: true, changed: true, version, ...(await fleet.push([id], version)) });
+    return c.json({ agent_id: id, target, assigned: true, changed: true, version, ...fleet.push([id], version) });
   });
 
   app.delete('/v1/agents/:id/targets/:target', async (c) => {
@@ -162,7 +187,7 @@ export function createApp(deps: GatewayDeps): Hono {
     const version = await store.unassign(id, target);
     if (version === undefined) throw notFound(`${target} is not assigned to agent ${id}`);
     logger.info({ agent_id: id, target, version }, 'target unassigned');
-    return c.json({ agent_id: id, target, assigned: false, version, ...(await fleet.push([id], version)) });
+    return c.json({ agent_id: id, target, assigned: false, version, ...fleet.push([id], version) });
   });
 
   app.get('/v1/agents/:id/targets', async (c) => {
@@ -189,7 +214,7 @@ export function createApp(deps: GatewayDeps): Hono {
       return store.putAcl({ target, initiator, chap_info: info, chap_sealed: sealed, mapped_luns: body.mapped_luns, updated_at: new Date().toISOString() });
     });
     logger.info({ target, initiator, version, chap: info !== null }, 'acl set');
-    const pushed = await fleet.push(await store.agentsForTarget(target), version);
+    const pushed = fleet.push(await store.agentsForTarget(target), version);
     return c.json(withWarnings({ target, initiator, chap: info, mapped_luns: body.mapped_luns, version, ...pushed }, warnings));
   });
 
@@ -199,7 +224,7 @@ export function createApp(deps: GatewayDeps): Hono {
     const version = await store.deleteAcl(target, initiator);
     if (version === undefined) throw notFound(`no ACL for ${initiator} on ${target}`);
     logger.info({ target, initiator, version }, 'acl deleted');
-    const pushed = await fleet.push(await store.agentsForTarget(target), version);
+    const pushed = fleet.push(await store.agentsForTarget(target), version);
     return c.json({ target, initiator, deleted: true, version, ...pushed });
   });
 
@@ -232,7 +257,7 @@ export function createApp(deps: GatewayDeps): Hono {
       return store.putDiscoveryAuth({ enable, info: hasCreds ? chapInfo(creds) : null, sealed, updated_at: new Date().toISOString() });
     });
     logger.info({ enable, version }, 'discovery auth set');
-    const pushed = await fleet.push(undefined, version);
+    const pushed = fleet.push(undefined, version);
     return c.json(withWarnings({ enable, chap: hasCreds ? chapInfo(creds) : null, version, ...pushed }, warnings));
   });
 

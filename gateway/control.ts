@@ -76,33 +76,39 @@ export class ControlService {
       peer.saveState();
     }
     const agentId = peer.state.agentId;
-    if (!(await store.getAgent(agentId))) return peer.close(CloseCode.policyViolation, 'agent revoked');
+    // Revocation closes the agent's sockets (DELETE /v1/agents/:id); a hello is checked again because it
+    // may have been in flight meanwhile. Acks and statuses are not: one read per ack is the fleet's hot path,
+    // and a report about a deleted agent updates no row.
+    if (msg.type === 'hello' && !(await store.getAgent(agentId))) return peer.close(CloseCode.policyViolation, 'agent revoked');
     const conn = { connId: peer.state.connId, agentId, servedTargets: peer.state.servedTargets, send: (f: Uint8Array) => peer.send(f) };
     switch (msg.type) {
       case 'hello': {
         peer.state.servedTargets = [...msg.served_targets];
         peer.saveState();
-        await store.updateAgent(agentId, { last_seen: now(), applied_version: msg.applied_version, agent_version: msg.agent_version, served_targets: msg.served_targets });
+        // reports are batched (one transaction per tick): a reconnecting fleet is not one fsync per agent
+        this.fleet.record(agentId, { last_seen: now(), applied_version: msg.applied_version, agent_version: msg.agent_version, served_targets: msg.served_targets });
         if (msg.inventory) await store.setInventory(agentId, msg.inventory);
         logger.info({ agent_id: agentId, applied_version: msg.applied_version, served_targets: msg.served_targets.length }, 'agent hello');
         gatewayMetrics(this.deps).event('connected', agentId, `agent ${msg.agent_version}, policy version ${msg.applied_version}`);
         await this.logUnassigned(agentId, msg.served_targets);
-        await this.fleet.sendTo({ ...conn, servedTargets: peer.state.servedTargets });
+        this.fleet.hello({ ...conn, servedTargets: peer.state.servedTargets });
         return;
       }
       case 'ack':
-        await store.updateAgent(agentId, { last_seen: now(), applied_version: msg.version, last_error: null });
+        this.fleet.record(agentId, { last_seen: now(), applied_version: msg.version, last_error: null });
+        this.fleet.answered(conn.connId, msg.version);
         logger.info({ agent_id: agentId, version: msg.version }, 'agent applied policy');
         gatewayMetrics(this.deps).acked(agentId, msg.version);
         return;
       case 'nack':
-        await store.updateAgent(agentId, { last_seen: now(), last_error: `version ${msg.version}: ${msg.error.slice(0, 1000)}` });
+        this.fleet.record(agentId, { last_seen: now(), last_error: `version ${msg.version}: ${msg.error.slice(0, 1000)}` });
+        this.fleet.answered(conn.connId, msg.version);
         logger.warn({ agent_id: agentId, version: msg.version, err: msg.error.slice(0, 1000) }, 'agent rejected policy');
         gatewayMetrics(this.deps).event('rejected', agentId, `version ${msg.version}: ${msg.error}`);
         return;
       case 'status': {
         const changed = msg.served_targets !== undefined && msg.served_targets.join('\n') !== peer.state.servedTargets.join('\n');
-        await store.updateAgent(agentId, { last_seen: now(), status: msg.status, ...(msg.served_targets ? { served_targets: msg.served_targets } : {}) });
+        this.fleet.record(agentId, { last_seen: now(), status: msg.status, ...(msg.served_targets ? { served_targets: msg.served_targets } : {}) });
         if (msg.inventory) await store.setInventory(agentId, msg.inventory);
         if (changed) {
           peer.state.servedTargets = [...msg.served_targets!];
@@ -124,11 +130,7 @@ export class ControlService {
   async onClose(peer: ControlPeer): Promise<void> {
     const agentId = peer.state.agentId;
     if (agentId === undefined) return;
-    try {
-      await this.deps.store.updateAgent(agentId, { last_seen: now() });
-    } catch {
-      // the agent may have been deleted meanwhile
-    }
+    this.fleet.record(agentId, { last_seen: now() });
     this.fleet.forget(peer.state.connId);
     this.deps.logger.info({ agent_id: agentId }, 'agent disconnected');
     gatewayMetrics(this.deps).event('disconnected', agentId);

@@ -1,44 +1,70 @@
-// Fleet policy: builds each agent's full snapshot (xDS-style) from the targets assigned to it, and pushes
-// it to connected agents — per socket in order, coalesced (a queued push reads the newest content when
-// it starts, so an older snapshot never follows a newer one), and only when it fits in one frame.
-import { MAX_FRAME_BYTES, ProtocolError, encodeMessage } from '../shared/control-protocol.js';
-import type { AclPolicy, ChapPolicy, DiscoveryAuthPolicy, PolicySnapshot } from '../shared/policy.js';
+// Fleet policy fan-out: a REST change answers once committed; pushes run in the background in rounds
+// (one fleet read per round, one frame per target set, sends in bounded slices), per socket in order,
+// and flow-controlled by acks: a socket gets its next snapshot only when it acked the previous one (or
+// after ACK_WAIT_MS), and then the newest — so a burst of changes costs each agent a few snapshots.
+import type { PolicySnapshot } from '../shared/policy.js';
 import { SecretBox, fromHex } from './crypto.js';
+import { FleetContent, SnapshotCache, type PendingChange } from './fleet-snapshots.js';
 import type { GatewayDeps, HubConnection } from './hub.js';
 import { gatewayMetrics } from './metrics.js';
-import type { AclRecord, PolicyContent } from './store.js';
+import type { AgentPatch } from './store.js';
 
-export const aclContext = (target: string, initiator: string): string => `acl\n${target}\n${initiator}`;
-export const DISCOVERY_CONTEXT = 'discovery-auth';
+export { DISCOVERY_CONTEXT, aclContext, type PendingChange } from './fleet-snapshots.js';
 
 export interface PushError { readonly agent_id: string; readonly error: string }
+/** What a REST change answers: the connected agents it concerns (the fan-out itself runs after). */
 export interface PushResult { readonly pushed_to: number; readonly push_errors?: PushError[] }
 
-/** A change not yet stored, applied in memory to measure the snapshots it would produce. */
-export type PendingChange =
-  | { readonly kind: 'acl'; readonly target: string; readonly acl: AclPolicy }
-  | { readonly kind: 'assign'; readonly agentId: string; readonly target: string }
-  | { readonly kind: 'discovery'; readonly discovery: DiscoveryAuthPolicy };
+/** Sends per slice before yielding to the event loop, so REST requests and acks interleave with a fan-out. */
+const SEND_SLICE = 500;
+/** An agent that has not acked its last snapshot by then gets the newest one anyway. */
+const ACK_WAIT_MS = 10_000;
 
-type SendResult = { ok: true; version?: number } | { ok: false; error: string };
+/** One socket's push state. */
+interface SocketState {
+  readonly conn: HubConnection;
+  lastSent: number;
+  /** Version sent and not yet acked or nacked, with when it was sent. */
+  inFlight: number | undefined;
+  sentAt: number;
+  /** A round skipped it while a snapshot was in flight: the ack triggers its push. */
+  owed: boolean;
+}
 
-/** One socket's push queue: at most one send in flight and one queued behind it. */
-class Sender {
-  lastSent = -1;
-  queued: Promise<SendResult> | undefined;
-  tail: Promise<unknown> = Promise.resolve();
+/** Fan-out progress of the newest version pushed, for GET /v1/fleet. */
+export interface FanoutProgress {
+  version: number;
+  /** Snapshots of this version sent, and sends of it that failed. */
+  sent: number;
+  failed: number;
+  started_at: string;
+  last_sent_at: string | null;
 }
 
 const fleets = new WeakMap<GatewayDeps, Fleet>();
+// after the pending I/O callbacks (Node's setImmediate), so one turn's acks share a batch; Workers have setTimeout
+const immediate = (globalThis as { setImmediate?: (fn: () => void) => unknown }).setImmediate;
+const nextTick = (): Promise<void> => new Promise((r) => (immediate ? immediate(r) : setTimeout(r, 0)));
 
 export class Fleet {
   private boxPromise: Promise<SecretBox> | undefined;
-  private readonly senders = new Map<string, Sender>();
+  private readonly cache: SnapshotCache;
+  private readonly sockets = new Map<string, SocketState>();
   private writes: Promise<unknown> = Promise.resolve();
+  private pendingAll = false;
+  private readonly pendingAgents = new Set<string>();
+  /** Sockets owed a push (hello, or an ack after a skipped push): known here, so no fleet-wide listing is needed. */
+  private readonly pendingSockets = new Map<string, HubConnection>();
+  private rounds: Promise<void> | undefined;
+  private progress: FanoutProgress | undefined;
+  private readonly records = new Map<string, AgentPatch>();
+  private flushing: Promise<void> | undefined;
 
-  private constructor(readonly deps: GatewayDeps) {}
+  private constructor(readonly deps: GatewayDeps) {
+    this.cache = new SnapshotCache(deps.store, () => this.box());
+  }
 
-  /** The one Fleet of a gateway (the REST app and the control service must share push queues). */
+  /** The one Fleet of a gateway (the REST app and the control service must share push state). */
   static for(deps: GatewayDeps): Fleet {
     let f = fleets.get(deps);
     if (!f) fleets.set(deps, (f = new Fleet(deps)));
@@ -51,62 +77,14 @@ export class Fleet {
     return this.boxPromise;
   }
 
-  private async openAcls(target: string, rows: readonly AclRecord[]): Promise<AclPolicy[]> {
-    const box = await this.box();
-    const out: AclPolicy[] = [];
-    for (const a of rows) {
-      const chap = a.chap_sealed ? await box.open<ChapPolicy>(a.chap_sealed, aclContext(target, a.initiator)) : undefined;
-      out.push(chap ? { initiator: a.initiator, chap, mapped_luns: a.mapped_luns } : { initiator: a.initiator, mapped_luns: a.mapped_luns });
-    }
-    return out;
-  }
-
-  /** Decrypts one consistent read into the snapshot; `cache` shares opened targets between agents. */
-  private async open(c: PolicyContent, cache = new Map<string, Promise<AclPolicy[]>>()): Promise<PolicySnapshot> {
-    const targets: Record<string, AclPolicy[]> = {};
-    for (const [t, rows] of Object.entries(c.targets)) {
-      let p = cache.get(t);
-      if (!p) cache.set(t, (p = this.openAcls(t, rows)));
-      targets[t] = await p;
-    }
-    const d = c.discovery;
-    if (!d) return { version: c.version, fleet_epoch: c.epoch, targets };
-    const box = await this.box();
-    const discovery_auth: DiscoveryAuthPolicy = d.sealed
-      ? { enable: d.enable, ...(await box.open<Omit<DiscoveryAuthPolicy, 'enable'>>(d.sealed, DISCOVERY_CONTEXT)) }
-      : { enable: d.enable, userid: '', password: '' };
-    return { version: c.version, fleet_epoch: c.epoch, targets, discovery_auth };
-  }
-
   async snapshotFor(agentId: string): Promise<PolicySnapshot> {
-    return this.open(await this.deps.store.policyFor(agentId));
+    const content = await this.cache.read([], [agentId]);
+    return content.snapshot(content.targetsOf(agentId));
   }
 
-  /**
-   * Refuses (with the reason) a change that would make any affected agent's snapshot exceed one frame:
-   * such a snapshot could never be sent, and the agent would keep a stale policy without a word.
-   */
-  async wouldOverflow(agentIds: readonly string[], change: PendingChange): Promise<string | undefined> {
-    const cache = new Map<string, Promise<AclPolicy[]>>();
-    for (const id of agentIds) {
-      const s = await this.open(await this.deps.store.policyFor(id), cache);
-      const targets: Record<string, readonly AclPolicy[]> = { ...s.targets };
-      let next: PolicySnapshot = s;
-      if (change.kind === 'acl' && targets[change.target]) {
-        targets[change.target] = [...targets[change.target]!.filter((a) => a.initiator !== change.acl.initiator), change.acl];
-        next = { ...s, targets };
-      } else if (change.kind === 'assign' && change.agentId === id && !targets[change.target]) {
-        targets[change.target] = await this.openAcls(change.target, await this.deps.store.listAcls(change.target));
-        next = { ...s, targets };
-      } else if (change.kind === 'discovery') next = { ...s, discovery_auth: change.discovery };
-      // the version grows by at most a few bytes; measure with a large one
-      const size = encodedSize({ ...next, version: Number.MAX_SAFE_INTEGER });
-      if (size > MAX_FRAME_BYTES) {
-        const agent = await this.deps.store.getAgent(id);
-        return `the policy of agent ${agent?.name ?? id} would be ${size} bytes, over the ${MAX_FRAME_BYTES}-byte frame limit; nothing was stored (split the ACLs across targets, or map fewer LUNs)`;
-      }
-    }
-    return undefined;
+  /** Refuses (with the reason) a change that would make an affected agent's snapshot exceed one frame. */
+  wouldOverflow(agentIds: readonly string[], change: PendingChange): Promise<string | undefined> {
+    return this.cache.wouldOverflow(agentIds, change);
   }
 
   /**
@@ -119,72 +97,145 @@ export class Fleet {
     return p;
   }
 
-  /** Queues a push of the newest snapshot to one socket; resolves when a send covering it is done. */
-  sendTo(conn: HubConnection): Promise<SendResult> {
-    let s = this.senders.get(conn.connId);
-    if (!s) this.senders.set(conn.connId, (s = new Sender()));
-    const sender = s;
-    if (sender.queued) return sender.queued; // not started yet: it will read content at least this new
-    const p = sender.tail.then(() => {
-      sender.queued = undefined;
-      return this.sendNow(conn, sender);
-    });
-    sender.queued = p;
-    sender.tail = p.catch(() => {});
-    return p;
-  }
-
-  private async sendNow(conn: HubConnection, sender: Sender): Promise<SendResult> {
-    const { store, logger } = this.deps;
-    let version = -1;
-    try {
-      const policy = await this.snapshotFor(conn.agentId);
-      version = policy.version;
-      if (version <= sender.lastSent) return { ok: true, version }; // a send that read this content already went out
-      conn.send(encodeMessage({ type: 'snapshot', policy }));
-      gatewayMetrics(this.deps).pushed(conn.agentId, version);
-      sender.lastSent = version;
-      return { ok: true, version };
-    } catch (e) {
-      const why = e instanceof ProtocolError && e.code === 'too_big' ? `snapshot not sent: ${e.message} (the frame limit)` : `snapshot not sent: ${(e as Error).message}`;
-      const error = version >= 0 ? `version ${version}: ${why}` : why;
-      logger.warn({ agent_id: conn.agentId, version, err: error }, 'snapshot push failed');
-      try {
-        await store.updateAgent(conn.agentId, { last_error: error });
-      } catch {
-        // the agent may have been deleted meanwhile
-      }
-      return { ok: false, error };
-    }
-  }
-
-  /** Forgets a closed socket's queue. */
-  forget(connId: string): void {
-    this.senders.delete(connId);
-  }
-
-  /** Pushes the newest snapshot to every connected socket of `agentIds` (every agent when undefined). */
-  async push(agentIds: readonly string[] | undefined, version: number): Promise<PushResult> {
+  /** Queues the newest snapshot for every connected socket of `agentIds` (all when undefined); does not wait for it. */
+  push(agentIds: readonly string[] | undefined, version: number): PushResult {
+    if (agentIds === undefined) this.pendingAll = true;
+    else for (const id of agentIds) this.pendingAgents.add(id);
     const want = agentIds && new Set(agentIds);
-    const conns = this.deps.hub.connections().filter((c) => !want || want.has(c.agentId));
-    const results = await Promise.all(conns.map(async (c) => ({ c, r: await this.sendTo(c) })));
-    const errors: PushError[] = [];
-    const ok = new Set<string>();
-    for (const { c, r } of results) {
-      if (r.ok) ok.add(c.agentId);
-      else errors.push({ agent_id: c.agentId, error: r.error });
-    }
-    this.deps.logger.info({ version, agents: ok.size, failed: errors.length }, 'policy pushed');
-    return errors.length > 0 ? { pushed_to: ok.size, push_errors: errors } : { pushed_to: ok.size };
+    const agents = new Set(this.deps.hub.connections().filter((c) => !want || want.has(c.agentId)).map((c) => c.agentId));
+    this.kick();
+    this.deps.logger.info({ version, agents: agents.size }, 'policy push queued');
+    return { pushed_to: agents.size };
   }
-}
 
-function encodedSize(policy: PolicySnapshot): number {
-  try {
-    return encodeMessage({ type: 'snapshot', policy }).byteLength;
-  } catch (e) {
-    const m = e instanceof ProtocolError ? /frame of (\d+) bytes/.exec(e.message) : null;
-    if (m) return Number(m[1]);
-    throw e;
+  /** A socket that said hello: it gets the newest snapshot whatever it held. */
+  hello(conn: HubConnection): void {
+    this.sockets.set(conn.connId, { conn, lastSent: -1, inFlight: undefined, sentAt: 0, owed: false });
+    this.pendingSockets.set(conn.connId, conn);
+    this.kick();
+  }
+
+  /** An ack or nack of `version` on a socket: the next snapshot may go, and does if one is owed. */
+  answered(connId: string, version: number): void {
+    const s = this.sockets.get(connId);
+    if (!s || (s.inFlight !== undefined && version < s.inFlight)) return; // an answer to an older send
+    s.inFlight = undefined;
+    if (s.owed) {
+      s.owed = false;
+      this.pendingSockets.set(connId, s.conn);
+      this.kick();
+    }
+  }
+
+  private kick(): void {
+    if (this.rounds) return;
+    this.rounds = (async () => {
+      await Promise.resolve(); // pushes queued by the same request join this round
+      while (this.pendingAll || this.pendingAgents.size > 0 || this.pendingSockets.size > 0) {
+        try {
+          await this.round();
+        } catch (e) {
+          this.deps.logger.error({ err: (e as Error).message }, 'policy fan-out failed');
+        }
+      }
+      this.rounds = undefined;
+    })();
+  }
+
+  private async round(): Promise<void> {
+    const all = this.pendingAll;
+    const agents = new Set(this.pendingAgents);
+    const sockets = new Map(this.pendingSockets);
+    this.pendingAll = false;
+    this.pendingAgents.clear();
+    this.pendingSockets.clear();
+    // the fleet-wide listing only for REST changes: a round of hellos or acks costs its own sockets
+    const conns = all || agents.size > 0 ? this.deps.hub.connections().filter((c) => all || agents.has(c.agentId)) : [];
+    const listed = new Set(conns.map((c) => c.connId));
+    for (const c of sockets.values()) if (!listed.has(c.connId) && this.sockets.has(c.connId)) conns.push(c); // a closed one was forgotten
+    if (conns.length === 0) return;
+    // a round for a few sockets (hellos, acks) reads only their agents' assignments
+    const ids = [...new Set(conns.map((c) => c.agentId))];
+    const content = await this.cache.read([], ids.length > 64 ? undefined : ids);
+    let p = this.progress;
+    if (!p || content.version > p.version) this.progress = p = { version: content.version, sent: 0, failed: 0, started_at: new Date().toISOString(), last_sent_at: null };
+    const counts = { sent: 0, waiting: 0, failed: 0, current: 0 };
+    let n = 0;
+    for (const c of conns) {
+      if (++n % SEND_SLICE === 0) await nextTick();
+      counts[await this.sendOne(c, content)]++;
+    }
+    if (p.version === content.version) {
+      p.sent += counts.sent;
+      p.failed += counts.failed;
+      if (counts.sent > 0) p.last_sent_at = new Date().toISOString();
+    }
+    this.deps.logger.info({ version: content.version, sockets: conns.length, sent: counts.sent, waiting_for_ack: counts.waiting, failed: counts.failed }, 'policy pushed');
+  }
+
+  /** The newest fan-out, and how many sockets hold an unacked snapshot or wait for one behind it. */
+  fanout(): (FanoutProgress & { in_flight: number; waiting_for_ack: number }) | null {
+    if (!this.progress) return null;
+    let in_flight = 0, waiting_for_ack = 0;
+    for (const s of this.sockets.values()) {
+      if (s.inFlight !== undefined) in_flight++;
+      if (s.owed) waiting_for_ack++;
+    }
+    return { ...this.progress, in_flight, waiting_for_ack };
+  }
+
+  private async sendOne(c: HubConnection, content: FleetContent): Promise<'sent' | 'waiting' | 'failed' | 'current'> {
+    let s = this.sockets.get(c.connId);
+    if (!s) this.sockets.set(c.connId, (s = { conn: c, lastSent: -1, inFlight: undefined, sentAt: 0, owed: false }));
+    const version = content.version;
+    if (version <= s.lastSent) return 'current'; // a send that read this content already went out
+    if (s.inFlight !== undefined && Date.now() - s.sentAt < ACK_WAIT_MS) {
+      s.owed = true;
+      return 'waiting';
+    }
+    try {
+      const frame = await content.frameFor(c.agentId);
+      if (version <= s.lastSent) return 'current';
+      c.send(frame);
+      s.lastSent = s.inFlight = version;
+      s.sentAt = Date.now();
+      s.owed = false;
+      gatewayMetrics(this.deps).pushed(c.agentId, version);
+      return 'sent';
+    } catch (e) {
+      const m = (e as Error).message;
+      const error = `version ${version}: snapshot not sent: ${m}${/exceeds \d+/.test(m) ? ' (the frame limit)' : ''}`;
+      this.deps.logger.warn({ agent_id: c.agentId, version, err: error }, 'snapshot push failed');
+      this.record(c.agentId, { last_error: error });
+      return 'failed';
+    }
+  }
+
+  /** Forgets a closed socket's state. */
+  forget(connId: string): void {
+    this.sockets.delete(connId);
+    this.pendingSockets.delete(connId);
+  }
+
+  /** Queues what an agent reported; written with every other report of this tick in one transaction. */
+  record(agentId: string, patch: AgentPatch): void {
+    this.records.set(agentId, { ...this.records.get(agentId), ...patch });
+    if (!this.flushing) this.flushing = nextTick().then(() => this.flushRecords());
+  }
+
+  /** Writes the queued reports now (REST reads call it first, so they see every ack received). */
+  async flushRecords(): Promise<void> {
+    if (this.records.size === 0) {
+      this.flushing = undefined;
+      return;
+    }
+    const batch = new Map(this.records);
+    this.records.clear();
+    this.flushing = undefined;
+    try {
+      await this.deps.store.updateAgents(batch);
+    } catch (e) {
+      this.deps.logger.error({ err: (e as Error).message, agents: batch.size }, 'agent reports not stored');
+    }
   }
 }

@@ -22,7 +22,8 @@ export interface FleetEvent {
 /** In-memory figures of one gateway instance (per process on Node, per Durable Object on Workers). */
 export class GatewayMetrics {
   private readonly requests = new Map<string, number>();
-  private readonly pending = new Map<string, number>(); // `${agent}\n${version}` → push time (ms)
+  // agent → (version → push time, ms); per agent so an ack costs its own pushes, not the fleet's
+  private readonly pending = new Map<string, Map<number, number>>();
   private readonly ackCounts = ACK_BUCKETS.map(() => 0);
   private ackSum = 0;
   private ackCount = 0;
@@ -35,21 +36,25 @@ export class GatewayMetrics {
 
   /** A snapshot of `version` went to an agent (hello answer or push). */
   pushed(agentId: string, version: number): void {
-    if (this.pending.size >= MAX_PENDING) this.pending.delete(this.pending.keys().next().value!);
-    const k = `${agentId}\n${version}`;
-    if (!this.pending.has(k)) this.pending.set(k, Date.now());
+    let mine = this.pending.get(agentId);
+    if (!mine) {
+      if (this.pending.size >= MAX_PENDING) this.pending.delete(this.pending.keys().next().value!);
+      this.pending.set(agentId, (mine = new Map()));
+    }
+    if (!mine.has(version)) mine.set(version, Date.now());
   }
 
   /** The agent applied `version`: every push of it (or older, superseded) is answered. */
   acked(agentId: string, version: number): void {
     const now = Date.now();
     let first: number | undefined;
-    for (const [k, t] of this.pending) {
-      const [a, v] = k.split('\n') as [string, string];
-      if (a !== agentId || Number(v) > version) continue;
-      if (Number(v) === version) first = t;
-      this.pending.delete(k);
+    const mine = this.pending.get(agentId);
+    for (const [v, t] of mine ?? []) {
+      if (v > version) continue;
+      if (v === version) first = t;
+      mine!.delete(v);
     }
+    if (mine?.size === 0) this.pending.delete(agentId);
     if (first === undefined) return;
     const s = (now - first) / 1000;
     this.ackSum += s;

@@ -1,5 +1,5 @@
 // Store on any synchronous SQLite driver: @photostructure/sqlite (node:sqlite API) on Node, ctx.storage.sql in a Durable Object.
-import type { AclRecord, AgentInventory, AgentPatch, AgentRecord, DiscoveryAuthRecord, PolicyContent, Store } from './store.js';
+import type { AclRecord, AgentInventory, AgentPatch, AgentRecord, DiscoveryAuthRecord, FleetView, PolicyContent, Store } from './store.js';
 
 export type SqlValue = string | number | null;
 
@@ -9,6 +9,11 @@ export interface SqlDriver {
   run(sql: string, params: readonly SqlValue[]): void;
   /** Runs `fn` in one transaction (rolled back if it throws); drivers without it run `fn` as is. */
   transaction?<T>(fn: () => T): T;
+  /**
+   * A transaction whose commit need not reach the disk before it returns (agents' reports: the next
+   * durable commit carries it). Drivers without it use `transaction`.
+   */
+  lazyTransaction?<T>(fn: () => T): T;
 }
 
 const SCHEMA = [
@@ -26,6 +31,10 @@ const SCHEMA = [
      PRIMARY KEY (agent_id, target))`,
   // scope: 'target\n<iqn>', 'agent\n<id>' or 'discovery'; version: the policy version of its last change
   `CREATE TABLE IF NOT EXISTS changes (scope TEXT PRIMARY KEY, version INTEGER NOT NULL)`,
+  // enrolment checks names case-insensitively: without it, enrolling agent N scans N rows
+  `CREATE INDEX IF NOT EXISTS agents_by_name ON agents (lower(name))`,
+  // who is assigned a target: read by every ACL change of it
+  `CREATE INDEX IF NOT EXISTS assignments_by_target ON assignments (target, agent_id)`,
   `CREATE TABLE IF NOT EXISTS kdf (id INTEGER PRIMARY KEY CHECK (id = 1), salt TEXT NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS inventory (agent_id TEXT PRIMARY KEY, inventory TEXT NOT NULL)`,
 ];
@@ -108,6 +117,18 @@ export class SqlStore implements Store {
     return r && agentRow(r);
   }
   async updateAgent(id: string, patch: AgentPatch): Promise<void> {
+    this.patchAgent(id, patch);
+  }
+  async updateAgents(patches: ReadonlyMap<string, AgentPatch>): Promise<void> {
+    // one commit for a tick's worth of acks and statuses, and no fsync of its own: an fsync per report
+    // blocks the event loop (the driver is synchronous) for each hello of a reconnecting fleet
+    const run = (): void => {
+      for (const [id, patch] of patches) this.patchAgent(id, patch);
+    };
+    if (this.db.lazyTransaction) this.db.lazyTransaction(run);
+    else this.tx(run);
+  }
+  private patchAgent(id: string, patch: AgentPatch): void {
     const sets: string[] = [];
     const params: SqlValue[] = [];
     for (const col of PATCH_COLUMNS) {
@@ -135,6 +156,11 @@ export class SqlStore implements Store {
   }
   async setInventory(id: string, inv: AgentInventory): Promise<void> {
     this.db.run('INSERT INTO inventory (agent_id, inventory) VALUES (?, ?) ON CONFLICT (agent_id) DO UPDATE SET inventory = excluded.inventory', [id, JSON.stringify(inv)]);
+  }
+
+  async inventoriesForTarget(target: string): Promise<Map<string, AgentInventory>> {
+    const rows = this.db.all('SELECT inventory.agent_id, inventory.inventory FROM inventory JOIN assignments ON assignments.agent_id = inventory.agent_id WHERE assignments.target = ? ORDER BY inventory.agent_id', [target]);
+    return new Map(rows.map((r) => [String(r.agent_id), json<AgentInventory>(r.inventory)]));
   }
 
   async assign(agentId: string, target: string): Promise<number | undefined> {
@@ -220,6 +246,35 @@ export class SqlStore implements Store {
       for (const r of rows) targets[String(r.target)]!.push(aclRow(r));
       const epoch = String(this.db.all('SELECT epoch FROM fleet WHERE id = 1', [])[0]!.epoch);
       return { version: this.versionNow(), epoch, targets, discovery: this.discoveryNow() };
+    });
+  }
+  async fleetView(known: (target: string) => number | undefined, extra: readonly string[] = [], agents?: readonly string[]): Promise<FleetView> {
+    return this.tx(() => {
+      // per scope, not the whole table: it holds a row per agent, and a hello's round must not read the fleet
+      const change = (scope: string): number | undefined => {
+        const r = this.db.all('SELECT version FROM changes WHERE scope = ?', [scope])[0];
+        return r ? Number(r.version) : undefined;
+      };
+      const assignments = new Map<string, string[]>();
+      const targetVersions = new Map<string, number>();
+      const pairs = agents === undefined
+        ? this.db.all('SELECT agent_id, target FROM assignments ORDER BY agent_id, target', [])
+        : agents.flatMap((id) => this.db.all('SELECT agent_id, target FROM assignments WHERE agent_id = ? ORDER BY target', [id]));
+      for (const r of pairs) {
+        const id = String(r.agent_id), t = String(r.target);
+        let list = assignments.get(id);
+        if (!list) assignments.set(id, (list = []));
+        list.push(t);
+        if (!targetVersions.has(t)) targetVersions.set(t, change(targetScope(t)) ?? -1);
+      }
+      for (const t of extra) targetVersions.set(t, change(targetScope(t)) ?? -1);
+      const rows = new Map<string, AclRecord[]>();
+      for (const [t, v] of targetVersions) {
+        if (v !== -1 && known(t) === v) continue;
+        rows.set(t, this.db.all('SELECT * FROM acls WHERE target = ? ORDER BY initiator', [t]).map(aclRow));
+      }
+      const epoch = String(this.db.all('SELECT epoch FROM fleet WHERE id = 1', [])[0]!.epoch);
+      return { version: this.versionNow(), epoch, assignments, targetVersions, rows, discovery: this.discoveryNow(), discoveryVersion: change(DISCOVERY_SCOPE) ?? 0 };
     });
   }
   async kdfSalt(): Promise<string> {

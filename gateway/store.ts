@@ -60,6 +60,24 @@ export interface PolicyContent {
   readonly discovery: DiscoveryAuthRecord | undefined;
 }
 
+/**
+ * The whole fleet's policy as of one version, read in one transaction: what every agent is assigned,
+ * and the sealed ACLs of only those targets whose last change the caller has not opened yet.
+ */
+export interface FleetView {
+  readonly version: number;
+  readonly epoch: string;
+  /** Assigned targets per agent, sorted; an agent without assignments is absent. */
+  readonly assignments: ReadonlyMap<string, readonly string[]>;
+  /** Version of the last change of each assigned (or asked-for) target; -1 when none was recorded. */
+  readonly targetVersions: ReadonlyMap<string, number>;
+  /** ACL rows of each target whose version differs from the caller's `known` one. */
+  readonly rows: ReadonlyMap<string, readonly AclRecord[]>;
+  readonly discovery: DiscoveryAuthRecord | undefined;
+  /** Version of the last discovery-auth change (0 when never set). */
+  readonly discoveryVersion: number;
+}
+
 export interface Store {
   createAgent(a: AgentRecord): Promise<void>;
   listAgents(): Promise<AgentRecord[]>;
@@ -67,9 +85,13 @@ export interface Store {
   findAgentByName(name: string): Promise<AgentRecord | undefined>;
   findAgentByTokenHash(hash: string): Promise<AgentRecord | undefined>;
   updateAgent(id: string, patch: AgentPatch): Promise<void>;
+  /** Many agents' reported state in one transaction (acks and statuses are batched per tick). */
+  updateAgents(patches: ReadonlyMap<string, AgentPatch>): Promise<void>;
   deleteAgent(id: string): Promise<boolean>;
   getInventory(id: string): Promise<AgentInventory | undefined>;
   setInventory(id: string, inv: AgentInventory): Promise<void>;
+  /** The inventories reported by the agents assigned `target` (agents that reported none are absent). */
+  inventoriesForTarget(target: string): Promise<Map<string, AgentInventory>>;
 
   /** Assigns a target to an agent; the new policy version, or undefined when it was already assigned. */
   assign(agentId: string, target: string): Promise<number | undefined>;
@@ -93,6 +115,8 @@ export interface Store {
   /** Random id of this fleet's store: a new one means versions started again (fleet reset). */
   fleetEpoch(): Promise<string>;
   policyFor(agentId: string): Promise<PolicyContent>;
+  /** See FleetView; `extra` targets are included even when no agent is assigned them; `agents` limits the read to those. */
+  fleetView(known: (target: string) => number | undefined, extra?: readonly string[], agents?: readonly string[]): Promise<FleetView>;
   /** Random salt (hex) of the secrets-at-rest key derivation, created with the store. */
   kdfSalt(): Promise<string>;
   /** Per agent, the version of the last change that reached its policy (assignment, its targets, discovery). */

@@ -36,7 +36,10 @@ export interface ControlLinkOptions {
   readonly agent: ManagedAgent;
   readonly log: Logger;
   readonly agentVersion?: string;
-  readonly statusIntervalMs?: number; // default 5000
+  /** How often the status is looked at (default 5000); it is sent only when it changed, or as a heartbeat. */
+  readonly statusIntervalMs?: number;
+  /** An unchanged status is still sent this often (default 60000), so the gateway's last_seen moves. */
+  readonly statusHeartbeatMs?: number;
   readonly minBackoffMs?: number; // default 500
   readonly maxBackoffMs?: number; // default 30000
   readonly keepaliveMs?: number; // default 15000; no traffic for 3× this → reconnect
@@ -48,6 +51,18 @@ export interface ControlLink {
   /** Version of the last snapshot applied (0 when none). */
   readonly appliedVersion: number;
   close(): Promise<void>;
+}
+
+/** Default period of the status heartbeat (an unchanged status); a changed one is sent at the next look. */
+export const STATUS_HEARTBEAT_MS = 60_000;
+
+/**
+ * Delay before reconnect attempt `attempt` (0-based): exponential backoff with full jitter, so a fleet
+ * that lost its gateway at the same instant comes back spread out, not as one synchronized storm.
+ */
+export function reconnectDelay(attempt: number, minBackoffMs: number, maxBackoffMs: number): number {
+  const cap = Math.min(maxBackoffMs, minBackoffMs * 2 ** Math.min(attempt, 20));
+  return Math.round(Math.random() * cap);
 }
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|\[?::1\]?|localhost)$/i;
@@ -98,6 +113,10 @@ export async function startControlLink(opts: ControlLinkOptions): Promise<Contro
   let lastTraffic = Date.now();
   let lastServed = '';
   let lastInventory = '';
+  // Status on change plus a slow heartbeat: 10,000 agents every 5 s would be 2,000 gateway writes a second.
+  let lastStatus = '';
+  let lastStatusAt = 0;
+  const heartbeat = opts.statusHeartbeatMs ?? STATUS_HEARTBEAT_MS;
   let applying = Promise.resolve();
 
   const send = (m: AgentMessage): void => {
@@ -124,10 +143,15 @@ export async function startControlLink(opts: ControlLinkOptions): Promise<Contro
     } catch (e) {
       status = { error: (e as Error).message };
     }
+    const statusKey = JSON.stringify(status);
+    const news = key !== lastServed || (inv !== undefined && invKey !== lastInventory) || statusKey !== lastStatus;
+    if (!news && Date.now() - lastStatusAt < heartbeat) return;
     try {
       send({ type: 'status', status, ...(key !== lastServed ? { served_targets: served } : {}), ...(inv && invKey !== lastInventory ? { inventory: inv } : {}) });
       lastServed = key;
       lastInventory = invKey;
+      lastStatus = statusKey;
+      lastStatusAt = Date.now();
     } catch (e) {
       log.warn({ err: (e as Error).message }, 'status not sent');
     }
@@ -168,8 +192,7 @@ export async function startControlLink(opts: ControlLinkOptions): Promise<Contro
     if (closed || retryTimer) return;
     // With several gateways the next one is tried at once; the backoff grows once per full round.
     current = (current + 1) % urls.length;
-    const cap = current !== 0 ? minBackoff : Math.min(maxBackoff, minBackoff * 2 ** Math.min(attempt++, 20));
-    const delay = Math.round(Math.random() * cap); // full jitter
+    const delay = current !== 0 ? Math.round(Math.random() * minBackoff) : reconnectDelay(attempt++, minBackoff, maxBackoff);
     retryTimer = setTimeout(() => {
       retryTimer = undefined;
       connect();
@@ -190,6 +213,7 @@ export async function startControlLink(opts: ControlLinkOptions): Promise<Contro
       lastInventory = inv ? JSON.stringify(inv) : '';
       sock.send(encodeMessage({ type: 'hello', agent_version: opts.agentVersion ?? '0', applied_version: appliedVersion, served_targets: served, ...(inv ? { inventory: inv } : {}) }));
       log.info({ url, applied_version: appliedVersion }, 'control link connected');
+      lastStatus = ''; // a new socket (perhaps a restarted gateway) gets the status once
       statusTimer = setInterval(sendStatus, opts.statusIntervalMs ?? 5000);
       pingTimer = setInterval(() => {
         if (Date.now() - lastTraffic > 3 * keepalive) {

@@ -16,6 +16,7 @@ export class NodeHub implements Hub {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
   private control: ControlService | undefined;
   private readonly heartbeat: NodeJS.Timeout;
+  private closing = false;
 
   constructor(private readonly logger: GatewayLogger) {
     this.heartbeat = setInterval(() => {
@@ -56,6 +57,7 @@ export class NodeHub implements Hub {
   }
 
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    if (this.closing) return refuse(socket, 503, 'Service Unavailable');
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     if (path !== CONTROL_PATH) return refuse(socket, 404, 'Not Found');
     const state: PeerState = { connId: crypto.randomUUID(), servedTargets: [] };
@@ -91,6 +93,7 @@ export class NodeHub implements Hub {
   }
 
   close(): void {
+    this.closing = true;
     clearInterval(this.heartbeat);
     for (const l of this.live) l.ws.close(CloseCode.goingAway, 'gateway shutting down');
     this.wss.close();

@@ -9,6 +9,7 @@ import { Command } from 'commander';
 import { pino, type Logger } from 'pino';
 import { createApp } from '../app.js';
 import { ControlService } from '../control.js';
+import { Fleet } from '../fleet.js';
 import { secretKeyProblem } from '../crypto.js';
 import { SqlStore } from '../sql-store.js';
 import { NodeHub } from './hub.js';
@@ -67,12 +68,14 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     port,
     close: () =>
       (closed ??= (async () => {
+        // stop listening before closing the agents' sockets: otherwise they reconnect to this closing
+        // gateway, get a snapshot (which resets their backoff) and are cut again, in a loop
+        const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
         hub.close();
-        await new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          server.closeAllConnections();
-        });
+        server.closeAllConnections();
+        await stopped;
         hub.terminateAll();
+        await Fleet.for(deps).flushRecords(); // the last acks and statuses, queued for this tick
         db.close();
       })()),
   };

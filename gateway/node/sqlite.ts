@@ -21,6 +21,16 @@ export function openSqlite(file: string): { driver: SqlDriver; close(): void } {
       all: (sql, params) => stmt(sql).all(...params) as Record<string, SqlValue>[],
       run: (sql, params) => void stmt(sql).run(...params),
       transaction: (fn) => inTransaction(db, fn),
+      lazyTransaction: (fn) => {
+        if (db.isTransaction) return fn();
+        // WAL + NORMAL: the commit is written but not fsynced; the next FULL commit syncs it too
+        db.exec('PRAGMA synchronous = NORMAL');
+        try {
+          return inTransaction(db, fn);
+        } finally {
+          db.exec('PRAGMA synchronous = FULL');
+        }
+      },
     },
     close: () => db.close(),
   };

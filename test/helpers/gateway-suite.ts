@@ -13,6 +13,7 @@ import { CONTROL_PATH, encodeMessage } from '../../shared/control-protocol.js';
 import type { PolicySnapshot } from '../../shared/policy.js';
 import { api, filesContaining, waitFor, type TestGateway } from './gateway.js';
 import { fleetPolicyTests } from './gateway-suite-policy.js';
+import { fleetScaleTests } from './gateway-suite-fleet.js';
 
 export const TARGET = 'iqn.2024-01.com.example.outpost:disk1';
 export const OTHER_TARGET = 'iqn.2024-01.com.example.outpost:elsewhere';
@@ -300,6 +301,7 @@ export function gatewayBehaviourSuite(name: string, startGw: () => Promise<TestG
     });
 
     fleetPolicyTests({ gw: () => gw, agent, agentId: () => agentId, extraAgent });
+    fleetScaleTests({ gw: () => gw });
 
     it('no secret appears in clear text in storage, responses, logs or the agent state dir', async () => {
       const inStorage = await filesContaining(gw.storageDir, [...SECRETS, agentToken]);

@@ -212,3 +212,31 @@ test('a TLS failure of the control link (untrusted certificate) is logged at war
     }
   });
 });
+
+test('status goes out when it changes, plus a slow heartbeat: an unchanged status is not resent every look', async () => {
+  await withDir(async (dir) => {
+    const port = await freePort();
+    const gw = await fakeGateway(port);
+    let sessions = 0;
+    const agent = new (class extends Agent {
+      override status(): object {
+        return { sessions: Array.from({ length: sessions }, (_, i) => ({ initiator: `iqn.1994-05.com.redhat:h${i}` })) };
+      }
+    })();
+    const link = await startControlLink({ url: `http://127.0.0.1:${port}`, token: 't', stateDir: dir, agent, log: silentLogger, statusIntervalMs: 50, statusHeartbeatMs: 1500 });
+    const statuses = () => gw.received.filter((m) => m.type === 'status');
+    try {
+      await waitFor('the first status', () => statuses().length >= 1, 5000);
+      await new Promise((r) => setTimeout(r, 600)); // a dozen looks at an unchanged status
+      assert.equal(statuses().length, 1, 'unchanged: not resent');
+      sessions = 2;
+      await waitFor('the changed status', () => statuses().length >= 2, 2000);
+      assert.equal((statuses()[1]!.status as { sessions: unknown[] }).sessions.length, 2);
+      await waitFor('the heartbeat of the unchanged status', () => statuses().length >= 3, 4000);
+      assert.ok(statuses().length <= 4, `heartbeats only (${statuses().length})`);
+    } finally {
+      await link.close();
+      await gw.close();
+    }
+  });
+});

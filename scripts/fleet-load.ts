@@ -1,0 +1,339 @@
+// npm run fleet-load -- --agents N [--gateway node|workers]: N simulated agents (the project's codec, the
+// agent's reconnect backoff), each on its own WebSocket, against a gateway this tool starts and stops
+// itself; prints the issue-19 table (push latency, PUT answer time, burst convergence, CPU, restart).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { createServer } from 'node:net';
+import { loadavg, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command } from 'commander';
+import WebSocket from 'ws';
+import { STATUS_HEARTBEAT_MS, reconnectDelay } from '../agent/control/link.js';
+import { CONTROL_PATH, MAX_FRAME_BYTES, PING_TEXT, decodeGatewayMessage, encodeMessage } from '../shared/control-protocol.js';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const TARGET = 'iqn.2024-01.com.example.outpost:fleet-load';
+const ACLS = 8; // CHAP ACLs on the shared target: every snapshot carries their opened secrets
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+interface Opts { singles: number; agents: number; gateway: 'node' | 'workers'; puts: number; sources: number; statusMs: number; restart: boolean; timeout: number }
+
+const cmd = new Command('fleet-load')
+  .option('--agents <n>', 'simulated agents', '1000')
+  .option('--gateway <kind>', 'node or workers (wrangler dev)', 'node')
+  .option('--puts <n>', 'PUTs in the burst (0: no burst)', '20')
+  .option('--singles <n>', 'single PUTs measured one after the other (the median is reported)', '3')
+  .option('--sources <n>', 'loopback source addresses 127.0.0.2… (ephemeral ports per address)', '8')
+  .option('--status-ms <ms>', 'status period of each simulated agent (default: the link\'s heartbeat; its status does not change; 5000 is the period before issue 19)', String(STATUS_HEARTBEAT_MS))
+  .option('--no-restart', 'skip the gateway restart phase')
+  .option('--keep <dir>', 'keep the gateway data, keys and agent tokens in DIR and reuse them on the next run with the same --agents (enrolling 10,000 agents takes minutes)')
+  .option('--profile <dir>', 'write a V8 CPU profile of the Node gateway into DIR (node --cpu-prof)')
+  .option('--timeout <s>', 'give up on a phase after this many seconds', '300')
+  .parse();
+const raw = cmd.opts<Record<string, string | boolean>>();
+const opts: Opts = { singles: Math.max(1, Number(raw.singles)), agents: Number(raw.agents), gateway: raw.gateway as Opts['gateway'], puts: Number(raw.puts), sources: Number(raw.sources), statusMs: Number(raw.statusMs), restart: raw.restart !== false, timeout: Number(raw.timeout) * 1000 };
+if (!Number.isInteger(opts.agents) || opts.agents < 1) throw new Error('--agents must be a positive integer');
+if (opts.gateway !== 'node' && opts.gateway !== 'workers') throw new Error('--gateway must be node or workers');
+
+// Gateway process --------------------------------------------------------------------------------
+const freePort = (): Promise<number> => new Promise((res, rej) => {
+  const s = createServer();
+  s.once('error', rej);
+  s.listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => res(p)); });
+});
+
+class Gateway {
+  child: ChildProcess | undefined;
+  log = '';
+  readonly url: string;
+  constructor(readonly port: number, readonly dir: string, readonly adminToken: string, readonly secretKey: string) {
+    this.url = `http://127.0.0.1:${port}`;
+  }
+  async start(): Promise<void> {
+    const env = { ...process.env, OUTPOST_ADMIN_TOKEN: this.adminToken, OUTPOST_SECRET_KEY: this.secretKey, WRANGLER_SEND_METRICS: 'false', CI: '1', NO_COLOR: '1' };
+    const args = opts.gateway === 'node'
+      ? [...(raw.profile ? ['--cpu-prof', `--cpu-prof-dir=${resolve(String(raw.profile))}`] : []), join(root, 'bin/outpost.js'), 'gateway', '--port', String(this.port), '--data', join(this.dir, 'data'), '--log-level', 'warn']
+      : [join(root, 'node_modules/wrangler/bin/wrangler.js'), 'dev', '--local', '--config', join(root, 'wrangler.toml'), '--ip', '127.0.0.1', '--port', String(this.port),
+        '--inspector-port', String(await freePort()), '--persist-to', join(this.dir, 'state'), '--env-file', join(this.dir, 'secrets.env'), '--show-interactive-dev-session=false', '--log-level', 'warn'];
+    // detached: its own process group, so CPU is summed over wrangler + workerd and all of it is stopped
+    const c = spawn(process.execPath, args, { cwd: root, env, detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
+    this.child = c;
+    c.stderr!.on('data', (d) => (this.log = (this.log + String(d)).slice(-20_000)));
+    const deadline = Date.now() + 90_000;
+    while (Date.now() < deadline) {
+      if (c.exitCode !== null) throw new Error(`gateway exited (${c.exitCode}):\n${this.log}`);
+      try {
+        if ((await fetch(this.url + '/healthz', { signal: AbortSignal.timeout(1000) })).ok) return;
+      } catch { /* not yet */ }
+      await sleep(100);
+    }
+    throw new Error(`gateway not ready:\n${this.log}`);
+  }
+  async stop(): Promise<void> {
+    const c = this.child;
+    this.child = undefined;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    const exited = new Promise<void>((r) => c.once('exit', () => r()));
+    try { process.kill(-c.pid!, 'SIGTERM'); } catch { return; }
+    const t = setTimeout(() => { try { process.kill(-c.pid!, 'SIGKILL'); } catch { /* gone */ } }, 5000);
+    await exited;
+    clearTimeout(t);
+    for (let i = 0; i < 40 && (await this.answering()); i++) await sleep(250); // workerd may outlive wrangler briefly
+  }
+  private async answering(): Promise<boolean> {
+    try { await fetch(this.url + '/healthz', { signal: AbortSignal.timeout(300) }); return true; } catch { return false; }
+  }
+  /** utime + stime (seconds) and RSS (MiB) over the gateway's process group. */
+  async usage(): Promise<{ cpu: number; rssMiB: number }> {
+    const pgid = this.child?.pid;
+    let ticks = 0, rssKiB = 0;
+    if (pgid === undefined) return { cpu: 0, rssMiB: 0 };
+    for (const pid of await readdir('/proc')) {
+      if (!/^\d+$/.test(pid)) continue;
+      try {
+        const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields from 3 on
+        if (Number(f[2]) !== pgid) continue;
+        ticks += Number(f[11]) + Number(f[12]);
+        rssKiB += Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+      } catch { /* exited meanwhile */ }
+    }
+    return { cpu: ticks / 100, rssMiB: rssKiB / 1024 };
+  }
+  /** One request on its own connection: a kept-alive one may be closed by the server just as it is reused. */
+  api(method: string, path: string, body?: unknown): Promise<any> {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    return new Promise((resolve, reject) => {
+      const req = request(this.url + path, { method, agent: false, headers: { authorization: `Bearer ${this.adminToken}`, ...(payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}) } }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (text += d));
+        res.on('end', () => (res.statusCode === 200 || res.statusCode === 201 ? resolve(JSON.parse(text)) : reject(new Error(`${method} ${path}: HTTP ${res.statusCode} ${text}`))));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end(payload);
+    });
+  }
+}
+
+// Simulated agents -------------------------------------------------------------------------------
+/** What --keep saves: enough to start the same gateway again and connect the same agents. */
+interface Saved { gateway: string; adminToken: string; secretKey: string; ids: { id: string; token: string }[] }
+
+class SimAgent {
+  ws: WebSocket | undefined;
+  applied = 0;
+  epoch: string | undefined;
+  attempt = 0;
+  snapshots = 0;
+  connects = 0;
+  /** Time this agent first held a version ≥ `want` (the phase's goal), 0 until then. */
+  reachedAt = 0;
+  /** A snapshot came on the current socket (hello answered), and when the last one came. */
+  live = false;
+  liveAt = 0;
+  constructor(readonly i: number, readonly token: string) {}
+}
+
+let stopping = false;
+let want = Number.MAX_SAFE_INTEGER;
+let wsUrl = '';
+const agents: SimAgent[] = [];
+
+function connect(a: SimAgent): Promise<void> {
+  return new Promise((done) => {
+    a.connects++;
+    const ws = new WebSocket(wsUrl, { headers: { authorization: `Bearer ${a.token}` }, maxPayload: MAX_FRAME_BYTES, handshakeTimeout: 10_000, perMessageDeflate: false,
+      localAddress: `127.0.0.${2 + (a.i % opts.sources)}` } as WebSocket.ClientOptions);
+    a.ws = ws;
+    ws.on('open', () => {
+      ws.send(encodeMessage({ type: 'hello', agent_version: 'fleet-load', applied_version: a.applied, served_targets: [TARGET] }));
+      done();
+    });
+    ws.on('message', (data, isBinary) => {
+      if (!isBinary) return;
+      const m = decodeGatewayMessage(data as Buffer);
+      if (m.type !== 'snapshot') return;
+      a.attempt = 0;
+      a.snapshots++;
+      a.live = true;
+      a.liveAt = performance.now();
+      const p = m.policy;
+      const reset = p.fleet_epoch !== undefined && a.epoch !== undefined && p.fleet_epoch !== a.epoch;
+      if (p.version < a.applied && !reset) return ws.send(encodeMessage({ type: 'nack', version: p.version, error: 'older than applied' }));
+      a.applied = p.version;
+      a.epoch = p.fleet_epoch ?? a.epoch;
+      if (a.reachedAt === 0 && a.applied >= want) a.reachedAt = performance.now();
+      ws.send(encodeMessage({ type: 'ack', version: p.version }));
+    });
+    ws.on('error', () => done());
+    ws.on('close', () => {
+      done();
+      if (a.ws === ws) { a.ws = undefined; a.live = false; }
+      if (!stopping) setTimeout(() => void connect(a), reconnectDelay(a.attempt++, 500, 30_000));
+    });
+  });
+}
+
+/** Keepalive pings (15 s, as the link) and status at --status-ms, spread over the period. */
+function startChatter(): NodeJS.Timeout {
+  const tickMs = 250;
+  let tick = 0;
+  return setInterval(() => {
+    tick++;
+    const statusSlots = Math.max(1, Math.round(opts.statusMs / tickMs));
+    const pingSlots = Math.round(15_000 / tickMs);
+    for (const a of agents) {
+      if (a.ws?.readyState !== WebSocket.OPEN) continue;
+      if ((a.i + tick) % pingSlots === 0) a.ws.send(PING_TEXT);
+      if ((a.i + tick) % statusSlots === 0) a.ws.send(encodeMessage({ type: 'status', status: { sessions: [], luns: [{ lun: 0, state: 'ok' }], cache: { dirty_bytes: 0 } } }));
+    }
+  }, tickMs);
+}
+
+async function pool<T>(items: readonly T[], width: number, fn: (t: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(width, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++]!);
+  }));
+}
+
+async function until(what: string, ok: () => boolean): Promise<number> {
+  const t0 = performance.now();
+  while (!ok()) {
+    if (performance.now() - t0 > opts.timeout) throw new Error(`${what}: not reached within ${opts.timeout / 1000} s`);
+    await sleep(20);
+  }
+  return performance.now() - t0;
+}
+
+const pct = (xs: number[], p: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+};
+const load = (): string => loadavg().map((l) => l.toFixed(2)).join(' ');
+const aclBody = (n: number) => ({ chap: { userid: 'host-0', password: `Load-Secret-${String(n).padStart(6, '0')}` }, mapped_luns: [{ index: 0, tpg_lun: 0 }] });
+
+async function main(): Promise<void> {
+  const keep = raw.keep ? resolve(String(raw.keep)) : undefined;
+  const dir = keep ?? (await mkdtemp(join(tmpdir(), 'outpost-fleet-load-')));
+  const saved = keep ? await readFile(join(keep, 'fleet.json'), 'utf8').then((t) => JSON.parse(t) as Saved, () => undefined) : undefined;
+  if (saved && (saved.gateway !== opts.gateway || saved.ids.length !== opts.agents)) throw new Error(`${keep} holds a fleet of ${saved.ids.length} agents on ${saved.gateway}: use another --keep directory`);
+  const adminToken = saved?.adminToken ?? randomBytes(24).toString('base64url');
+  const secretKey = saved?.secretKey ?? randomBytes(32).toString('base64url');
+  if (keep) await mkdir(keep, { recursive: true, mode: 0o700 });
+  await writeFile(join(dir, 'secrets.env'), `OUTPOST_ADMIN_TOKEN=${adminToken}\nOUTPOST_SECRET_KEY=${secretKey}\n`, { mode: 0o600 });
+  const gw = new Gateway(await freePort(), dir, adminToken, secretKey);
+  wsUrl = gw.url.replace(/^http/, 'ws') + CONTROL_PATH;
+  let chatter: NodeJS.Timeout | undefined;
+  const stop = async (): Promise<void> => {
+    stopping = true;
+    clearInterval(chatter);
+    for (const a of agents) a.ws?.terminate();
+    await gw.stop();
+    if (!keep) await rm(dir, { recursive: true, force: true });
+  };
+  process.once('SIGINT', () => void stop().then(() => process.exit(130)));
+  try {
+    await gw.start();
+    const say = (s: string): void => console.error(`[${new Date().toISOString().slice(11, 19)}] ${s} (load ${load()})`);
+    let ids = saved?.ids ?? [];
+    if (!saved) {
+      say(`gateway (${opts.gateway}) at ${gw.url}; enrolling ${opts.agents} agents`);
+      for (let k = 0; k < ACLS; k++) await gw.api('PUT', `/v1/acls/${TARGET}/iqn.1994-05.com.example:host-${k}`, aclBody(k));
+      ids = [];
+      await pool(Array.from({ length: opts.agents }, (_, i) => i), 16, async (i) => {
+        const r = await gw.api('POST', '/v1/agents', { name: `store-${String(i).padStart(5, '0')}` });
+        await gw.api('PUT', `/v1/agents/${r.id}/targets/${TARGET}`);
+        ids[i] = { id: r.id, token: r.token };
+      });
+      if (keep) await writeFile(join(keep, 'fleet.json'), JSON.stringify({ gateway: opts.gateway, adminToken, secretKey, ids } satisfies Saved), { mode: 0o600 });
+    } else say(`gateway (${opts.gateway}) at ${gw.url}; reusing the ${opts.agents} agents enrolled in ${keep}`);
+    ids.forEach((x, i) => agents.push(new SimAgent(i, x.token)));
+
+    say('connecting');
+    let version: number = (await gw.api('GET', `/v1/acls/${TARGET}`)).version;
+    want = version;
+    const tc = performance.now();
+    await pool(agents, 256, (a) => connect(a));
+    await until('all agents connected with their first snapshot', () => agents.every((a) => a.reachedAt > 0));
+    const connectS = (performance.now() - tc) / 1000;
+    chatter = startChatter();
+    await sleep(2000);
+    const rssConnected = (await gw.usage()).rssMiB;
+    say(`connected in ${connectS.toFixed(1)} s, gateway RSS ${rssConnected.toFixed(0)} MiB`);
+
+    // One ACL PUT: answer time, and each agent's time to hold its version.
+    const single: { answer: number; p50: number; p99: number; max: number; load: string }[] = [];
+    for (let round = 0; round < opts.singles; round++) {
+      for (const a of agents) a.reachedAt = 0;
+      want = version + 1; // this tool is the only writer: the PUT makes the next version
+      const t0 = performance.now();
+      const r = await gw.api('PUT', `/v1/acls/${TARGET}/iqn.1994-05.com.example:host-0`, aclBody(1000 + round));
+      const answer = performance.now() - t0;
+      if (r.version !== want) throw new Error(`expected version ${want}, the gateway answered ${r.version}`);
+      version = r.version;
+      await until(`all agents at version ${want}`, () => agents.every((a) => a.reachedAt > 0));
+      const lat = agents.map((a) => a.reachedAt - t0);
+      single.push({ answer, p50: pct(lat, 50), p99: pct(lat, 99), max: Math.max(...lat), load: load() });
+      say(`PUT v${want}: answered ${answer.toFixed(0)} ms, applied p50 ${pct(lat, 50).toFixed(0)} / p99 ${pct(lat, 99).toFixed(0)} / max ${Math.max(...lat).toFixed(0)} ms`);
+      await sleep(1000);
+    }
+    const s = single.sort((x, y) => x.p99 - y.p99)[Math.floor(single.length / 2)]!; // the median round by p99
+
+    // A burst of PUTs, each sent as soon as the previous one answered.
+    let burst = { s: '—', cpu: '—', snaps: '—', load: '—' };
+    if (opts.puts > 0) {
+      for (const a of agents) { a.reachedAt = 0; a.snapshots = 0; }
+      want = version + opts.puts;
+      const cpu0 = (await gw.usage()).cpu;
+      const tb = performance.now();
+      let last = 0;
+      for (let k = 0; k < opts.puts; k++) last = (await gw.api('PUT', `/v1/acls/${TARGET}/iqn.1994-05.com.example:host-${k % ACLS}`, aclBody(2000 + k))).version;
+      const burstAnswered = performance.now() - tb;
+      if (last !== want) throw new Error(`expected version ${want} after the burst, the gateway answered ${last}`);
+      await until(`all agents at version ${want}`, () => agents.every((a) => a.reachedAt > 0));
+      const burstS = (Math.max(...agents.map((a) => a.reachedAt)) - tb) / 1000;
+      await sleep(500); // let the last acks land before reading the CPU counter
+      const burstCpu = (await gw.usage()).cpu - cpu0;
+      const snaps = agents.map((a) => a.snapshots);
+      const mean = (snaps.reduce((x, y) => x + y, 0) / snaps.length).toFixed(1);
+      burst = { s: `${burstS.toFixed(1)} s`, cpu: `${burstCpu.toFixed(1)} CPU-s`, snaps: `${mean} / ${Math.max(...snaps)}`, load: load() };
+      say(`${opts.puts} PUTs (answered in ${(burstAnswered / 1000).toFixed(1)} s): all at v${want} after ${burstS.toFixed(1)} s, gateway CPU ${burstCpu.toFixed(1)} s, snapshots/agent mean ${mean} max ${Math.max(...snaps)}`);
+    }
+
+    let restart = '—';
+    if (opts.restart) {
+      const connects0 = agents.reduce((x, a) => x + a.connects, 0);
+      const tk = performance.now();
+      await gw.stop();
+      const spawned = performance.now(); // the old gateway has exited: every snapshot from here on is the new one's
+      await gw.start();
+      const up = performance.now();
+      for (const a of agents) a.reachedAt = 0;
+      // back: answered by the new gateway (a socket the old one accepted while closing does not count)
+      await until('all agents back after the restart', () => agents.every((a) => a.live && a.liveAt >= spawned && a.ws?.readyState === WebSocket.OPEN));
+      const last = Math.max(...agents.map((a) => a.liveAt));
+      const tries = agents.reduce((x, a) => x + a.connects, 0) - connects0;
+      restart = `${((last - tk) / 1000).toFixed(1)} s after the stop, ${((last - up) / 1000).toFixed(1)} s after listening (${((up - tk) / 1000).toFixed(1)} s down; ${(tries / opts.agents).toFixed(1)} connects/agent)`;
+      say(`restart: all back ${restart}`);
+    }
+    const rss = (await gw.usage()).rssMiB;
+
+    console.log(`\n| agents | gateway | push p50 / p99 (max) | one ACL PUT answered after | ${opts.puts} quick PUTs until all agents at the last version | gateway CPU for those ${opts.puts} PUTs | snapshots per agent in the burst (mean / max) | all back after a restart | gateway RSS |`);
+    console.log('|---|---|---|---|---|---|---|---|---|');
+    console.log(`| ${opts.agents.toLocaleString('en-US')} | ${opts.gateway} | ${s.p50.toFixed(0)} / ${s.p99.toFixed(0)} ms (${s.max.toFixed(0)}) | ${(s.answer / 1000).toFixed(2)} s | ${burst.s} | ${burst.cpu} | ${burst.snaps} | ${restart} | ${rss.toFixed(0)} MiB |`);
+    console.log(`\nload average during the single PUTs: ${s.load}; during the burst: ${burst.load}; connect of all agents: ${connectS.toFixed(1)} s`);
+  } catch (e) {
+    console.error(`fleet-load failed: ${(e as Error).message}\n--- gateway log (tail) ---\n${gw.log.slice(-3000)}`);
+    process.exitCode = 1;
+  } finally {
+    await stop();
+  }
+}
+
+await main();
