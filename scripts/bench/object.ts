@@ -3,18 +3,17 @@
 // PUTs/GETs per GiB of the random writes, sustained sequential writes with the flusher running, and sequential
 // reads of a range the cache does not hold (from the LUNs' stats via `outpost … info`).
 // Standalone: node dist/scripts/bench/object.js [--quick]
-import { closeSync, existsSync, openSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { join } from 'node:path';
 import { freePort } from '../../test/helpers/net.js';
 import { startS3rver } from '../../test/helpers/s3rver.js';
-import { onCleanup, run, runCleanups, sleep, startDaemon, terminate } from './proc.js';
+import { onCleanup, run, sleep, startDaemon, terminate } from './proc.js';
 import { lastLines } from './parse.js';
 import { runOnce, type RunContext, type Sample } from './runner.js';
 import { fillFile, type Endpoint, type TargetUnderTest } from './target.js';
 import { WORKLOADS } from './workloads.js';
+import { runStandalone } from './standalone.js';
 import { fmt, median } from './report.js';
 
 const MiB = 1024 * 1024;
@@ -217,19 +216,4 @@ export async function objectBench(o: ObjectBenchOptions): Promise<string> {
   }
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
-  const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-  const quick = process.argv.includes('--quick');
-  (async () => {
-    if (!existsSync(join(repoRoot, 'bin/outpost.js'))) throw new Error('run from a built tree (npm run build)');
-    const workDir = await mkdtemp(join(tmpdir(), 'outpost-bench-object-'));
-    onCleanup(() => rm(workDir, { recursive: true, force: true }));
-    const md = await objectBench({ repoRoot, workDir, duration: quick ? 2 : 4, reps: quick ? 2 : 3, initiatorName: `iqn.2024-01.dev.outpost.bench:init-${process.pid}` });
-    process.stdout.write(md);
-    await runCleanups();
-  })().catch(async (err: Error) => {
-    console.error(`bench object: ${err.message}`);
-    await runCleanups();
-    process.exit(1);
-  });
-}
+runStandalone(import.meta.url, 'object', objectBench);

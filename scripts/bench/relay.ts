@@ -1,18 +1,17 @@
 // Issue 16 bench rows: the same LUN of one agent through a direct portal and through `outpost relay` on
 // loopback (one tunnel), 4 KiB random read QD32 and 128 KiB sequential read QD32, alternating, as the
 // ratio relay/direct, with the relay's CPU per GiB. Standalone: node dist/scripts/bench/relay.js [--quick]
-import { closeSync, existsSync, openSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { freePort } from '../../test/helpers/net.js';
-import { cpuSeconds, onCleanup, run, runCleanups, sleep, startDaemon, terminate } from './proc.js';
+import { cpuSeconds, onCleanup, run, sleep, startDaemon, terminate } from './proc.js';
 import { lastLines } from './parse.js';
 import { cpuPerGiB, runOnce, type RunContext, type Sample } from './runner.js';
 import { fillFile, type Endpoint, type TargetUnderTest } from './target.js';
 import { WORKLOADS } from './workloads.js';
+import { runStandalone } from './standalone.js';
 import { fmt, median } from './report.js';
 
 const MiB = 1024 * 1024;
@@ -129,17 +128,4 @@ export async function relayBench(o: RelayBenchOptions): Promise<string> {
   }
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
-  const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-  const quick = process.argv.includes('--quick');
-  (async () => {
-    if (!existsSync(join(repoRoot, 'bin/outpost.js'))) throw new Error('run from a built tree (npm run build)');
-    const workDir = await mkdtemp(join(tmpdir(), 'outpost-bench-relay-'));
-    onCleanup(() => rm(workDir, { recursive: true, force: true }));
-    const md = await relayBench({ repoRoot, workDir, duration: quick ? 2 : 4, reps: quick ? 2 : 3, initiatorName: `iqn.2024-01.dev.outpost.bench:init-${process.pid}` });
-    process.stdout.write(md);
-  })().catch((e: Error) => {
-    console.error(`relay bench failed: ${e.message}`);
-    process.exitCode = 1;
-  }).finally(() => void runCleanups());
-}
+runStandalone(import.meta.url, 'relay', relayBench);
