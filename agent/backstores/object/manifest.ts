@@ -45,6 +45,11 @@ export class VolumeManifest {
   private readonly pageBytes = new Map<number, number>();
   /** Data objects uploaded but not yet named by a root being written or written. */
   private readonly pendingKeys = new Set<string>();
+  /**
+   * Data objects whose PUT has started and not yet returned. A PUT can land in the bucket (and in a sweep's
+   * listing) before its response reaches us, so the key is registered before the request is sent.
+   */
+  private readonly inflightKeys = new Set<string>();
   private doomed: Doomed[] = [];
   private writing: number | null = null;
   private nextGen: number;
@@ -155,9 +160,20 @@ export class VolumeManifest {
     this.drop(keys.segment(this.o.prefix, id));
   }
 
+  /** A data object's PUT is about to start: the sweep must not delete it even if it lists it before uploaded(). */
+  uploading(key: string): void {
+    this.inflightKeys.add(key);
+  }
+
+  /** The PUT of `key` failed: if it landed after all, nothing names it and the next open-time sweep frees it. */
+  abandoned(key: string): void {
+    this.inflightKeys.delete(key);
+  }
+
   /** A data object was uploaded: it is garbage unless a root names it. */
   uploaded(key: string, segment?: { id: string; size: number }): void {
     this.pendingKeys.add(key);
+    this.inflightKeys.delete(key);
     if (segment) this.segments.set(segment.id, { size: segment.size, live: 0, finished: false, chunks: new Set() });
   }
 
@@ -362,6 +378,7 @@ export class VolumeManifest {
       }
       for (const [id] of this.pages.values()) s.add(keys.page(prefix, id));
       for (const k of this.pendingKeys) s.add(k);
+      for (const k of this.inflightKeys) s.add(k);
       for (const d of this.doomed) s.add(d.key);
       for (const k of this.upgradeFrom ?? []) s.add(k);
       if (this.rootKey) s.add(this.rootKey);
