@@ -226,6 +226,7 @@ async function startLocked(opts: AgentOptions, stateDir: string, lock: StateDirL
       return e.error ? { error: e.error } : { size: e.lu?.backstore.size, stats: e.lu?.backstore.stats?.() };
     },
     portalListening: (ip, port) => runtime.portals.has(portalKey(ip, port)),
+    backstore: (path) => runtime.units.get(path)?.lu?.backstore,
     prefs: () => prefs.all(),
     setPref: (n, v) => prefs.set(n, v),
     status() {

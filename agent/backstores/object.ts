@@ -17,6 +17,7 @@ import { readJournal } from '../cache/journal.js';
 import { DeferredObjectBackstore, localCopies } from './object/deferred.js';
 import { ObjectStore } from './object/store.js';
 import { keyEnvName, loadVolumeKey } from './object/crypto.js';
+import { VolumeSnapshots, WriteBarrier } from './object/snapshots.js';
 
 export interface ObjectBackstoreSpec {
   plugin: 'object';
@@ -58,6 +59,8 @@ export interface ObjectBackstoreSpec {
    * taken from OUTPOST_VOLUME_KEY_<NAME> when set. Only the path is kept in the configuration, never the key.
    */
   encryption_key_file?: string;
+  /** Longest a snapshot holds new writes back while what was written before it uploads, default 15 000 ms. */
+  snapshot_timeout_ms?: number;
 }
 
 function num(v: unknown, what: string, dflt?: number): number {
@@ -76,11 +79,16 @@ class ObjectBackstore implements Backstore {
   /** A reader (another agent holds the writer lease) is exported write-protected. */
   readonly readOnly: boolean;
   private closed = false;
+  /** Snapshots hold writes back at their flush point. */
+  private readonly barrier = new WriteBarrier();
+  readonly snapshots: VolumeSnapshots;
 
   constructor(readonly size: number, readonly writeBack: boolean, private readonly cache: ChunkCache, private readonly bucket: Bucket,
     private readonly manifest: VolumeManifest, private readonly closeTimeoutMs: number, private readonly sweeping: Promise<unknown>,
-    private readonly log: Logger, private readonly chunkSize: number, private readonly lease: WriterLease, private readonly store: ObjectStore) {
+    private readonly log: Logger, private readonly chunkSize: number, private readonly lease: WriterLease, private readonly store: ObjectStore,
+    snap: { prefix: string; timeoutMs: number; flushTimeoutMs: number; what: string }) {
     this.readOnly = lease.role !== 'writer';
+    this.snapshots = new VolumeSnapshots(bucket, snap.prefix, manifest, cache, lease, this.barrier, { ...snap, size });
   }
 
   /** Writes are acknowledged only under a valid writer lease (docs/writer-lease.md §Senses). */
@@ -108,7 +116,12 @@ class ObjectBackstore implements Backstore {
     for (const c of chunks) length += c.length;
     this.check(offset, length);
     this.gate();
-    await this.cache.write(offset, chunks);
+    await this.barrier.enter();
+    try {
+      await this.cache.write(offset, chunks);
+    } finally {
+      this.barrier.leave();
+    }
     this.gate(); // the lease may have lapsed while the write waited for cache space
   }
 
@@ -123,7 +136,12 @@ class ObjectBackstore implements Backstore {
   async unmap(offset: number, length: number): Promise<void> {
     this.check(offset, length);
     this.gate();
-    await this.cache.unmap(offset, length);
+    await this.barrier.enter();
+    try {
+      await this.cache.unmap(offset, length);
+    } finally {
+      this.barrier.leave();
+    }
     this.gate();
   }
 
@@ -265,7 +283,8 @@ async function openNow(spec: ObjectBackstoreSpec, ctx: { stateDir: string; log?:
     // Only the writer sweeps: a reader would delete what the writer has uploaded but not yet named in a root.
     const sweeping = !writer.mayMutate(readTimeoutMs) ? Promise.resolve() : manifest.sweep().then((n) => { if (n) log.info({ deleted: n }, 'object volume: swept unreferenced objects'); },
       (err: Error) => log.warn({ err: err.message }, 'object volume: sweep failed'));
-    return new ObjectBackstore(size, spec.write_back ?? true, cache, bucket, manifest, num(spec.close_timeout_ms, 'close_timeout_ms', 60_000), sweeping, log, chunkSize, writer, remote);
+    return new ObjectBackstore(size, spec.write_back ?? true, cache, bucket, manifest, num(spec.close_timeout_ms, 'close_timeout_ms', 60_000), sweeping, log, chunkSize, writer, remote,
+      { prefix, timeoutMs: readTimeoutMs, flushTimeoutMs: num(spec.snapshot_timeout_ms, 'snapshot_timeout_ms', 15_000), what: `object volume ${spec.name}` });
   } catch (e) {
     bucket.destroy();
     await lease?.destroy();

@@ -15,6 +15,7 @@ import { tunnelProblem } from '../config/tunnels.js';
 import { ShellError, type PrefValue, type ShellHost } from './host.js';
 import { findAcl, findSo, findTarget, findTpg, resolve, type TreeNode } from './tree.js';
 import { parseBool, parseIntParam } from './values.js';
+import { snapshotCommand } from './snapshot-command.js';
 
 export interface RunCtx {
   readonly draft: RootConfig;
@@ -37,7 +38,8 @@ export interface ParamSpec {
 export interface CommandSpec {
   readonly params: readonly ParamSpec[];
   readonly help: string;
-  run(ctx: RunCtx, args: Record<string, string | undefined>): void;
+  /** Changes the draft; may return work on the running agent, done after the draft is committed. */
+  run(ctx: RunCtx, args: Record<string, string | undefined>): void | (() => Promise<void>);
 }
 
 const err = (msg: string): never => {
@@ -481,6 +483,7 @@ export function objectCommands(node: TreeNode): Record<string, CommandSpec> {
       const create = { fileio: fileioCreate, block: blockCreate, rd_mcp: ramdiskCreate, pscsi: pscsiCreate, object: objectCreate }[node.ids.plugin as Plugin];
       return { create, delete: soDelete };
     }
+    case 'so': return node.ids.plugin === 'object' ? { snapshot: snapshotCommand } : {};
     case 'iscsi': return { create: targetCreate, delete: targetDelete };
     case 'target': return { create: tpgCreate, delete: tpgDelete };
     case 'tpg': return { enable: tpgEnable(true), disable: tpgEnable(false) };

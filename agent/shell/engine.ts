@@ -201,8 +201,9 @@ export class ShellEngine {
     // Messages are held until the change is committed: a command that fails prints only its error.
     const said: string[] = [];
     const ctx: RunCtx = { draft, node, tree, host: this.host, prefs: this.prefs(), out: said, defaultPortals: [] };
-    spec.run(ctx, args);
-    try {
+    const then = spec.run(ctx, args);
+    // A command that acts on the running agent (snapshot …) and changes no configuration commits nothing.
+    if (!then || JSON.stringify(draft) !== JSON.stringify(this.host.model())) try {
       await this.host.commit(draft);
     } catch (e) {
       if (!ctx.defaultPortals?.length) throw e;
@@ -214,6 +215,7 @@ export class ShellEngine {
       }
       await this.host.commit(draft);
     }
+    if (then) await then();
     out.push(...said);
   }
 

@@ -1,6 +1,7 @@
 // What the shell engine needs from whoever owns the configuration: the running agent, or the saved file.
 import type { RootConfig } from '../config/schema.js';
 import type { SoInfo } from './tree.js';
+import type { Backstore } from '../backstores/backstore.js';
 
 export class ShellError extends Error {
   constructor(message: string) {
@@ -50,6 +51,8 @@ export interface ShellHost {
   status?(): string[];
   /** Lines for `sessions`; absent offline. */
   sessions?(): string[];
+  /** The running backstore of a storage object path (snapshot commands); absent offline. */
+  backstore?(path: string): Backstore | undefined;
   /** State of a running tunnel (`tunnels ls`); absent offline. */
   tunnelInfo?(target: string, tag: number, url: string): string | undefined;
 }
