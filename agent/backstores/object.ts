@@ -18,6 +18,8 @@ import { DeferredObjectBackstore, localCopies } from './object/deferred.js';
 import { ObjectStore } from './object/store.js';
 import { keyEnvName, loadVolumeKey } from './object/crypto.js';
 import { VolumeSnapshots, WriteBarrier } from './object/snapshots.js';
+import { checkCloneSource, materializeClone, parseSource, type CloneSource } from './object/clone.js';
+import { openSnapshotExport } from './object/snapshot-export.js';
 
 export interface ObjectBackstoreSpec {
   plugin: 'object';
@@ -61,6 +63,10 @@ export interface ObjectBackstoreSpec {
   encryption_key_file?: string;
   /** Longest a snapshot holds new writes back while what was written before it uploads, default 15 000 ms. */
   snapshot_timeout_ms?: number;
+  /** A clone (or with readonly, an export) of a snapshot: `<bucket prefix>@<snapshot>` in the same bucket. */
+  source?: string;
+  /** With source: export the snapshot itself write-protected (no lease, nothing written to the bucket). */
+  readonly?: boolean;
 }
 
 function num(v: unknown, what: string, dflt?: number): number {
@@ -226,6 +232,10 @@ export async function openObjectBackstore(spec: ObjectBackstoreSpec, ctx: { stat
 
 async function openNow(spec: ObjectBackstoreSpec, ctx: { stateDir: string; log?: Logger }): Promise<Backstore> {
   const log = (ctx.log ?? silentLogger).child({ backstore: spec.name });
+  if (spec.readonly) {
+    if (!spec.source) throw new BackstoreError(BackstoreErrorCode.IO, 'object backstore: readonly=true exports a snapshot; give source=VOLUME@SNAPSHOT');
+    return openSnapshotExport(spec, log);
+  }
   if (!spec.name || /[/\\]|^\.\.?$/.test(spec.name)) throw new BackstoreError(BackstoreErrorCode.IO, `object backstore: bad name ${JSON.stringify(spec.name)}`);
   if (!spec.bucket) throw new BackstoreError(BackstoreErrorCode.IO, 'object backstore: bucket is required');
   const size = num(spec.size, 'size');
@@ -250,7 +260,18 @@ async function openNow(spec: ObjectBackstoreSpec, ctx: { stateDir: string; log?:
     const existing = await bucket.get(keys.descriptor(prefix0), readTimeoutMs);
     const d = existing ? decodeDescriptor(parseJson(existing, keys.descriptor(prefix0))) : undefined;
     if (d) checkDescriptor(d, `bucket volume s3://${spec.bucket}/${keys.descriptor(prefix0)}`, { size, key, keyHint, log });
-    const chunk0 = d?.chunk_size ?? DEFAULT_CHUNK_SIZE;
+    // A clone is checked against its source before anything is written to either prefix.
+    let cloneFrom: CloneSource | undefined;
+    if (spec.source && d) {
+      const want = parseSource(spec.source);
+      if (d.origin?.prefix !== want.prefix || d.origin?.snapshot !== want.snapshot) {
+        throw new BackstoreError(BackstoreErrorCode.IO, `object backstore: s3://${spec.bucket}/${prefix0} already holds a volume that is not a clone of ${spec.source}; use a new prefix`);
+      }
+    } else if (spec.source) {
+      cloneFrom = await checkCloneSource(bucket, spec.source, { prefix: prefix0, size, key, keyHint, timeoutMs: readTimeoutMs, log })
+        .catch((e: Error) => { throw (e as { $metadata?: unknown }).$metadata ? e : new BackstoreError(BackstoreErrorCode.IO, `object backstore ${spec.name}: ${e.message}`); });
+    }
+    const chunk0 = d?.chunk_size ?? cloneFrom?.descriptor.chunk_size ?? DEFAULT_CHUNK_SIZE;
     if (cacheSize < 2 * chunk0) throw new BackstoreError(BackstoreErrorCode.IO, `object backstore: cache_size must be at least ${2 * chunk0} bytes (two chunks)`);
     const holder = await holderId(cacheDir, spec.name);
     lease = await WriterLease.open({
@@ -258,6 +279,10 @@ async function openNow(spec: ObjectBackstoreSpec, ctx: { stateDir: string; log?:
       holder, leaseMs, settleMs, timeoutMs: readTimeoutMs, log,
     });
     await refuseOrphans(cacheDir, holder, lease);
+    if (cloneFrom) {
+      if (lease.role !== 'writer') throw new BackstoreError(BackstoreErrorCode.IO, `object backstore: another agent (${lease.heldBy ?? 'unknown'}) holds s3://${spec.bucket}/${prefix0}`);
+      await materializeClone(bucket, prefix0, cloneFrom, { size, epoch: lease.epoch, wwn: spec.wwn, timeoutMs: readTimeoutMs, log });
+    }
     const vol = await openVolume({ bucket, prefix: spec.prefix, size, wwn: spec.wwn, timeoutMs: readTimeoutMs, retain: num(spec.retain_manifests, 'retain_manifests', 2) || 1, log, key, keyHint,
       epoch: lease.role === 'writer' ? lease.epoch : undefined });
     const chunkSize = vol.descriptor.chunk_size;

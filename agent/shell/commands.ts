@@ -15,7 +15,8 @@ import { tunnelProblem } from '../config/tunnels.js';
 import { ShellError, type PrefValue, type ShellHost } from './host.js';
 import { findAcl, findSo, findTarget, findTpg, resolve, type TreeNode } from './tree.js';
 import { parseBool, parseIntParam } from './values.js';
-import { snapshotCommand } from './snapshot-command.js';
+import { objectDelete, snapshotCommand } from './volume-commands.js';
+import { resolveSource } from '../sites/clone.js';
 
 export interface RunCtx {
   readonly draft: RootConfig;
@@ -137,7 +138,8 @@ const ramdiskCreate: CommandSpec = {
 
 const objectCreate: CommandSpec = {
   params: [{ name: 'name', required: true }, { name: 'size', required: true }, { name: 'bucket', required: true }, { name: 'prefix' }, { name: 'endpoint' },
-    { name: 'region' }, { name: 'force_path_style', values: () => ['true', 'false'] }, { name: 'cache_dir' }, { name: 'cache_size' }, { name: 'write_back', values: () => ['true', 'false'] }, { name: 'wwn' }],
+    { name: 'region' }, { name: 'force_path_style', values: () => ['true', 'false'] }, { name: 'cache_dir' }, { name: 'cache_size' }, { name: 'write_back', values: () => ['true', 'false'] }, { name: 'wwn' },
+    { name: 'source' }, { name: 'readonly', values: () => ['true', 'false'] }],
   help: 'Creates an object (S3) storage object: a volume in bucket/prefix behind a bounded local cache.',
   run(ctx, a) {
     let size: number;
@@ -150,7 +152,8 @@ const objectCreate: CommandSpec = {
     }
     if (size < 512) err(`Size ${a.size} is too small (at least one 512-byte block).`);
     // the backstore cannot open without its cache bound: say so here rather than after "Created …"
-    if (cacheSize === undefined) err('Missing cache_size: the local cache\'s bound is required (for example cache_size=2G).');
+    const readonly = parseBool(a.readonly, false, 'readonly');
+    if (cacheSize === undefined && !readonly) err('Missing cache_size: the local cache\'s bound is required (for example cache_size=2G).');
     if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(a.bucket!)) err(`'${a.bucket}' is not a valid bucket name.`);
     if (a.endpoint !== undefined && !/^https?:\/\/\S+$/.test(a.endpoint)) err(`endpoint '${a.endpoint}' must be an http(s) URL.`);
     const so: StorageObjectConfig = { plugin: 'object', name: a.name!, size, bucket: a.bucket!, prefix: a.prefix ?? `${a.name}/`, wwn: wwnArg(a.wwn) };
@@ -160,8 +163,14 @@ const objectCreate: CommandSpec = {
     if (a.cache_dir !== undefined) so.cache_dir = resolvePath(a.cache_dir);
     if (cacheSize !== undefined) so.cache_size = cacheSize;
     so.write_back = parseBool(a.write_back, true, 'write_back');
+    // A clone (or with readonly=true, an export) of a snapshot: agent/sites/clone.ts, docs/bucket-format.md.
+    if (a.source !== undefined) {
+      try { so.source = resolveSource(ctx.draft, so, a.source); } catch (e) { err((e as Error).message); }
+    }
+    if (readonly) { if (!so.source) err('readonly=true exports a snapshot: give source=VOLUME@SNAPSHOT.'); so.readonly = true; so.write_back = false; }
     addSo(ctx, so);
     ctx.out.push(`Created object storage object ${a.name} with size ${size}.`);
+    if (so.source) ctx.out.push(readonly ? `Exporting snapshot ${a.source} read-only.` : `Cloned from snapshot ${a.source} (sharing its objects).`);
   },
 };
 
@@ -173,7 +182,7 @@ const pscsiCreate: CommandSpec = {
   },
 };
 
-function deleteSoRefs(root: RootConfig, path: string): void {
+export function deleteSoRefs(root: RootConfig, path: string): void {
   for (const t of iscsiTargets(root)) {
     for (const tpg of t.tpgs) {
       const gone = tpg.luns.filter((l) => l.storage_object === path).map((l) => l.index);
@@ -481,7 +490,7 @@ export function objectCommands(node: TreeNode): Record<string, CommandSpec> {
   switch (node.kind) {
     case 'backstore': {
       const create = { fileio: fileioCreate, block: blockCreate, rd_mcp: ramdiskCreate, pscsi: pscsiCreate, object: objectCreate }[node.ids.plugin as Plugin];
-      return { create, delete: soDelete };
+      return { create, delete: node.ids.plugin === 'object' ? objectDelete : soDelete };
     }
     case 'so': return node.ids.plugin === 'object' ? { snapshot: snapshotCommand } : {};
     case 'iscsi': return { create: targetCreate, delete: targetDelete };

@@ -1,8 +1,10 @@
-// `/backstores/object/NAME snapshot create|list|delete [SNAP]` (DESIGN.md contracts): acts on the running volume
-// through the agent (agent/sites/snapshots.ts); the configuration does not change.
-import { storageObjectPath, type Plugin } from '../config/schema.js';
+// Object volume commands that act on the running agent (DESIGN.md contracts): `/backstores/object/NAME snapshot
+// create|list|delete [SNAP]` (agent/sites/snapshots.ts) and `/backstores/object delete NAME destroy=true`.
+import { storageObjectPath, type Plugin, type RootConfig } from '../config/schema.js';
 import { createSnapshot, deleteSnapshot, renderSnapshots, snapshotsOf } from '../sites/snapshots.js';
-import type { CommandSpec } from './commands.js';
+import { checkDestroy, destroyVolume } from '../sites/clone.js';
+import { deleteSoRefs, type CommandSpec } from './commands.js';
+import { parseBool } from './values.js';
 import { ShellError } from './host.js';
 import { findSo } from './tree.js';
 
@@ -46,6 +48,41 @@ export const snapshotCommand: CommandSpec = {
       } catch (e) {
         err((e as Error).message);
       }
+    };
+  },
+};
+
+/** `/backstores/object delete NAME [destroy=true]`: like targetcli's delete; destroy also empties the volume's prefix. */
+export const objectDelete: CommandSpec = {
+  params: [{ name: 'name', required: true, values: (n) => n.children().map((c) => c.name) }, { name: 'destroy', values: () => ['true', 'false'] }],
+  help: 'Deletes the object storage object and the LUNs using it; the volume stays in the bucket unless destroy=true (refused while clones depend on its snapshots).',
+  run(ctx, a) {
+    const so = findSo(ctx.draft, 'object', a.name!) ?? err(`No storage object named ${a.name}.`);
+    const path = storageObjectPath(so);
+    const drop = (root: RootConfig): void => {
+      root.storage_objects = root.storage_objects.filter((s) => !(s.plugin === 'object' && s.name === so.name));
+      deleteSoRefs(root, path);
+    };
+    if (!parseBool(a.destroy, false, 'destroy') || so.readonly) {
+      drop(ctx.draft);
+      ctx.out.push(`Deleted storage object ${a.name}.`);
+      return;
+    }
+    if (!ctx.host.backstore) err('destroy=true needs the running agent (start it with `outpost agent`).');
+    const role = ctx.host.backstore!(path)?.stats?.().lease_role;
+    if (role !== 'writer') err(`Cannot destroy ${path}: this agent is not its writer (${role ?? 'not open'}); nothing was deleted.`);
+    const next = structuredClone(ctx.draft);
+    drop(next);
+    return async () => {
+      try {
+        await checkDestroy(so);
+        await ctx.host.commit(next);
+      } catch (e) {
+        err((e as Error).message);
+      }
+      ctx.out.push(`Deleted storage object ${a.name}.`);
+      const n = await destroyVolume(so, path);
+      ctx.out.push(`Destroyed volume s3://${so.bucket}/${so.prefix ?? `${so.name}/`}: ${n} objects deleted.`);
     };
   },
 };
