@@ -24,6 +24,7 @@ import type { ShellHost } from './shell/host.js';
 import { PrefsStore } from './shell/prefs-store.js';
 import { TunnelManager, describeTunnel } from './tunnel/manager.js';
 import { lockStateDir, type StateDirLock } from './state-lock.js';
+import { SnapshotScheduler } from './sites/schedule.js';
 
 export interface AgentOptions {
   configPath: string;
@@ -154,6 +155,7 @@ async function startLocked(opts: AgentOptions, stateDir: string, lock: StateDirL
   await swap(prepareModel(initial), false);
 
   const prefs = new PrefsStore(join(stateDir, 'prefs.json'));
+  const snapshotSchedule = new SnapshotScheduler({ model: () => model, backstore: (p) => runtime.units.get(p)?.lu?.backstore, log });
   let stopped = false;
   const agent: Agent = {
     registry,
@@ -204,6 +206,7 @@ async function startLocked(opts: AgentOptions, stateDir: string, lock: StateDirL
     async stop() {
       if (stopped) return;
       stopped = true;
+      snapshotSchedule.stop();
       await serialized(async () => {
         await admin?.close();
         tunnels.closeAll();
@@ -262,6 +265,7 @@ async function startLocked(opts: AgentOptions, stateDir: string, lock: StateDirL
     }
   }
   (agent as { adminPath?: string }).adminPath = admin?.path;
+  snapshotSchedule.start();
   log.info({ configPath, targets: agent.servedTargets().length, portals: [...runtime.portals.keys()] }, 'agent started');
   return agent;
 }

@@ -15,6 +15,7 @@ import { BOOKMARKS_PREF, DEFAULT_PREFS, ShellError, type PrefValue, type ShellHo
 import { renderLiveStats } from './live-stats.js';
 import { renderTree } from './render.js';
 import { buildTree, resolve, type TreeNode } from './tree.js';
+import { scheduleInfo } from '../sites/schedule.js';
 import { parseBool } from './values.js';
 
 export interface ExecRequest {
@@ -161,6 +162,8 @@ export class ShellEngine {
         return;
       case 'info': {
         out.push(...info(this.host.model(), node));
+        const objectSo = node.kind === 'so' && node.ids.plugin === 'object' ? this.host.model().storage_objects.find((s) => s.plugin === 'object' && s.name === node.ids.so) : undefined;
+        if (objectSo) out.push(scheduleInfo(objectSo));
         const stats = node.kind === 'so' ? this.host.soInfo(node.path)?.stats : undefined;
         if (stats) out.push(...renderLiveStats(stats));
         return;
