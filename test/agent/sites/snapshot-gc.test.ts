@@ -82,3 +82,33 @@ test('a snapshot keeps what was written before it through overwrites, GC and a r
     bucket.destroy();
   }
 });
+
+test('a reader (another agent holds the writer lease) and a bucket that is down refuse snapshots, changing nothing', { timeout: 120_000 }, async () => {
+  const prefix = 'vols/rd/';
+  const lease = { lease_ms: 8000, lease_settle_ms: 1000, read_timeout_ms: 2000 };
+  const writer = await openObjectBackstore(fx.spec('rd', { size: 16 * MiB, cache_size: 8 * MiB, ...lease }), { stateDir: fx.stateDir });
+  const reader = await openObjectBackstore(fx.spec('rd', { size: 16 * MiB, cache_size: 8 * MiB, ...lease, cache_dir: join(fx.stateDir, 'other-agent') }),
+    { stateDir: join(fx.stateDir, 'other') });
+  try {
+    assert.equal(reader.stats!().lease_role, 'reader');
+    await writer.write(0, [fill(0x77, 65536)]);
+    await assert.rejects(snaps(reader).create('r1'), /Cannot snapshot object volume rd: it is a reader \(the writer lease is held by .+, epoch \d+\); use the writer's agent\./);
+    await snaps(writer).create('w1');
+    await assert.rejects(snaps(reader).delete('w1'), /it is a reader/);
+    const keysBefore = await fx.s3.listKeys(prefix);
+    assert.ok(keysBefore.includes(keys.snapshot(prefix, 'w1')) && !keysBefore.includes(keys.snapshot(prefix, 'r1')));
+
+    await fx.s3.stop();
+    try {
+      await assert.rejects(snaps(writer).create('down'), /bucket unreachable/);
+      await assert.rejects(snaps(writer).list(), /bucket unreachable/);
+    } finally {
+      await fx.s3.start();
+    }
+    const keysAfter = await fx.s3.listKeys(`${prefix}snapshots/`);
+    assert.deepEqual(keysAfter, [keys.snapshot(prefix, 'w1')]);
+  } finally {
+    await reader.close().catch(() => undefined);
+    await writer.close().catch(() => undefined);
+  }
+});
