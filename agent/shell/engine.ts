@@ -206,8 +206,9 @@ export class ShellEngine {
     const ctx: RunCtx = { draft, node, tree, host: this.host, prefs: this.prefs(), out: said, defaultPortals: [] };
     const then = spec.run(ctx, args);
     // A command that acts on the running agent (snapshot …) and changes no configuration commits nothing.
-    if (!then || JSON.stringify(draft) !== JSON.stringify(this.host.model())) try {
-      await this.host.commit(draft);
+    const unchanged = then !== undefined && JSON.stringify(draft) === JSON.stringify(this.host.model());
+    try {
+      if (!unchanged) await this.host.commit(draft);
     } catch (e) {
       if (!ctx.defaultPortals?.length) throw e;
       // RHEL 8 targetcli keeps the new target when its default portal cannot be created: so do we.
