@@ -14,13 +14,15 @@ import { iscsiTargets, storageObjectPath, type RootConfig } from './config/schem
 import { readConfigFile, saveConfigFile } from './config/store.js';
 import { IscsiServer, type SessionInfo } from './iscsi/server.js';
 import type { DiscoveryAuth } from './iscsi/target-registry.js';
+import { logJobs } from './job-log.js';
+import { jobs } from './jobs.js';
 import { createLogger, type Logger } from './lib/log.js';
 import type { AgentMetrics } from './metrics/agent-metrics.js';
 import { countingCore } from './metrics/core-counters.js';
 import { loginReason } from './metrics/login-reasons.js';
 import { createTargetCore } from './scsi/core.js';
 import { ShellEngine } from './shell/engine.js';
-import type { ShellHost } from './shell/host.js';
+import { ShellError, type ShellHost } from './shell/host.js';
 import { PrefsStore } from './shell/prefs-store.js';
 import { TunnelManager, describeTunnel } from './tunnel/manager.js';
 import { lockStateDir, type StateDirLock } from './state-lock.js';
@@ -211,10 +213,13 @@ async function startLocked(opts: AgentOptions, stateDir: string, lock: StateDirL
         await runtime.closeAll();
         await lock.release();
       });
+      unlogJobs();
       log.info('agent stopped');
     },
   };
 
+  // Long work (the flush at stop among it) shows in the log as periodic progress lines.
+  const unlogJobs = logJobs(log, jobs);
   const host: ShellHost = {
     configPath,
     model: () => model,
@@ -237,6 +242,15 @@ async function startLocked(opts: AgentOptions, stateDir: string, lock: StateDirL
         `Gateway policy version: ${s.policyVersion ?? 'none'}`,
       ];
     },
+    jobs: () => jobs.list(),
+    flushToBucket(path) {
+      const e = runtime.units.get(path);
+      const b = e?.lu?.backstore;
+      if (!b) throw new ShellError(`${path} is not open${e?.error ? `: ${e.error}` : ''}.`);
+      if (!b.syncToBucket) throw new ShellError(`${path} has no bucket to flush to.`);
+      const dirtyBytes = Number(b.stats?.().dirty_bytes) || 0;
+      return { job: b.syncToBucket().job, dirtyBytes };
+    },
     tunnelInfo(target, tag, url) {
       const s = tunnels.status(target, tag).find((x) => x.url === url);
       return s && describeTunnel(s);
@@ -254,6 +268,7 @@ async function startLocked(opts: AgentOptions, stateDir: string, lock: StateDirL
       admin = await startAdminServer({ path: adminSocketPath(stateDir), engine: new ShellEngine(host), configPath, log });
       await writeFile(join(stateDir, 'agent.json'), JSON.stringify({ configPath, pid: process.pid }, null, 2) + '\n', { mode: 0o600 });
     } catch (err) {
+      unlogJobs();
       tunnels.closeAll();
       await server.close();
       await runtime.closeAll();

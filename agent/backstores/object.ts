@@ -17,6 +17,7 @@ import { readJournal } from '../cache/journal.js';
 import { DeferredObjectBackstore, localCopies } from './object/deferred.js';
 import { ObjectStore } from './object/store.js';
 import { keyEnvName, loadVolumeKey } from './object/crypto.js';
+import { startFlushJob } from './object/flush-job.js';
 
 export interface ObjectBackstoreSpec {
   plugin: 'object';
@@ -79,7 +80,8 @@ class ObjectBackstore implements Backstore {
 
   constructor(readonly size: number, readonly writeBack: boolean, private readonly cache: ChunkCache, private readonly bucket: Bucket,
     private readonly manifest: VolumeManifest, private readonly closeTimeoutMs: number, private readonly sweeping: Promise<unknown>,
-    private readonly log: Logger, private readonly chunkSize: number, private readonly lease: WriterLease, private readonly store: ObjectStore) {
+    private readonly log: Logger, private readonly chunkSize: number, private readonly lease: WriterLease, private readonly store: ObjectStore,
+    private readonly name: string) {
     this.readOnly = lease.role !== 'writer';
   }
 
@@ -120,6 +122,32 @@ class ObjectBackstore implements Backstore {
     this.gate();
   }
 
+  /**
+   * The admin's "sync": makes the cache durable locally, uploads every dirty byte and writes a root, as a 'flush'
+   * job (returned at once; `done` settles when it ends). It fails once no dirty byte has left for closeTimeoutMs.
+   */
+  syncToBucket(): { job: number; done: Promise<void> } {
+    this.check(0, 0);
+    if (this.lease.role !== 'reader') this.gate();
+    const dirty = () => Number(this.cache.stats().dirty_bytes) || 0;
+    const f = startFlushJob(`/backstores/object/${this.name}`, 'uploading', dirty);
+    const run = async () => {
+      if (this.lease.role === 'reader') return; // nothing of a reader's is dirty
+      await this.cache.flush();
+      let last = dirty();
+      let lastMove = Date.now();
+      while (!(await this.cache.flusher.sync(1000))) {
+        if (this.closed) throw new BackstoreError(BackstoreErrorCode.CLOSED, 'object backstore closed during the flush');
+        const now = dirty();
+        if (now !== last) [last, lastMove] = [now, Date.now()];
+        else if (Date.now() - lastMove > this.closeTimeoutMs) throw new BackstoreError(BackstoreErrorCode.NOT_READY, `flush made no progress for ${this.closeTimeoutMs} ms: ${this.cache.stats().last_error ?? 'bucket unreachable'}`);
+      }
+    };
+    const done = run().then(() => { f.stop(); f.job.finish(); }, (e: unknown) => { f.stop(); f.job.fail(e); throw e; });
+    done.catch(() => undefined); // the job carries the error; a caller that awaits `done` sees it too
+    return { job: f.job.id, done };
+  }
+
   async unmap(offset: number, length: number): Promise<void> {
     this.check(offset, length);
     this.gate();
@@ -148,7 +176,12 @@ class ObjectBackstore implements Backstore {
 
   private async closeNow(): Promise<void> {
     await this.sweeping;
-    const drained = await this.cache.close(this.closeTimeoutMs);
+    const dirty = Number(this.cache.stats().dirty_bytes) || 0;
+    // The flush at stop is reported like any long work: an operator stopping an agent with GiB dirty sees it go.
+    const f = dirty > 0 ? startFlushJob(`/backstores/object/${this.name}`, 'stopping', () => Number(this.cache.stats().dirty_bytes) || 0) : undefined;
+    const drained = await this.cache.close(this.closeTimeoutMs).finally(() => f?.stop());
+    if (drained) f?.job.finish();
+    else f?.job.fail(`${this.cache.pending().bytes} bytes left in the journal for the next start`);
     if (!drained) {
       const left = this.cache.pending();
       this.log.warn({ journaled_chunks: left.chunks, journaled_bytes: left.bytes, journaled_trims: left.trimmed, last_error: this.cache.stats().last_error },
@@ -265,7 +298,7 @@ async function openNow(spec: ObjectBackstoreSpec, ctx: { stateDir: string; log?:
     // Only the writer sweeps: a reader would delete what the writer has uploaded but not yet named in a root.
     const sweeping = !writer.mayMutate(readTimeoutMs) ? Promise.resolve() : manifest.sweep().then((n) => { if (n) log.info({ deleted: n }, 'object volume: swept unreferenced objects'); },
       (err: Error) => log.warn({ err: err.message }, 'object volume: sweep failed'));
-    return new ObjectBackstore(size, spec.write_back ?? true, cache, bucket, manifest, num(spec.close_timeout_ms, 'close_timeout_ms', 60_000), sweeping, log, chunkSize, writer, remote);
+    return new ObjectBackstore(size, spec.write_back ?? true, cache, bucket, manifest, num(spec.close_timeout_ms, 'close_timeout_ms', 60_000), sweeping, log, chunkSize, writer, remote, spec.name);
   } catch (e) {
     bucket.destroy();
     await lease?.destroy();

@@ -43,6 +43,8 @@ export class Flusher {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private closing = false;
+  /** Admin flushes in progress: like close, everything dirty goes now, without stopping the flusher after. */
+  private syncs = 0;
   private idleWaiters: Array<() => void> = [];
 
   constructor(private readonly cache: ChunkCache, private readonly o: FlusherOptions) {}
@@ -89,7 +91,7 @@ export class Flusher {
   private candidates(): Entry[] {
     const now = Date.now();
     const waiting = this.dirtyWaiting().sort((a, b) => a.lastWrite - b.lastWrite);
-    if (this.closing) return waiting;
+    if (this.urgent) return waiting;
     const out = waiting.filter((e) => now - e.lastWrite >= this.o.uploadDelayMs);
     // Under pressure with nothing settled, the least recently written go even if still warm.
     if (out.length === 0 && waiting.length && this.inFlight === 0 && this.full) out.push(...waiting.slice(0, 64));
@@ -121,7 +123,7 @@ export class Flusher {
       // Small writes wait a little to share a segment: fewer PUTs, and a rewrite before upload costs nothing.
       const wait = Math.max(this.o.uploadDelayMs * 5, 200);
       const aged = Date.now() - oldest >= wait && Date.now() - this.lastSegment >= wait;
-      if (this.closing || this.pressure || aged || bytes >= SEGMENT_TARGET) {
+      if (this.urgent || this.pressure || aged || bytes >= SEGMENT_TARGET) {
         let batch: Entry[] = [];
         let size = 0;
         for (const e of small) {
@@ -209,7 +211,7 @@ export class Flusher {
     // (bounded by 10 commit intervals), so pages stay a small part of what is uploaded.
     const elapsed = Date.now() - this.lastCommit;
     const due = elapsed >= this.o.commitIntervalMs && (this.stagedBytes >= 4 * this.o.remote.commitCost || elapsed >= 10 * this.o.commitIntervalMs);
-    if (quiet || pressure || due || (this.closing && this.inFlight === 0)) void this.commit();
+    if (quiet || pressure || due || (this.urgent && this.inFlight === 0)) void this.commit();
   }
 
   private async commit(): Promise<void> {
@@ -243,7 +245,7 @@ export class Flusher {
    * so it does not delay a client's data.
    */
   private maybeCompact(): void {
-    if (this.compacting || this.closing || this.stopped || Date.now() < this.compactNotBefore) return;
+    if (this.compacting || this.urgent || this.stopped || Date.now() < this.compactNotBefore) return;
     if (this.inFlight >= this.o.uploadConcurrency || this.cache.waitingForSlots > 0 || this.full) return;
     this.compacting = true;
     void this.o.remote.compact().then((did) => {
@@ -255,9 +257,27 @@ export class Flusher {
     }).finally(() => { this.compacting = false; this.kick(); });
   }
 
+  private get urgent(): boolean {
+    return this.closing || this.syncs > 0;
+  }
+
+  /** The admin's flush: uploads everything dirty now and writes a root; true once nothing is dirty or uncommitted. */
+  async sync(timeoutMs: number): Promise<boolean> {
+    this.syncs++;
+    try {
+      return await this.waitIdle(timeoutMs);
+    } finally {
+      this.syncs--;
+    }
+  }
+
   /** Resolves true once nothing is dirty or uncommitted, false after `timeoutMs`. */
   async drain(timeoutMs: number): Promise<boolean> {
     this.closing = true;
+    return this.waitIdle(timeoutMs);
+  }
+
+  private async waitIdle(timeoutMs: number): Promise<boolean> {
     this.kick();
     const deadline = Date.now() + timeoutMs;
     while (!this.idle) {

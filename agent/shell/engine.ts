@@ -11,6 +11,7 @@ import { objectCommands, type CommandSpec, type RunCtx } from './commands.js';
 import { completeLine, PATH_LIKE } from './complete.js';
 import { groupsFor } from './groups.js';
 import { helpTopic, syntax, syntaxLine } from './help.js';
+import { jobCommandsAt, runJobCommand } from './job-commands.js';
 import { BOOKMARKS_PREF, DEFAULT_PREFS, ShellError, type PrefValue, type ShellHost } from './host.js';
 import { renderLiveStats } from './live-stats.js';
 import { renderTree } from './render.js';
@@ -32,6 +33,8 @@ export interface ExecResult {
   cwd: string;
   prevCwd: string;
   exit: boolean;
+  /** The job the command started or waits on: the client follows its progress until it ends. */
+  job?: number;
 }
 
 /** Splits a command line: whitespace-separated, single/double quotes group, backslash escapes. */
@@ -81,7 +84,7 @@ export class ShellEngine {
   }
 
   commandsAt(node: TreeNode): string[] {
-    const names = new Set<string>([...GENERIC, ...Object.keys(objectCommands(node))]);
+    const names = new Set<string>([...GENERIC, ...Object.keys(objectCommands(node)), ...jobCommandsAt(node)]);
     if (node.kind === 'root') for (const c of ROOT_ONLY) names.add(c);
     return [...names].sort();
   }
@@ -191,6 +194,7 @@ export class ShellEngine {
         await this.set(node, positional, keywords, out);
         return;
     }
+    if (runJobCommand(this.host, node, cmd, positional, keywords, res)) return;
     if (node.kind === 'root' && (ROOT_ONLY as readonly string[]).includes(cmd)) {
       await this.rootCommand(cmd, positional, keywords, out);
       return;

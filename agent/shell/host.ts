@@ -1,5 +1,6 @@
 // What the shell engine needs from whoever owns the configuration: the running agent, or the saved file.
 import type { RootConfig } from '../config/schema.js';
+import type { JobSnapshot } from '../jobs.js';
 import type { SoInfo } from './tree.js';
 
 export class ShellError extends Error {
@@ -50,6 +51,10 @@ export interface ShellHost {
   status?(): string[];
   /** Lines for `sessions`; absent offline. */
   sessions?(): string[];
+  /** Running and recent long work (agent/jobs.ts); absent offline. */
+  jobs?(): JobSnapshot[];
+  /** Starts the upload of an object volume's dirty data (`flush`); its job and the dirty bytes at the start. */
+  flushToBucket?(path: string): { job: number; dirtyBytes: number };
   /** State of a running tunnel (`tunnels ls`); absent offline. */
   tunnelInfo?(target: string, tag: number, url: string): string | undefined;
 }
