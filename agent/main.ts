@@ -15,10 +15,11 @@ import { readConfigFile, saveConfigFile } from './config/store.js';
 import { IscsiServer, type SessionInfo } from './iscsi/server.js';
 import type { DiscoveryAuth } from './iscsi/target-registry.js';
 import { logJobs } from './job-log.js';
-import { jobs } from './jobs.js';
+import { jobs, type JobSnapshot } from './jobs.js';
 import { createLogger, type Logger } from './lib/log.js';
 import type { AgentMetrics } from './metrics/agent-metrics.js';
 import { countingCore } from './metrics/core-counters.js';
+import { bothCounters, IoRates } from './metrics/io-rates.js';
 import { loginReason } from './metrics/login-reasons.js';
 import { createTargetCore } from './scsi/core.js';
 import { ShellEngine } from './shell/engine.js';
@@ -41,11 +42,13 @@ export interface AgentOptions {
 
 export interface AgentStatus {
   sessions: SessionInfo[];
-  luns: Array<{ path: string; plugin: string; healthy: boolean; error?: string; stats?: Record<string, number | string | null> }>;
+  luns: Array<{ path: string; plugin: string; healthy: boolean; error?: string; stats?: Record<string, number | string | null>; io?: { read_bps: number; write_bps: number } }>;
   portals: string[];
   policyVersion: number | null;
   /** Refused logins since start, by reason (authentication_failure = CHAP): the dashboard shows them. */
   loginFailures: Record<string, number>;
+  /** Long work running or recently ended (agent/jobs.ts), newest few: the dashboard's jobs panel. */
+  jobs: JobSnapshot[];
 }
 
 export interface Agent {
@@ -64,6 +67,12 @@ export interface Agent {
   inventory(): ReturnType<typeof inventoryOf>;
   status(): AgentStatus;
   stop(): Promise<void>;
+}
+
+/** Running jobs and those ended in the last 10 minutes, at most 8: the status stays small. */
+function recentJobs(): JobSnapshot[] {
+  const since = Date.now() - 600_000;
+  return jobs.list().filter((j) => j.state === 'running' || Date.parse(j.ended ?? '') >= since).slice(0, 8);
 }
 
 function discoveryOf(p: PolicySnapshot): DiscoveryAuth | undefined {
@@ -112,7 +121,9 @@ async function startLocked(opts: AgentOptions, stateDir: string, lock: StateDirL
     unit: (path) => runtime.units.get(path)?.lu,
     managedDiscovery: () => managedDiscovery,
   });
-  const core = opts.metrics ? countingCore(createTargetCore({ log }), opts.metrics) : createTargetCore({ log });
+  // Always counted: the status carries each LUN's throughput for the dashboard's charts.
+  const io = new IoRates();
+  const core = countingCore(createTargetCore({ log }), bothCounters(io, opts.metrics));
   const loginFailures: Record<string, number> = {};
   const loginFailed = (status: number): void => {
     const reason = loginReason(status);
@@ -196,11 +207,13 @@ async function startLocked(opts: AgentOptions, stateDir: string, lock: StateDirL
         sessions: server!.sessions(),
         luns: model.storage_objects.map((so) => {
           const e = runtime.units.get(storageObjectPath(so));
-          return { path: storageObjectPath(so), plugin: so.plugin, healthy: Boolean(e?.lu), error: e?.error, stats: e?.lu?.backstore.stats?.() };
+          const path = storageObjectPath(so);
+          return { path, plugin: so.plugin, healthy: Boolean(e?.lu), error: e?.error, stats: e?.lu?.backstore.stats?.(), io: io.rates(e?.lu?.name ?? path) };
         }),
         portals: [...runtime.portals.keys()],
         policyVersion: policy?.version ?? null,
         loginFailures: { ...loginFailures },
+        jobs: recentJobs(),
       };
     },
     async stop() {
