@@ -146,7 +146,7 @@ button.secondary { background: #fff; color: var(--accent); }
 .events li { padding: .25rem 0; border-bottom: 1px solid var(--line); }
 .events time { color: var(--muted); margin-right: .5rem; font-variant-numeric: tabular-nums; }
 svg.spark { width: 10rem; height: 1.6rem; }
-.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(19rem, 1fr)); gap: .75rem; }
+.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(19rem, 1fr)); gap: .75rem; align-items: start; }
 figure.chart { margin: 0; border: 1px solid var(--line); border-radius: 6px; padding: .5rem; }
 figure.chart figcaption { font-weight: 600; font-size: .9rem; margin-bottom: .25rem; overflow-wrap: anywhere; }
 svg.chart { width: 100%; height: auto; display: block; }
