@@ -65,7 +65,7 @@ export function jobsTable(list: readonly JobSnapshot[]): string[] {
     const pct = jobPercent(s);
     return [String(s.id), s.kind, s.subject, s.state, pct === null ? '-' : `${pct}%`,
       `${amount(s.done, s.unit)}${s.total ? ` / ${amount(s.total, s.unit)}` : ''}`,
-      s.state === 'running' ? rateText(s) : '-', s.state === 'running' ? etaText(s) : '-', s.error ?? s.phase ?? ''];
+      s.state === 'running' ? rateText(s) : '-', s.state === 'running' ? etaText(s) : '-', s.error ?? (s.state === 'running' ? s.phase ?? '' : '')];
   });
   const head = ['ID', 'KIND', 'SUBJECT', 'STATE', 'PCT', 'DONE', 'RATE', 'ETA', 'NOTE'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));

@@ -132,11 +132,12 @@ describe('progress of a flush', { skip, timeout: 180_000 }, () => {
     await screenUntil(s, /EXITED 0/);
   });
 
-  it('on a pipe: a plain line every interval ending at 100 %, a new root; bad input changes nothing', { timeout: 90_000 }, async () => {
+  it('on a pipe: a plain line every interval ending at 100 %, a new root; bad input changes nothing', { timeout: 90_000 }, async (t) => {
     const gen0 = await figure('manifest generation');
     await makeDirty();
     const r = await sh([VOL, 'flush'], { OUTPOST_PROGRESS_INTERVAL_MS: '1000' });
     assert.equal(r.code, 0, r.stdout + r.stderr);
+    t.diagnostic(r.stdout);
     const lines = r.stdout.trim().split('\n');
     assert.match(lines[0]!, /^Flushing vol1: \d+ dirty bytes to upload \(job \d+\)\.$/);
     const periodic = lines.slice(1, -1);
@@ -153,6 +154,9 @@ describe('progress of a flush', { skip, timeout: 180_000 }, () => {
     const w = await sh(['jobs', 'wait', job]);
     assert.equal(w.code, 0);
     assert.match(w.stdout, /^flush vol1: 100% done/m);
+    const list = await ok(['jobs']);
+    t.diagnostic(list);
+    assert.match(list, new RegExp(`^${job}\\s+flush\\s+/backstores/object/vol1\\s+done\\s+100%`, 'm'));
     // bad input: a clear error, exit 1
     for (const [args, msg] of [[['jobs', 'wait', '999'], /No job 999\./], [['jobs', 'wait', 'x'], /No job x\./], [['jobs', 'nope'], /Syntax: jobs \[wait ID\]/],
       [[VOL, 'flush', 'now'], /Too many parameters for command flush/], [['/backstores/fileio', 'flush'], /Command not found flush/]] as const) {
