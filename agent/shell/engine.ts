@@ -11,7 +11,7 @@ import { objectCommands, type CommandSpec, type RunCtx } from './commands.js';
 import { completeLine, PATH_LIKE } from './complete.js';
 import { groupsFor } from './groups.js';
 import { helpTopic, syntax, syntaxLine } from './help.js';
-import { jobCommandsAt, runJobCommand } from './job-commands.js';
+import { jobCommandsAt, lastJobId, runJobCommand, startedJob } from './job-commands.js';
 import { BOOKMARKS_PREF, DEFAULT_PREFS, ShellError, type PrefValue, type ShellHost } from './host.js';
 import { renderLiveStats } from './live-stats.js';
 import { renderTree } from './render.js';
@@ -206,6 +206,7 @@ export class ShellEngine {
     const said: string[] = [];
     const ctx: RunCtx = { draft, node, tree, host: this.host, prefs: this.prefs(), out: said, defaultPortals: [] };
     spec.run(ctx, args);
+    const jobsBefore = lastJobId(this.host);
     try {
       await this.host.commit(draft);
     } catch (e) {
@@ -219,6 +220,9 @@ export class ShellEngine {
       await this.host.commit(draft);
     }
     out.push(...said);
+    // long work the change started (an import on create…) is followed by the client like `flush`
+    const job = startedJob(this.host, jobsBefore, node.path);
+    if (job !== undefined) res.job = job;
   }
 
   private help(node: TreeNode, topic?: string): string[] {

@@ -5,6 +5,20 @@ import { jobsTable } from '../job-lines.js';
 import { ShellError, type ShellHost } from './host.js';
 import type { TreeNode } from './tree.js';
 
+/** The newest job id so far (0 when none): what startedJob compares against. */
+export function lastJobId(host: ShellHost): number {
+  return (host.jobs?.() ?? []).reduce((m, j) => Math.max(m, j.id), 0);
+}
+
+/**
+ * A job a configuration command started (an import on create, a snapshot copy, a replica's first catch-up):
+ * the first one newer than `since` that works on `path` or below it, so the client follows it.
+ */
+export function startedJob(host: ShellHost, since: number, path: string): number | undefined {
+  const inside = (s: string) => s === path || s.startsWith(path === '/' ? '/' : `${path}/`);
+  return (host.jobs?.() ?? []).filter((j) => j.id > since && inside(j.subject)).sort((a, b) => a.id - b.id)[0]?.id;
+}
+
 export function jobCommandsAt(node: TreeNode): string[] {
   return node.kind === 'so' && node.ids.plugin === 'object' ? ['jobs', 'flush'] : ['jobs'];
 }

@@ -3,7 +3,7 @@
 // stops watching, `jobs` / `jobs wait ID`; plain periodic lines on a pipe; the flush at SIGTERM in the log.
 // The bucket is a real s3rver behind a proxy that caps the upload rate, so the flush lasts several seconds.
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -164,6 +164,35 @@ describe('progress of a flush', { skip, timeout: 180_000 }, () => {
       assert.equal(b.code, 1, `${args.join(' ')}: ${b.stdout}`);
       assert.match(b.stderr, msg);
     }
+  });
+
+  it('on a pipe, Ctrl-C (SIGINT) stops watching with exit 130; the flush goes on and jobs wait follows it to the end', { timeout: 90_000 }, async () => {
+    await makeDirty();
+    const c = spawn(process.execPath, [BIN, '--state-dir', dirs.stateDir, VOL, 'flush'], { env: { ...process.env, OUTPOST_PROGRESS_INTERVAL_MS: '500' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    c.stdout.on('data', (d: Buffer) => (out += d));
+    c.stderr.on('data', (d: Buffer) => (out += d));
+    const exited = new Promise<number | null>((r) => c.once('exit', (code) => r(code)));
+    try {
+      const deadline = Date.now() + 20_000;
+      while (!/^flush vol1: \d+% /m.test(out)) {
+        assert.ok(Date.now() < deadline, `no progress line: ${out}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      c.kill('SIGINT');
+      assert.equal(await exited, 130, out);
+    } finally {
+      c.kill('SIGKILL');
+    }
+    const job = /\(job (\d+)\)/.exec(out)![1]!;
+    assert.match(out, new RegExp(`Stopped watching job ${job}; it goes on \\(jobs wait ${job}\\)\\.\\n$`));
+    assert.doesNotMatch(out, /100% done/);
+    const list = await ok(['jobs']);
+    assert.match(list, new RegExp(`^${job}\\s+flush\\s+/backstores/object/vol1\\s+running\\s`, 'm'), list);
+    const w = await sh(['jobs', 'wait', job], { OUTPOST_PROGRESS_INTERVAL_MS: '500' });
+    assert.equal(w.code, 0, w.stdout + w.stderr);
+    assert.match(w.stdout.trim().split('\n').at(-1)!, /^flush vol1: 100% done, [\d.]+ MB in \d+s$/);
+    assert.equal(await figure('dirty bytes'), 0);
   });
 
   it('the flush at SIGTERM is a job: progress lines in the log, ending at 100 %', { timeout: 90_000 }, async () => {
