@@ -2,6 +2,8 @@
 import type { RootConfig } from '../config/schema.js';
 import type { JobSnapshot } from '../jobs.js';
 import type { SoInfo } from './tree.js';
+import type { VolumeDescriptor } from '../backstores/object/format.js';
+import type { VolumeLocation } from '../sites/restore.js';
 
 export class ShellError extends Error {
   constructor(message: string) {
@@ -55,6 +57,10 @@ export interface ShellHost {
   jobs?(): JobSnapshot[];
   /** Starts the upload of an object volume's dirty data (`flush`); its job and the dirty bytes at the start. */
   flushToBucket?(path: string): { job: number; dirtyBytes: number };
+  /** volume.json at a bucket location (null: none there); throws when the bucket cannot be read. Absent offline. */
+  probeVolume?(loc: VolumeLocation): Promise<VolumeDescriptor | null>;
+  /** Runs an action on a running storage object (`promote`); returns its messages. Absent offline. */
+  soAction?(path: string, action: string, args: Readonly<Record<string, string | undefined>>): Promise<string[]>;
   /** State of a running tunnel (`tunnels ls`); absent offline. */
   tunnelInfo?(target: string, tag: number, url: string): string | undefined;
 }
