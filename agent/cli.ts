@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { createLogger } from './lib/log.js';
 import { runInteractive } from './shell/interactive.js';
+import { followJob } from './shell/progress.js';
 import { DEFAULT_STATE_DIR, openSession } from './shell/session.js';
 
 // Variable specifiers: these modules belong to other parts of the tree and load only when asked for.
@@ -131,7 +132,16 @@ async function runShell(argv: string[]): Promise<number> {
     const line = words.map((w) => (/^[^\s'"\\]+$/.test(w) ? w : quoteArg(w))).join(' ');
     const r = await session.exec({ cwd: '/', prevCwd: '/', line, width: process.stdout.columns ?? 80 });
     for (const l of r.output) (r.error ? process.stderr : process.stdout).write(l + '\n');
-    return r.error ? 1 : 0;
+    if (r.error || r.job === undefined) return r.error ? 1 : 0;
+    // The command started (or waits on) long work: show its progress until it ends; Ctrl-C only stops watching.
+    const f = followJob(session, r.job, { out: process.stdout });
+    const onInt = () => f.detach();
+    process.once('SIGINT', onInt);
+    try {
+      return await f.done;
+    } finally {
+      process.off('SIGINT', onInt);
+    }
   } finally {
     session.close();
   }

@@ -14,15 +14,18 @@ import { iscsiTargets, storageObjectPath, type RootConfig } from './config/schem
 import { readConfigFile, saveConfigFile } from './config/store.js';
 import { IscsiServer, type SessionInfo } from './iscsi/server.js';
 import type { DiscoveryAuth } from './iscsi/target-registry.js';
+import { logJobs } from './job-log.js';
+import { jobs, type JobSnapshot } from './jobs.js';
 import { createLogger, type Logger } from './lib/log.js';
 import type { AgentMetrics } from './metrics/agent-metrics.js';
 import { countingCore } from './metrics/core-counters.js';
+import { bothCounters, IoRates } from './metrics/io-rates.js';
 import { loginReason } from './metrics/login-reasons.js';
 import { createTargetCore } from './scsi/core.js';
 import { ShellEngine } from './shell/engine.js';
 import { promoteCommand } from './sites/promote.js';
 import { probeVolume } from './sites/restore.js';
-import type { ShellHost } from './shell/host.js';
+import { ShellError, type ShellHost } from './shell/host.js';
 import { PrefsStore } from './shell/prefs-store.js';
 import { TunnelManager, describeTunnel } from './tunnel/manager.js';
 import { lockStateDir, type StateDirLock } from './state-lock.js';
@@ -42,11 +45,13 @@ export interface AgentOptions {
 
 export interface AgentStatus {
   sessions: SessionInfo[];
-  luns: Array<{ path: string; plugin: string; healthy: boolean; error?: string; stats?: Record<string, number | string | null> }>;
+  luns: Array<{ path: string; plugin: string; healthy: boolean; error?: string; stats?: Record<string, number | string | null>; io?: { read_bps: number; write_bps: number } }>;
   portals: string[];
   policyVersion: number | null;
   /** Refused logins since start, by reason (authentication_failure = CHAP): the dashboard shows them. */
   loginFailures: Record<string, number>;
+  /** Long work running or recently ended (agent/jobs.ts), newest few: the dashboard's jobs panel. */
+  jobs: JobSnapshot[];
 }
 
 export interface Agent {
@@ -65,6 +70,12 @@ export interface Agent {
   inventory(): ReturnType<typeof inventoryOf>;
   status(): AgentStatus;
   stop(): Promise<void>;
+}
+
+/** Running jobs and those ended in the last 10 minutes, at most 8: the status stays small. */
+function recentJobs(): JobSnapshot[] {
+  const since = Date.now() - 600_000;
+  return jobs.list().filter((j) => j.state === 'running' || Date.parse(j.ended ?? '') >= since).slice(0, 8);
 }
 
 function discoveryOf(p: PolicySnapshot): DiscoveryAuth | undefined {
@@ -113,7 +124,9 @@ async function startLocked(opts: AgentOptions, stateDir: string, lock: StateDirL
     unit: (path) => runtime.units.get(path)?.lu,
     managedDiscovery: () => managedDiscovery,
   });
-  const core = opts.metrics ? countingCore(createTargetCore({ log }), opts.metrics) : createTargetCore({ log });
+  // Always counted: the status carries each LUN's throughput for the dashboard's charts.
+  const io = new IoRates();
+  const core = countingCore(createTargetCore({ log }), bothCounters(io, opts.metrics));
   const loginFailures: Record<string, number> = {};
   const loginFailed = (status: number): void => {
     const reason = loginReason(status);
@@ -198,11 +211,13 @@ async function startLocked(opts: AgentOptions, stateDir: string, lock: StateDirL
         sessions: server!.sessions(),
         luns: model.storage_objects.map((so) => {
           const e = runtime.units.get(storageObjectPath(so));
-          return { path: storageObjectPath(so), plugin: so.plugin, healthy: Boolean(e?.lu), error: e?.error, stats: e?.lu?.backstore.stats?.() };
+          const path = storageObjectPath(so);
+          return { path, plugin: so.plugin, healthy: Boolean(e?.lu), error: e?.error, stats: e?.lu?.backstore.stats?.(), io: io.rates(e?.lu?.name ?? path) };
         }),
         portals: [...runtime.portals.keys()],
         policyVersion: policy?.version ?? null,
         loginFailures: { ...loginFailures },
+        jobs: recentJobs(),
       };
     },
     async stop() {
@@ -216,10 +231,13 @@ async function startLocked(opts: AgentOptions, stateDir: string, lock: StateDirL
         await runtime.closeAll();
         await lock.release();
       });
+      unlogJobs();
       log.info('agent stopped');
     },
   };
 
+  // Long work (the flush at stop among it) shows in the log as periodic progress lines.
+  const unlogJobs = logJobs(log, jobs);
   const host: ShellHost = {
     configPath,
     model: () => model,
@@ -249,6 +267,15 @@ async function startLocked(opts: AgentOptions, stateDir: string, lock: StateDirL
         `Gateway policy version: ${s.policyVersion ?? 'none'}`,
       ];
     },
+    jobs: () => jobs.list(),
+    flushToBucket(path) {
+      const e = runtime.units.get(path);
+      const b = e?.lu?.backstore;
+      if (!b) throw new ShellError(`${path} is not open${e?.error ? `: ${e.error}` : ''}.`);
+      if (!b.syncToBucket) throw new ShellError(`${path} has no bucket to flush to.`);
+      const dirtyBytes = Number(b.stats?.().dirty_bytes) || 0;
+      return { job: b.syncToBucket().job, dirtyBytes };
+    },
     tunnelInfo(target, tag, url) {
       const s = tunnels.status(target, tag).find((x) => x.url === url);
       return s && describeTunnel(s);
@@ -266,6 +293,7 @@ async function startLocked(opts: AgentOptions, stateDir: string, lock: StateDirL
       admin = await startAdminServer({ path: adminSocketPath(stateDir), engine: new ShellEngine(host), configPath, log });
       await writeFile(join(stateDir, 'agent.json'), JSON.stringify({ configPath, pid: process.pid }, null, 2) + '\n', { mode: 0o600 });
     } catch (err) {
+      unlogJobs();
       tunnels.closeAll();
       await server.close();
       await runtime.closeAll();

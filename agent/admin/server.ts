@@ -2,9 +2,11 @@
 // exec/complete requests as JSON lines. Only the owner can connect (socket mode 0600 in the state dir).
 import { chmod, unlink } from 'node:fs/promises';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { jobs as globalJobs, type Jobs } from '../jobs.js';
 import type { Logger } from '../lib/log.js';
 import type { ShellEngine } from '../shell/engine.js';
 import { MAX_LINE, type AdminRequest, type AdminResponse } from './protocol.js';
+import { watchJob } from './watch.js';
 
 async function socketAlive(path: string): Promise<boolean> {
   return new Promise((resolve) => {
@@ -22,8 +24,9 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
-export async function startAdminServer(opts: { path: string; engine: ShellEngine; configPath: string; log: Logger }): Promise<AdminServer> {
+export async function startAdminServer(opts: { path: string; engine: ShellEngine; configPath: string; log: Logger; jobs?: Jobs }): Promise<AdminServer> {
   const { path, engine, log } = opts;
+  const registry = opts.jobs ?? globalJobs;
   if (await socketAlive(path)) throw new Error(`another agent is already running (admin socket ${path} answers)`);
   await unlink(path).catch(() => {});
   // Requests are served one at a time: each command sees the result of the previous one.
@@ -42,7 +45,20 @@ export async function startAdminServer(opts: { path: string; engine: ShellEngine
   };
   const server: Server = createServer((sock) => {
     sockets.add(sock);
-    sock.on('close', () => sockets.delete(sock));
+    // Watches answer beside the command chain: a client follows a job while other commands run.
+    const watches = new Map<number, () => void>();
+    const send = (r: AdminResponse) => {
+      if (sock.writable) sock.write(JSON.stringify(r) + '\n');
+      if (r.final || !r.ok) {
+        watches.get(r.id)?.();
+        watches.delete(r.id);
+      }
+    };
+    sock.on('close', () => {
+      sockets.delete(sock);
+      for (const stop of watches.values()) stop();
+      watches.clear();
+    });
     sock.on('error', () => sock.destroy());
     let buf = '';
     sock.setEncoding('utf8');
@@ -62,6 +78,19 @@ export async function startAdminServer(opts: { path: string; engine: ShellEngine
           if (typeof req !== 'object' || req === null) throw new Error('not an object');
         } catch {
           sock.write(JSON.stringify({ id: 0, ok: false, message: 'malformed request' }) + '\n');
+          continue;
+        }
+        if (req.op === 'watch') {
+          if (watches.has(req.id)) continue;
+          watches.set(req.id, () => {}); // send() drops it again when the first frame is already the last
+          const stop = watchJob(registry, req.id, req.job, send);
+          if (watches.has(req.id)) watches.set(req.id, stop);
+          continue;
+        }
+        if (req.op === 'unwatch') {
+          watches.get(Number(req.watch))?.();
+          watches.delete(Number(req.watch));
+          send({ id: req.id, ok: true });
           continue;
         }
         chain = chain.then(() => handle(req)).then(

@@ -64,4 +64,6 @@ export interface Backstore {
   onAccessChange?(fn: () => void): void;
   /** Figures for `info`/status (cache stats for object LUNs). */
   stats?(): Record<string, number | string | null>;
+  /** Object volumes: upload everything dirty and write a root, as a job of agent/jobs.ts (its id, and when it ends). */
+  syncToBucket?(): { job: number; done: Promise<void> };
 }

@@ -20,6 +20,7 @@ import { keyEnvName, loadVolumeKey } from './object/crypto.js';
 import { VolumeSnapshots, WriteBarrier } from './object/snapshots.js';
 import { checkCloneSource, materializeClone, parseSource, type CloneSource } from './object/clone.js';
 import { openSnapshotExport } from './object/snapshot-export.js';
+import { startFlushJob } from './object/flush-job.js';
 
 export interface ObjectBackstoreSpec {
   plugin: 'object';
@@ -121,7 +122,7 @@ export class ObjectBackstore implements Backstore {
   constructor(readonly size: number, readonly writeBack: boolean, private parts: VolumeParts, private readonly bucket: Bucket,
     private readonly closeTimeoutMs: number, private readonly log: Logger, private readonly chunkSize: number,
     private readonly lease: WriterLease, private readonly reopen: (lease: WriterLease) => Promise<VolumeParts>,
-    private readonly site: { prefix: string; readTimeoutMs: number; readListeners: Array<(index: number) => void> },
+    private readonly site: { name: string; prefix: string; readTimeoutMs: number; readListeners: Array<(index: number) => void> },
     snap: { timeoutMs: number; flushTimeoutMs: number; what: string }) {
     this.snapshots = new VolumeSnapshots(bucket, site.prefix, () => this.parts, lease, this.barrier, { ...snap, size });
   }
@@ -326,6 +327,32 @@ export class ObjectBackstore implements Backstore {
     });
   }
 
+  /**
+   * The admin's "sync": makes the cache durable locally, uploads every dirty byte and writes a root, as a 'flush'
+   * job (returned at once; `done` settles when it ends). It fails once no dirty byte has left for closeTimeoutMs.
+   */
+  syncToBucket(): { job: number; done: Promise<void> } {
+    this.check(0, 0);
+    if (this.parts.writer) this.gate();
+    const dirty = () => Number(this.cache.stats().dirty_bytes) || 0;
+    const f = startFlushJob(`/backstores/object/${this.site.name}`, 'uploading', dirty);
+    const run = async () => {
+      if (!this.parts.writer) return; // nothing of a reader's is dirty
+      await this.io(() => this.cache.flush());
+      let last = dirty();
+      let lastMove = Date.now();
+      while (!(await this.cache.flusher.sync(1000))) {
+        if (this.closed) throw new BackstoreError(BackstoreErrorCode.CLOSED, 'object backstore closed during the flush');
+        const now = dirty();
+        if (now !== last) [last, lastMove] = [now, Date.now()];
+        else if (Date.now() - lastMove > this.closeTimeoutMs) throw new BackstoreError(BackstoreErrorCode.NOT_READY, `flush made no progress for ${this.closeTimeoutMs} ms: ${this.cache.stats().last_error ?? 'bucket unreachable'}`);
+      }
+    };
+    const done = run().then(() => { f.stop(); f.job.finish(); }, (e: unknown) => { f.stop(); f.job.fail(e); throw e; });
+    done.catch(() => undefined); // the job carries the error; a caller that awaits `done` sees it too
+    return { job: f.job.id, done };
+  }
+
   async unmap(offset: number, length: number): Promise<void> {
     this.check(offset, length);
     return this.io(async () => {
@@ -363,7 +390,12 @@ export class ObjectBackstore implements Backstore {
     for (const fn of this.closeHooks) await fn().catch((e: Error) => this.log.warn({ err: e.message }, 'object volume: close hook failed'));
     while (this.paused) await this.paused;
     await this.parts.sweeping;
-    const drained = await this.cache.close(this.closeTimeoutMs);
+    const dirty = Number(this.cache.stats().dirty_bytes) || 0;
+    // The flush at stop is reported like any long work: an operator stopping an agent with GiB dirty sees it go.
+    const f = dirty > 0 ? startFlushJob(`/backstores/object/${this.site.name}`, 'stopping', () => Number(this.cache.stats().dirty_bytes) || 0) : undefined;
+    const drained = await this.cache.close(this.closeTimeoutMs).finally(() => f?.stop());
+    if (drained) f?.job.finish();
+    else f?.job.fail(`${this.cache.pending().bytes} bytes left in the journal for the next start`);
     if (!drained) {
       const left = this.cache.pending();
       this.log.warn({ journaled_chunks: left.chunks, journaled_bytes: left.bytes, journaled_trims: left.trimmed, last_error: this.cache.stats().last_error },
@@ -386,6 +418,11 @@ export class ObjectBackstore implements Backstore {
       put_count: c.put_count,
       get_count: c.get_count,
       delete_count: c.delete_count,
+      list_count: c.list_count,
+      put_errors: c.put_errors,
+      get_errors: c.get_errors,
+      delete_errors: c.delete_errors,
+      list_errors: c.list_errors,
       manifest_generation: this.manifest.generation,
       manifest_epoch: this.manifest.epoch,
       format_version: this.manifest.formatVersion,
@@ -510,7 +547,7 @@ async function openNow(spec: ObjectBackstoreSpec, ctx: { stateDir: string; log?:
     };
     const parts = await openParts(lease);
     return new ObjectBackstore(size, spec.write_back ?? true, parts, bucket, num(spec.close_timeout_ms, 'close_timeout_ms', 60_000), log, chunkSize, lease, openParts,
-      { prefix: prefix0, readTimeoutMs, readListeners },
+      { name: spec.name, prefix: prefix0, readTimeoutMs, readListeners },
       { timeoutMs: readTimeoutMs, flushTimeoutMs: num(spec.snapshot_timeout_ms, 'snapshot_timeout_ms', 15_000), what: `object volume ${spec.name}` });
   } catch (e) {
     bucket.destroy();

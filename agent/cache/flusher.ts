@@ -43,8 +43,8 @@ export class Flusher {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private closing = false;
-  /** settle() callers waiting: upload everything now, as at close, but only until they are served. */
-  private hurry = 0;
+  /** Admin flushes in progress: like close, everything dirty goes now, without stopping the flusher after. */
+  private syncs = 0;
   private idleWaiters: Array<() => void> = [];
 
   constructor(private readonly cache: ChunkCache, private readonly o: FlusherOptions) {}
@@ -91,7 +91,7 @@ export class Flusher {
   private candidates(): Entry[] {
     const now = Date.now();
     const waiting = this.dirtyWaiting().sort((a, b) => a.lastWrite - b.lastWrite);
-    if (this.closing || this.hurry > 0) return waiting;
+    if (this.urgent) return waiting;
     const out = waiting.filter((e) => now - e.lastWrite >= this.o.uploadDelayMs);
     // Under pressure with nothing settled, the least recently written go even if still warm.
     if (out.length === 0 && waiting.length && this.inFlight === 0 && this.full) out.push(...waiting.slice(0, 64));
@@ -123,7 +123,7 @@ export class Flusher {
       // Small writes wait a little to share a segment: fewer PUTs, and a rewrite before upload costs nothing.
       const wait = Math.max(this.o.uploadDelayMs * 5, 200);
       const aged = Date.now() - oldest >= wait && Date.now() - this.lastSegment >= wait;
-      if (this.closing || this.hurry > 0 || this.pressure || aged || bytes >= SEGMENT_TARGET) {
+      if (this.urgent || this.pressure || aged || bytes >= SEGMENT_TARGET) {
         let batch: Entry[] = [];
         let size = 0;
         for (const e of small) {
@@ -211,7 +211,7 @@ export class Flusher {
     // (bounded by 10 commit intervals), so pages stay a small part of what is uploaded.
     const elapsed = Date.now() - this.lastCommit;
     const due = elapsed >= this.o.commitIntervalMs && (this.stagedBytes >= 4 * this.o.remote.commitCost || elapsed >= 10 * this.o.commitIntervalMs);
-    if (quiet || pressure || due || ((this.closing || this.hurry > 0) && this.inFlight === 0)) void this.commit();
+    if (quiet || pressure || due || (this.urgent && this.inFlight === 0)) void this.commit();
   }
 
   private async commit(): Promise<void> {
@@ -245,7 +245,7 @@ export class Flusher {
    * so it does not delay a client's data.
    */
   private maybeCompact(): void {
-    if (this.compacting || this.closing || this.hurry > 0 || this.stopped || Date.now() < this.compactNotBefore) return;
+    if (this.compacting || this.urgent || this.stopped || Date.now() < this.compactNotBefore) return;
     if (this.inFlight >= this.o.uploadConcurrency || this.cache.waitingForSlots > 0 || this.full) return;
     this.compacting = true;
     void this.o.remote.compact().then((did) => {
@@ -257,9 +257,31 @@ export class Flusher {
     }).finally(() => { this.compacting = false; this.kick(); });
   }
 
+  private get urgent(): boolean {
+    return this.closing || this.syncs > 0;
+  }
+
+  /**
+   * A flush point (the admin's flush, a snapshot): uploads everything dirty now and writes a root; true once
+   * nothing is dirty or uncommitted, false after `timeoutMs`. Unlike drain() the flusher goes back to its pace after.
+   */
+  async sync(timeoutMs: number): Promise<boolean> {
+    this.syncs++;
+    try {
+      this.commitNotBefore = 0;
+      return await this.waitIdle(timeoutMs);
+    } finally {
+      this.syncs--;
+    }
+  }
+
   /** Resolves true once nothing is dirty or uncommitted, false after `timeoutMs`. */
   async drain(timeoutMs: number): Promise<boolean> {
     this.closing = true;
+    return this.waitIdle(timeoutMs);
+  }
+
+  private async waitIdle(timeoutMs: number): Promise<boolean> {
     this.kick();
     const deadline = Date.now() + timeoutMs;
     while (!this.idle) {
@@ -271,27 +293,6 @@ export class Flusher {
     return true;
   }
 
-  /**
-   * A flush point (snapshots): resolves true once everything written so far is uploaded and named by a written
-   * manifest, false after `timeoutMs`. Unlike drain() the flusher goes back to its usual pace afterwards.
-   */
-  async settle(timeoutMs: number): Promise<boolean> {
-    this.hurry++;
-    try {
-      this.commitNotBefore = 0;
-      this.kick();
-      const deadline = Date.now() + timeoutMs;
-      while (!this.idle) {
-        const left = deadline - Date.now();
-        if (left <= 0) return false;
-        await Promise.race([new Promise<void>((r) => this.idleWaiters.push(r)), sleep(Math.min(left, 100))]);
-        this.kick();
-      }
-      return true;
-    } finally {
-      this.hurry--;
-    }
-  }
 
   stop(): void {
     this.stopped = true;

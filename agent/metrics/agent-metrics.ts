@@ -168,6 +168,23 @@ export class AgentMetrics implements LunCounters, FabricCounters {
     counter('outpost_object_downloaded_bytes_total', 'Bytes fetched from the bucket since the LUN opened', (s) => num(s.bytes_downloaded));
     counter('outpost_object_put_requests_total', 'S3 PUT requests since the LUN opened', (s) => num(s.put_count));
     counter('outpost_object_get_requests_total', 'S3 GET requests since the LUN opened', (s) => num(s.get_count));
+    // Bucket requests by outcome: errors rise while the bucket is unreachable (alert on their rate).
+    new Counter({
+      name: 'outpost_object_requests_total', help: 'S3 requests of the object LUN since it opened, by operation and outcome (ok, error; a GET of a missing object is ok)',
+      labelNames: ['lun', 'op', 'outcome'], registers,
+      collect() {
+        this.reset();
+        for (const l of objectLuns()) {
+          for (const op of ['put', 'get', 'delete', 'list'] as const) {
+            const all = num(l.stats![`${op}_count`]);
+            const errors = num(l.stats![`${op}_errors`]);
+            if (all === undefined || errors === undefined) continue;
+            this.labels(l.path, op, 'ok').inc(all - errors);
+            this.labels(l.path, op, 'error').inc(errors);
+          }
+        }
+      },
+    });
     gauge('outpost_object_upload_error', '1 while the flusher or cache reports an error (last_error in info), else 0', (s) => (s.last_error === null || s.last_error === undefined ? 0 : 1));
   }
 }

@@ -11,6 +11,7 @@ import { objectCommands, type CommandSpec, type RunCtx } from './commands.js';
 import { completeLine, PATH_LIKE } from './complete.js';
 import { groupsFor } from './groups.js';
 import { helpTopic, syntax, syntaxLine } from './help.js';
+import { jobCommandsAt, lastJobId, runJobCommand, startedJob } from './job-commands.js';
 import { BOOKMARKS_PREF, DEFAULT_PREFS, ShellError, type PrefValue, type ShellHost } from './host.js';
 import { renderLiveStats } from './live-stats.js';
 import { renderTree } from './render.js';
@@ -33,6 +34,8 @@ export interface ExecResult {
   cwd: string;
   prevCwd: string;
   exit: boolean;
+  /** The job the command started or waits on: the client follows its progress until it ends. */
+  job?: number;
 }
 
 /** Splits a command line: whitespace-separated, single/double quotes group, backslash escapes. */
@@ -82,7 +85,7 @@ export class ShellEngine {
   }
 
   commandsAt(node: TreeNode): string[] {
-    const names = new Set<string>([...GENERIC, ...Object.keys(objectCommands(node))]);
+    const names = new Set<string>([...GENERIC, ...Object.keys(objectCommands(node)), ...jobCommandsAt(node)]);
     if (node.kind === 'root') for (const c of ROOT_ONLY) names.add(c);
     return [...names].sort();
   }
@@ -194,6 +197,7 @@ export class ShellEngine {
         await this.set(node, positional, keywords, out);
         return;
     }
+    if (runJobCommand(this.host, node, cmd, positional, keywords, res)) return;
     if (node.kind === 'root' && (ROOT_ONLY as readonly string[]).includes(cmd)) {
       await this.rootCommand(cmd, positional, keywords, out);
       return;
@@ -201,7 +205,10 @@ export class ShellEngine {
     const spec = objectCommands(node)[cmd] ?? fail(`Command not found ${cmd}`);
     const args = bindArgs(cmd, spec, positional, keywords);
     if (spec.live) {
+      const before = lastJobId(this.host);
       await spec.live({ draft: this.host.model(), node, tree, host: this.host, prefs: this.prefs(), out }, args);
+      const started = startedJob(this.host, before, node.path);
+      if (started !== undefined) res.job = started;
       return;
     }
     const draft = structuredClone(this.host.model());
@@ -212,6 +219,7 @@ export class ShellEngine {
     const then = spec.run(ctx, args);
     // A command that acts on the running agent (snapshot …) and changes no configuration commits nothing.
     const unchanged = then !== undefined && JSON.stringify(draft) === JSON.stringify(this.host.model());
+    const jobsBefore = lastJobId(this.host);
     try {
       if (!unchanged) await this.host.commit(draft);
     } catch (e) {
@@ -226,6 +234,9 @@ export class ShellEngine {
     }
     if (then) await then();
     out.push(...said);
+    // long work the change started (an import on create…) is followed by the client like `flush`
+    const job = startedJob(this.host, jobsBefore, node.path);
+    if (job !== undefined) res.job = job;
   }
 
   private help(node: TreeNode, topic?: string): string[] {

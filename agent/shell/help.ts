@@ -28,6 +28,18 @@ const GENERIC: Readonly<Record<string, Topic>> = {
   refresh: { syntax: 'refresh', description: 'Reads the tree again from the agent.', example: 'refresh' },
   set: { syntax: 'set [group] [parameter=value...]', description: 'Sets configuration parameters of a group (attribute, parameter, auth, global...).', example: 'set attribute authentication=1' },
   status: { syntax: 'status', description: 'Shows the status of the current object; at / also sessions and LUN health.', example: 'status' },
+  jobs: {
+    syntax: 'jobs [wait ID]',
+    description: 'Lists the long work of the running agent (flush, snapshot copy, replication, import…) with its state, percent,\n'
+      + 'rate and ETA; `jobs wait ID` follows one with a progress bar until it ends (Ctrl-C stops watching; the job goes on).',
+    example: 'jobs wait 3',
+  },
+  flush: {
+    syntax: 'flush',
+    description: 'Uploads every dirty byte of this object volume\'s cache and writes a new root in the bucket, showing progress\n'
+      + '(percent, rate, ETA) until it is done. Ctrl-C stops watching; the flush goes on (see `jobs`).',
+    example: '/backstores/object/vol1 flush',
+  },
   version: { syntax: 'version', description: 'Shows the shell\'s version.', example: 'version' },
   clearconfig: { syntax: 'clearconfig [confirm]', description: 'Removes the whole local configuration (storage objects and targets).', example: 'clearconfig confirm=True' },
   restoreconfig: { syntax: 'restoreconfig [savefile] [clear_existing]', description: 'Loads a saveconfig.json (default the agent\'s) into the running configuration.', example: 'restoreconfig /etc/outpost/saveconfig.json clear_existing=true' },

@@ -1,5 +1,6 @@
 // What the shell engine needs from whoever owns the configuration: the running agent, or the saved file.
 import type { RootConfig } from '../config/schema.js';
+import type { JobSnapshot } from '../jobs.js';
 import type { SoInfo } from './tree.js';
 import type { VolumeDescriptor } from '../backstores/object/format.js';
 import type { VolumeLocation } from '../sites/restore.js';
@@ -53,6 +54,10 @@ export interface ShellHost {
   status?(): string[];
   /** Lines for `sessions`; absent offline. */
   sessions?(): string[];
+  /** Running and recent long work (agent/jobs.ts); absent offline. */
+  jobs?(): JobSnapshot[];
+  /** Starts the upload of an object volume's dirty data (`flush`); its job and the dirty bytes at the start. */
+  flushToBucket?(path: string): { job: number; dirtyBytes: number };
   /** volume.json at a bucket location (null: none there); throws when the bucket cannot be read. Absent offline. */
   probeVolume?(loc: VolumeLocation): Promise<VolumeDescriptor | null>;
   /** Runs an action on a running storage object (`promote`); returns its messages. Absent offline. */

@@ -1,6 +1,7 @@
 // The interactive shell: node:readline with TAB completion (paths, commands, parameters, values) and a
 // targetcli-style prompt ("/> ", "/iscsi> ").
 import { createInterface } from 'node:readline';
+import { followJob } from './progress.js';
 import type { ShellSession } from './session.js';
 
 /** configshell's prompt: a path longer than prompt_length (30) keeps its two ends ("/iscsi/iqn.20...disk1/tpg1> "). */
@@ -34,6 +35,8 @@ export async function runInteractive(session: ShellSession): Promise<number> {
   rl.prompt();
   let busy = Promise.resolve();
   let done = false;
+  /** While a command's job is followed, Ctrl-C detaches the view (the job goes on) instead of clearing the line. */
+  let detach: (() => void) | undefined;
   await new Promise<void>((resolve) => {
     const finish = async () => {
       if (done) return;
@@ -46,6 +49,12 @@ export async function runInteractive(session: ShellSession): Promise<number> {
         if (done) return;
         const r = await session.exec({ cwd, prevCwd, line, width: process.stdout.columns, interactive: true });
         for (const l of r.output) (r.error ? process.stderr : process.stdout).write(l + '\n');
+        if (!r.error && r.job !== undefined) {
+          const f = followJob(session, r.job, { out: process.stdout });
+          detach = f.detach;
+          await f.done;
+          detach = undefined;
+        }
         cwd = r.cwd;
         prevCwd = r.prevCwd;
         if (r.exit) return finish();
@@ -54,6 +63,7 @@ export async function runInteractive(session: ShellSession): Promise<number> {
       });
     });
     rl.on('SIGINT', () => {
+      if (detach) return detach();
       // Ctrl-C drops what was typed and gives a fresh prompt, on an empty line too: targetcli catches
       // KeyboardInterrupt and goes on; bash does the same. Leaving (and saving) is exit or Ctrl-D.
       rl.write(null, { ctrl: true, name: 'e' });

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AdminClient } from '../admin/client.js';
 import { adminSocketPath } from '../admin/protocol.js';
+import type { JobSnapshot } from '../jobs.js';
 import { ShellEngine, type ExecResult } from './engine.js';
 import { openFileHost } from './file-host.js';
 
@@ -11,6 +12,8 @@ export interface ShellSession {
   readonly configPath: string;
   exec(req: { cwd: string; prevCwd: string; line: string; width?: number; interactive?: boolean }): Promise<ExecResult>;
   complete(req: { cwd: string; line: string }): Promise<string[]>;
+  /** Progress frames of a job of the running agent until it ends (agent/shell/progress.ts); absent offline. */
+  watch?(job: number, frame: (s: JobSnapshot) => void): { done: Promise<JobSnapshot | undefined>; detach(): void };
   close(): void;
 }
 
@@ -27,11 +30,13 @@ export async function openSession(opts: { stateDir: string; configPath?: string 
       async exec(req) {
         const r = await client.request({ op: 'exec', ...req });
         if (!r.ok) return { output: [r.message ?? 'admin API error'], error: true, cwd: req.cwd, prevCwd: req.prevCwd, exit: false };
-        return { output: r.output ?? [], error: Boolean(r.error), cwd: r.cwd ?? req.cwd, prevCwd: r.prevCwd ?? req.prevCwd, exit: Boolean(r.exit) };
+        return { output: r.output ?? [], error: Boolean(r.error), cwd: r.cwd ?? req.cwd, prevCwd: r.prevCwd ?? req.prevCwd, exit: Boolean(r.exit),
+          ...(typeof r.job === 'number' ? { job: r.job } : {}) };
       },
       async complete(req) {
         return (await client.request({ op: 'complete', ...req })).candidates ?? [];
       },
+      watch: (job, frame) => client.watch(job, frame),
       close: () => client.close(),
     };
   }

@@ -10,6 +10,8 @@ export const APP_JS = String.raw`
   var token = sessionStorage.getItem('outpost-admin-token') || '';
   var timer = null;
   var history = {};
+  var samples = {}; // agent id + LUN path → [{read, write, rpo}] for the charts (charts.js)
+  var Charts = window.OutpostCharts;
   var knownTargets = [];
   var agentNames = {}; // id → name, from the last poll
   var seenChapFailures = {}; // agent id → count at the last poll (a rise becomes an event here)
@@ -143,6 +145,8 @@ export const APP_JS = String.raw`
     var targets = {};
     var lunRows = [];
     var sessionRows = [];
+    var figures = [];
+    var jobRows = [];
     fill('agents', agents.map(function (a) {
       var st = a.status || {};
       var sessions = Array.isArray(st.sessions) ? st.sessions : [];
@@ -169,10 +173,22 @@ export const APP_JS = String.raw`
         var rpo = typeof s.oldest_dirty_age_ms === 'number' ? s.oldest_dirty_age_ms / 1000 : null;
         var h = history[key] || (history[key] = []);
         if (rpo !== null && a.connected) { h.push(rpo); if (h.length > HISTORY) h.shift(); }
+        var io = l.io || {};
+        var c = samples[key] || (samples[key] = []);
+        if (a.connected && typeof io.write_bps === 'number') { c.push({ read: io.read_bps || 0, write: io.write_bps, rpo: rpo }); if (c.length > HISTORY) c.shift(); }
+        if (c.length) figures.push(Charts.lunFigure(a.name, l.path, c, HISTORY, POLL_MS / 1000));
         var health = el('span', (l.healthy ? 'ok' : 'error' + (l.error ? ': ' + l.error : '')) + (a.connected ? '' : ' (last report)'), l.healthy && a.connected ? 'state-online' : 'state-offline');
         var lr = row([a.name, l.path + ' (' + l.plugin + ')', health, bytes(s.cached_bytes), bytes(s.dirty_bytes), rpo === null ? '–' : rpo.toFixed(0) + ' s', h.length ? spark(h) : '–']);
         lr.setAttribute('data-lun', l.path);
         lunRows.push(lr);
+      });
+      (Array.isArray(st.jobs) ? st.jobs : []).forEach(function (j) {
+        var state = el('span', j.state + (j.phase && j.state === 'running' ? ' (' + j.phase + ')' : '') + (j.error ? ': ' + j.error : ''), j.state === 'failed' ? 'error' : j.state === 'done' ? 'state-online' : '');
+        var jr = row([a.name, j.kind + ' #' + j.id, j.subject, state, Charts.progressCell(j), j.state === 'running' ? Charts.jobRate(j) : '–',
+          j.state === 'running' ? Charts.seconds(j.eta_s === null ? NaN : j.eta_s) : '–']);
+        jr.setAttribute('data-job', a.name + ' ' + j.id);
+        jr.setAttribute('data-job-state', j.state);
+        jobRows.push(jr);
       });
       sessions.filter(function (s) { return s.type === 'Normal'; }).forEach(function (s) {
         sessionRows.push(row([a.name, s.targetName, s.initiatorName, (s.connections || []).map(function (c) { return c.remote + ' → ' + c.local.ip + ':' + c.local.port; }).join(', ')]));
@@ -182,6 +198,8 @@ export const APP_JS = String.raw`
     fillAgentChoice(agents);
     fill('luns', lunRows, 'No LUNs reported.', 7);
     fill('sessions', sessionRows, 'No open sessions.', 4);
+    fill('jobs', jobRows, 'No long work running or ended lately.', 7);
+    $('charts').replaceChildren.apply($('charts'), figures.length ? figures : [el('p', 'No samples yet.', 'muted')]);
     knownTargets = Object.keys(targets).sort();
     var dl = $('known-targets');
     dl.replaceChildren();

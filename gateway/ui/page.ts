@@ -8,6 +8,7 @@ export const INDEX_HTML = `<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Outpost fleet</title>
 <link rel="stylesheet" href="/ui/app.css">
+<script src="/ui/charts.js" defer></script>
 <script src="/ui/app.js" defer></script>
 </head>
 <body>
@@ -53,6 +54,17 @@ export const INDEX_HTML = `<!doctype html>
         <th scope="col">Dirty</th><th scope="col">Recovery point</th><th scope="col">Recovery point, last minutes</th></tr></thead><tbody></tbody></table></div>
       <div class="scroll"><table id="sessions"><caption>Sessions</caption><thead><tr>
         <th scope="col">Agent</th><th scope="col">Target</th><th scope="col">Initiator</th><th scope="col">Connections</th></tr></thead><tbody></tbody></table></div>
+    </section>
+    <section aria-labelledby="charts-h">
+      <h2 id="charts-h">Throughput and recovery point</h2>
+      <p class="hint">Per LUN, the last minutes as the agents report them: bytes/s read and written, and the age of the oldest data not yet in the bucket.</p>
+      <div id="charts" class="charts"></div>
+    </section>
+    <section aria-labelledby="jobs-h">
+      <h2 id="jobs-h">Long work</h2>
+      <div class="scroll"><table id="jobs"><caption class="sr">Running and recent jobs of the agents</caption><thead><tr>
+        <th scope="col">Agent</th><th scope="col">Job</th><th scope="col">Subject</th><th scope="col">State</th><th scope="col">Progress</th>
+        <th scope="col">Rate</th><th scope="col">ETA</th></tr></thead><tbody></tbody></table></div>
     </section>
     <section aria-labelledby="acls-h">
       <h2 id="acls-h">Access control</h2>
@@ -134,6 +146,19 @@ button.secondary { background: #fff; color: var(--accent); }
 .events li { padding: .25rem 0; border-bottom: 1px solid var(--line); }
 .events time { color: var(--muted); margin-right: .5rem; font-variant-numeric: tabular-nums; }
 svg.spark { width: 10rem; height: 1.6rem; }
+.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(19rem, 1fr)); gap: .75rem; align-items: start; }
+figure.chart { margin: 0; border: 1px solid var(--line); border-radius: 6px; padding: .5rem; }
+figure.chart figcaption { font-weight: 600; font-size: .9rem; margin-bottom: .25rem; overflow-wrap: anywhere; }
+svg.chart { width: 100%; height: auto; display: block; }
+svg.chart .axis { stroke: var(--line); stroke-width: 1; }
+svg.chart text { font-size: 9px; fill: var(--muted); }
+svg.chart polyline { fill: none; stroke-width: 1.5; vector-effect: non-scaling-stroke; }
+.s-write { stroke: #c2410c; color: #c2410c; }
+.s-read { stroke: var(--accent); color: var(--accent); }
+.s-rpo { stroke: #6d28d9; color: #6d28d9; }
+.legend { display: flex; gap: 1rem; font-size: .8rem; margin: .1rem 0 .4rem; }
+.legend span::before { content: ""; display: inline-block; width: .8rem; height: .2rem; background: currentColor; vertical-align: middle; margin-right: .3rem; }
+progress { width: 9rem; height: .9rem; vertical-align: middle; margin-right: .4rem; accent-color: var(--accent); }
 svg.spark polyline { fill: none; stroke: var(--accent); stroke-width: 1.5; }
 @media (max-width: 40rem) {
   body { font-size: 16px; }

@@ -3,6 +3,7 @@
 // operator types in, plus /ui/api/events for the gateway's recent events.
 import type { Context, Hono } from 'hono';
 import { APP_JS } from './app-js.js';
+import { CHARTS_JS } from './charts-js.js';
 import { APP_CSS, INDEX_HTML } from './page.js';
 
 // Everything comes from this origin; no inline script or style, no framing (clickjacking on ACL forms).
@@ -21,6 +22,7 @@ export function mountUi(app: Hono, deps: UiDeps): void {
   app.get('/ui', (c) => c.redirect('/ui/', 301));
   app.get('/ui/', asset(INDEX_HTML, 'text/html; charset=utf-8'));
   app.get('/ui/app.js', asset(APP_JS, 'text/javascript; charset=utf-8'));
+  app.get('/ui/charts.js', asset(CHARTS_JS, 'text/javascript; charset=utf-8'));
   app.get('/ui/app.css', asset(APP_CSS, 'text/css; charset=utf-8'));
   app.get('/ui/api/events', async (c) => {
     if (!(await deps.authorized(c))) return c.json({ error: 'missing or invalid admin token' }, 401);

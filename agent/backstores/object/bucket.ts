@@ -17,6 +17,11 @@ export interface BucketCounters {
   get_count: number;
   delete_count: number;
   list_count: number;
+  /** Of the requests above (each counted when it completes), those that failed: the metrics' outcome="error". */
+  put_errors: number;
+  get_errors: number;
+  delete_errors: number;
+  list_errors: number;
   bytes_uploaded: number;
   bytes_downloaded: number;
 }
@@ -29,7 +34,8 @@ function isNotFound(e: unknown): boolean {
 /** Thin S3 wrapper. Every call takes an optional time bound; aborted or failed calls throw. */
 export class Bucket {
   readonly name: string;
-  readonly counters: BucketCounters = { put_count: 0, get_count: 0, delete_count: 0, list_count: 0, bytes_uploaded: 0, bytes_downloaded: 0 };
+  readonly counters: BucketCounters = { put_count: 0, get_count: 0, delete_count: 0, list_count: 0, put_errors: 0, get_errors: 0, delete_errors: 0, list_errors: 0,
+    bytes_uploaded: 0, bytes_downloaded: 0 };
   private readonly client: S3Client;
 
   constructor(opts: BucketOptions) {
@@ -45,16 +51,29 @@ export class Bucket {
     });
   }
 
+  /** One request, counted when it ends; a missing object is an answer, not an error. */
+  private async counted<T>(op: 'put' | 'get' | 'delete' | 'list', call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (e) {
+      if (!(op === 'get' && isNotFound(e)) && (e as { name?: string }).name !== 'NotImplemented') this.counters[`${op}_errors`]++;
+      throw e;
+    } finally {
+      this.counters[`${op}_count`]++;
+    }
+  }
+
   private signal(timeoutMs: number | undefined): AbortSignal | undefined {
     return timeoutMs ? AbortSignal.timeout(timeoutMs) : undefined;
   }
 
   /** The object's bytes, or null when it does not exist. */
   async get(key: string, timeoutMs?: number): Promise<Buffer | null> {
-    this.counters.get_count++;
     try {
-      const r = await this.client.send(new GetObjectCommand({ Bucket: this.name, Key: key }), { abortSignal: this.signal(timeoutMs) });
-      const bytes = await r.Body!.transformToByteArray();
+      const bytes = await this.counted('get', async () => {
+        const r = await this.client.send(new GetObjectCommand({ Bucket: this.name, Key: key }), { abortSignal: this.signal(timeoutMs) });
+        return r.Body!.transformToByteArray();
+      });
       this.counters.bytes_downloaded += bytes.byteLength;
       return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     } catch (e) {
@@ -65,11 +84,12 @@ export class Bucket {
 
   /** Bytes [start, end) of the object (one ranged GET); throws when the object is missing or shorter. */
   async getRange(key: string, start: number, end: number, timeoutMs?: number): Promise<Buffer> {
-    this.counters.get_count++;
     try {
-      const r = await this.client.send(new GetObjectCommand({ Bucket: this.name, Key: key, Range: `bytes=${start}-${end - 1}` }),
-        { abortSignal: this.signal(timeoutMs) });
-      const bytes = await r.Body!.transformToByteArray();
+      const bytes = await this.counted('get', async () => {
+        const r = await this.client.send(new GetObjectCommand({ Bucket: this.name, Key: key, Range: `bytes=${start}-${end - 1}` }),
+          { abortSignal: this.signal(timeoutMs) });
+        return r.Body!.transformToByteArray();
+      });
       this.counters.bytes_downloaded += bytes.byteLength;
       if (bytes.byteLength !== end - start) throw new Error(`${key}: ranged read returned ${bytes.byteLength} of ${end - start} bytes`);
       return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -80,9 +100,8 @@ export class Bucket {
   }
 
   async put(key: string, body: Buffer, timeoutMs?: number, contentType = 'application/octet-stream'): Promise<void> {
-    this.counters.put_count++;
-    await this.client.send(new PutObjectCommand({ Bucket: this.name, Key: key, Body: body, ContentType: contentType, ContentLength: body.byteLength }),
-      { abortSignal: this.signal(timeoutMs) });
+    await this.counted('put', () => this.client.send(new PutObjectCommand({ Bucket: this.name, Key: key, Body: body, ContentType: contentType, ContentLength: body.byteLength }),
+      { abortSignal: this.signal(timeoutMs) }));
     this.counters.bytes_uploaded += body.byteLength;
   }
 
@@ -91,10 +110,9 @@ export class Bucket {
     const out: string[] = [];
     let token: string | undefined;
     do {
-      this.counters.list_count++;
-      const r = await this.client.send(new ListObjectsV2Command({
+      const r = await this.counted('list', () => this.client.send(new ListObjectsV2Command({
         Bucket: this.name, Prefix: prefix, ContinuationToken: token, MaxKeys: Number.isFinite(limit) ? Math.min(1000, limit) : 1000,
-      }), { abortSignal: this.signal(timeoutMs) });
+      }), { abortSignal: this.signal(timeoutMs) }));
       for (const o of r.Contents ?? []) if (o.Key) out.push(o.Key);
       token = r.IsTruncated && out.length < limit ? r.NextContinuationToken : undefined;
     } while (token);
@@ -106,9 +124,8 @@ export class Bucket {
     const out = new Map<string, number>();
     let token: string | undefined;
     do {
-      this.counters.list_count++;
-      const r = await this.client.send(new ListObjectsV2Command({ Bucket: this.name, Prefix: prefix, ContinuationToken: token, MaxKeys: 1000 }),
-        { abortSignal: this.signal(timeoutMs) });
+      const r = await this.counted('list', () => this.client.send(new ListObjectsV2Command({ Bucket: this.name, Prefix: prefix, ContinuationToken: token, MaxKeys: 1000 }),
+        { abortSignal: this.signal(timeoutMs) }));
       for (const o of r.Contents ?? []) if (o.Key) out.set(o.Key, o.Size ?? 0);
       token = r.IsTruncated ? r.NextContinuationToken : undefined;
     } while (token);
@@ -120,16 +137,14 @@ export class Bucket {
     for (let i = 0; i < keysToDelete.length; i += 1000) {
       const batch = keysToDelete.slice(i, i + 1000);
       try {
-        this.counters.delete_count++;
-        const r = await this.client.send(new DeleteObjectsCommand({
+        const r = await this.counted('delete', () => this.client.send(new DeleteObjectsCommand({
           Bucket: this.name, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true },
-        }), { abortSignal: this.signal(timeoutMs) });
+        }), { abortSignal: this.signal(timeoutMs) }));
         if (r.Errors?.length) throw new Error(`delete failed for ${r.Errors.length} objects: ${r.Errors[0]!.Code}`);
       } catch (e) {
         if ((e as { name?: string }).name !== 'NotImplemented') throw e;
         for (const Key of batch) {
-          this.counters.delete_count++;
-          await this.client.send(new DeleteObjectCommand({ Bucket: this.name, Key }), { abortSignal: this.signal(timeoutMs) });
+          await this.counted('delete', () => this.client.send(new DeleteObjectCommand({ Bucket: this.name, Key }), { abortSignal: this.signal(timeoutMs) }));
         }
       }
     }

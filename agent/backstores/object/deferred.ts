@@ -109,6 +109,11 @@ export class DeferredObjectBackstore implements Backstore {
     if (this.closed) throw this.unavailable(); // nothing was accepted, so nothing to make durable
   }
 
+  syncToBucket(): { job: number; done: Promise<void> } {
+    if (this.inner?.syncToBucket) return this.inner.syncToBucket();
+    throw this.unavailable();
+  }
+
   async unmap(offset: number, length: number): Promise<void> {
     if (this.inner) return this.inner.unmap(offset, length);
     throw this.unavailable();

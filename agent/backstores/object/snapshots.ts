@@ -103,7 +103,7 @@ export class VolumeSnapshots {
       const resume = await this.barrier.freeze();
       try {
         await this.cache.flush();
-        if (!await this.cache.flusher.settle(this.o.flushTimeoutMs)) {
+        if (!await this.cache.flusher.sync(this.o.flushTimeoutMs)) {
           fail(`Snapshot ${name} not taken: the cache could not upload what was written within ${this.o.flushTimeoutMs} ms (${this.cache.stats().last_error ?? 'still uploading'}).`);
         }
         this.checkWriter('snapshot');

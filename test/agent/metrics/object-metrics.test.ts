@@ -74,6 +74,11 @@ describe('object LUN metrics', { skip, timeout: 240_000 }, () => {
     assert.equal(v(m0, 'outpost_object_cache_size_bytes'), 64 * MiB);
     const puts0 = v(m0, 'outpost_object_put_requests_total');
     const up0 = v(m0, 'outpost_object_uploaded_bytes_total');
+    const req = (m: Map<string, Family>, op: string, outcome: string) => sampleValue(m, 'outpost_object_requests_total', { lun: LUN, op, outcome }) ?? NaN;
+    const putErr0 = req(m0, 'put', 'error');
+    const putOk0 = req(m0, 'put', 'ok');
+    assert.equal(putErr0, 0, 'no PUT failed while the bucket was up');
+    assert.ok(putOk0 > 0, 'opening the volume PUT its descriptor and root');
 
     await s3.stop(); // nothing can be uploaded: what qemu-img writes stays dirty in the cache
     const opts = `driver=iscsi,transport=tcp,portal=127.0.0.1:${port},target=${TARGET},lun=0,initiator-name=${INITIATOR}`;
@@ -84,6 +89,8 @@ describe('object LUN metrics', { skip, timeout: 240_000 }, () => {
     assert.ok(v(m1, 'outpost_object_dirty_bytes') >= DATA, `dirty bytes ${v(m1, 'outpost_object_dirty_bytes')} hold the ${DATA} written`);
     assert.ok(v(m1, 'outpost_object_cached_bytes') >= DATA);
     assert.equal(v(m1, 'outpost_object_uploaded_bytes_total'), up0, 'nothing uploaded while the bucket is down');
+    const m1e = await until('PUT errors while the bucket is down', (m) => req(m, 'put', 'error') > putErr0, 30_000);
+    assert.equal(req(m1e, 'put', 'ok'), putOk0, 'no PUT succeeded while the bucket was down');
 
     await s3.start();
     // uploaded chunks count as at risk until the manifest naming them is committed: the recovery point
@@ -94,6 +101,7 @@ describe('object LUN metrics', { skip, timeout: 240_000 }, () => {
       .every((n) => sampleValue(m, n, { lun: LUN }) === 0), 90_000);
     assert.ok(v(m2, 'outpost_object_uploaded_bytes_total') - up0 >= DATA, 'uploaded bytes cover what was written');
     assert.ok(v(m2, 'outpost_object_put_requests_total') > puts0);
+    assert.ok(req(m2, 'put', 'ok') > putOk0, 'PUTs succeed again once the bucket is back');
     assert.equal(v(m2, 'outpost_object_upload_error'), 0, 'the error clears once uploads succeed');
     const hit = v(m2, 'outpost_object_cache_hit_ratio');
     assert.ok(hit >= 0 && hit <= 1, `hit ratio ${hit}`);
