@@ -63,6 +63,8 @@ export class ChunkCache {
   closed = false;
   hits = 0;
   misses = 0;
+  /** Hits served by cachedRead (on the event loop, no threadpool). */
+  fastReads = 0;
   lastError: string | null = null;
 
   private constructor(readonly o: CacheOptions) {
@@ -338,6 +340,7 @@ export class ChunkCache {
     const out = allocData(length);
     if (io.readNowait(fd, out, off) !== length) return undefined;
     this.hits++;
+    this.fastReads++;
     this.touch(e);
     this.readAhead(offset, length, index);
     return out;
@@ -625,6 +628,7 @@ export class ChunkCache {
       dirty_bytes: dirty,
       oldest_dirty_age_ms: oldest ? Date.now() - oldest : 0,
       hit_ratio: lookups ? this.hits / lookups : 1,
+      fast_reads: this.fastReads,
       uploads_in_flight: this.flusher.inFlight,
       last_error: this.flusher.lastError ?? this.lastError,
     };
