@@ -121,7 +121,7 @@ export function cpuRatio(a: Cell, b: Cell): string {
  * " (lowest–highest)" of the per-repetition ratios, each agent run over the tgt run right after it (the
  * two alternate, so a pair saw about the same machine load); empty with fewer than two pairs.
  */
-function pairedSpread(a: readonly (number | undefined)[] | undefined, b: readonly (number | undefined)[] | undefined): string {
+export function pairedSpread(a: readonly (number | undefined)[] | undefined, b: readonly (number | undefined)[] | undefined): string {
   if (!a || !b) return '';
   const rs: number[] = [];
   for (let i = 0; i < Math.min(a.length, b.length); i++) {
