@@ -11,7 +11,7 @@ import { startTgt } from './bench/tgt.js';
 import { startAgent } from './bench/agent.js';
 import { GiB, fillFile, type TargetUnderTest } from './bench/target.js';
 import { WORKLOADS, selectWorkloads, type Workload } from './bench/workloads.js';
-import { runOnce, cpuPerGiB, type RunContext, type Sample } from './bench/runner.js';
+import { runOnce, warmUp, cpuPerGiB, type RunContext, type Sample } from './bench/runner.js';
 import { loopbackCeiling, memoryCheck } from './bench/extras.js';
 import { newestProfile, profileTable } from './bench/cpuprofile.js';
 import { renderMarkdown, spliceReport, spreadWarnings, median, fmt, type Cell, type Report, type RowResult } from './bench/report.js';
@@ -24,6 +24,7 @@ interface Opts {
   quick?: boolean;
   duration?: number;
   reps?: number;
+  warmup?: number;
   only?: string;
   targets: string;
   memory: boolean;
@@ -48,6 +49,11 @@ function parseArgs(argv: string[]): Opts {
     .option('--quick', 'short runs: 2 repetitions of 2 s, 3 s memory check')
     .addOption(new Option('--duration <s>', 'seconds per measured run (default 4; 2 with --quick)').argParser(num))
     .addOption(new Option('--reps <n>', 'runs per workload and target; the median is reported (default 3; 2 with --quick)').argParser(num))
+    .addOption(new Option('--warmup <s>', 'seconds of discarded warm-up per row and target before its measured runs (default 2; 1 with --quick; 0: none)').argParser((v: string) => {
+      const n = Number(v);
+      if (!Number.isFinite(n) || n < 0) throw new Error(`expected seconds >= 0, got "${v}"`);
+      return n;
+    }))
     .option('--only <ids>', 'comma-separated workload ids, prefixes ending in *, or groups main,digest,ram')
     .option('--targets <names>', 'which targets to run: agent,tgt', 'agent,tgt')
     .option('--no-memory', 'skip the 64-session memory check')
@@ -87,32 +93,42 @@ async function machine(): Promise<Report['machine']> {
   };
 }
 
-function summarize(samples: Sample[], failures: string[], na: string | undefined): Cell {
+function summarize(perRep: (Sample | undefined)[], failures: string[], na: string | undefined): Cell {
   if (na) return { runs: 0, failures: [], na };
+  const samples = perRep.filter((s): s is Sample => s !== undefined);
   const cpu = samples.map(cpuPerGiB).filter((x): x is number => x !== undefined);
   const values = samples.map((s) => s.value);
   const spread = values.length > 1 ? { min: Math.min(...values), max: Math.max(...values) } : {};
   const cpuSpread = cpu.length > 1 ? { cpuMin: Math.min(...cpu), cpuMax: Math.max(...cpu) } : {};
-  return { value: median(values), ...spread, cpuPerGiB: median(cpu), ...cpuSpread, runs: samples.length + failures.length, failures };
+  const perRun = perRep.map((s) => s?.value);
+  const cpuPerRun = perRep.map((s) => (s ? cpuPerGiB(s) : undefined));
+  return { value: median(values), ...spread, cpuPerGiB: median(cpu), ...cpuSpread, runs: samples.length + failures.length, failures, perRun, cpuPerRun };
 }
 
-async function measure(w: Workload, targets: TargetUnderTest[], reps: number, ctx: RunContext): Promise<RowResult> {
-  const samples = new Map<string, Sample[]>(targets.map((t) => [t.name, []]));
+async function measure(w: Workload, targets: TargetUnderTest[], reps: number, ctx: RunContext, warmup: number): Promise<RowResult> {
+  // Indexed by repetition (undefined: that run failed), so each agent run pairs with the tgt run after it.
+  const samples = new Map<string, (Sample | undefined)[]>(targets.map((t) => [t.name, []]));
   const failures = new Map<string, string[]>(targets.map((t) => [t.name, []]));
   const notes = new Set<string>();
+  console.error(`[${w.id}] load average ${loadavg().map((x) => x.toFixed(2)).join('/')}${warmup > 0 ? `; ${warmup} s warm-up per target (discarded)` : ''}`);
+  for (const t of targets) {
+    if (t.unavailable || warmup <= 0) continue;
+    await warmUp(w, t, ctx, warmup).catch((err: Error) => console.error(`[${w.id}] ${t.name} warm-up failed: ${err.message}`));
+  }
   for (let rep = 1; rep <= reps; rep++) {
     // Alternate agent, tgt, agent, tgt… so noise on the shared machine lands on both alike.
     for (const t of targets) {
       if (t.unavailable) continue;
       try {
         const s = await runOnce(w, t, ctx);
-        samples.get(t.name)!.push(s);
+        samples.get(t.name)![rep - 1] = s;
         if (w.digest) notes.add(`${t.name}: HeaderDigest=${s.negotiated.HeaderDigest}, DataDigest=${s.negotiated.DataDigest ?? '?'}`);
         const cpu = cpuPerGiB(s);
         console.error(`[${w.id}] ${t.name} run ${rep}/${reps}: ${fmt(s.value, s.value < 10 ? 2 : 0)} ${w.unit}${cpu !== undefined ? `, ${cpu.toFixed(2)} CPU s/GiB` : ''}`);
       } catch (err) {
         const msg = (err as Error).message;
         failures.get(t.name)!.push(msg);
+        samples.get(t.name)![rep - 1] = undefined;
         console.error(`[${w.id}] ${t.name} run ${rep}/${reps}: FAILED ${msg}`);
         // A target that refuses the LUN kind (string endpoint) will refuse every repetition.
         if (typeof t.endpoint(w.lun, w.digest) === 'string') break;
@@ -149,6 +165,7 @@ async function main(): Promise<void> {
   const workloads = selectWorkloads(opts.only);
   const reps = opts.reps ?? (opts.quick ? 2 : 3);
   const duration = opts.duration ?? (opts.quick ? 2 : 4);
+  const warmup = opts.warmup ?? (opts.quick ? 1 : 2);
   const wanted = opts.targets.split(',').map((s) => s.trim());
   for (const n of wanted) if (n !== 'agent' && n !== 'tgt') throw new Error(`unknown target "${n}" (agent, tgt)`);
 
@@ -195,7 +212,7 @@ async function main(): Promise<void> {
   // The memory check runs before the ramdisk rows, whose written pages would otherwise count as agent RSS.
   const [before, after] = [workloads.filter((w) => w.lun !== 'ram'), workloads.filter((w) => w.lun === 'ram')];
   const measureRow = async (w: Workload) => {
-    rows.push(await measure(w, targets, reps, ctx));
+    rows.push(await measure(w, targets, reps, ctx, warmup));
     sampleLoad(w.id);
   };
   for (const w of before) await measureRow(w);
@@ -240,7 +257,7 @@ async function main(): Promise<void> {
   const report: Report = {
     date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
     machine: info,
-    settings: `${reps} runs per workload and target (median), ${duration} s per run, order agent/tgt alternating${opts.quick ? ', --quick' : ''}; command: npm run bench --${process.argv.slice(2).map((x) => ` ${x}`).join('')}`,
+    settings: `${reps} runs per workload and target (median), ${duration} s per run after ${warmup} s of discarded warm-up per row and target, order agent/tgt alternating${opts.quick ? ', --quick' : ''}; command: npm run bench --${process.argv.slice(2).map((x) => ` ${x}`).join('')}`,
     rows, ceilingMiBs, ceilingNa, memory, peakRss, notes, load,
   };
   let md = renderMarkdown(report) + objectMd + relayMd;

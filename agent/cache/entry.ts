@@ -48,15 +48,15 @@ export function newEntry(index: number, dir: string, file: string): Entry {
  * than the read itself. Bounded LRU; a handle in use is never closed under its user.
  */
 const MAX_OPEN = 256;
-interface Slot { fh: Promise<FileHandle>; users: number; closing?: boolean }
+interface Slot { fh: Promise<FileHandle>; users: number; closing?: boolean; fd?: number }
 const handles = new Map<string, Slot>();
 
 async function withHandle<T>(path: string, fn: (fh: FileHandle) => Promise<T>): Promise<T> {
   let slot = handles.get(path);
   if (slot) handles.delete(path); // re-insert below: Map order is the LRU order
   else {
-    slot = { fh: open(path, 'r+'), users: 0 };
-    slot.fh.catch(() => { if (handles.get(path) === slot) handles.delete(path); });
+    const s: Slot = (slot = { fh: open(path, 'r+'), users: 0 });
+    s.fh.then((fh) => { s.fd = fh.fd; }, () => { if (handles.get(path) === s) handles.delete(path); });
   }
   handles.set(path, slot);
   slot.users++;
@@ -75,6 +75,15 @@ function trimHandles(): void {
     handles.delete(path);
     void slot.fh.then((fh) => fh.close(), () => undefined).catch(() => undefined);
   }
+}
+
+/**
+ * The descriptor of `path`'s open cached handle, for a synchronous read on the event loop (the cached
+ * read fast path, issue 15). A slot leaves the map before its handle is closed, so a descriptor
+ * returned here is still open when it is used at once (never kept across a turn).
+ */
+export function openFd(path: string): number | undefined {
+  return handles.get(path)?.fd;
 }
 
 /** Closes the cached handle of a chunk file about to be removed or replaced. */

@@ -16,6 +16,9 @@ interface OpenR2t extends R2tRequest {
   nextDataSN: number;
 }
 
+/** What nextR2ts returns when there is nothing to solicit (never mutated): no array per command. */
+const NO_R2TS: readonly R2tRequest[] = [];
+
 export type DataOutError = 'OFFSET' | 'NO_R2T' | 'UNSOLICITED_NOT_ALLOWED' | 'BURST' | 'DONE' | 'DATASN';
 
 export class ScsiTask {
@@ -45,7 +48,8 @@ export class ScsiTask {
   private unsolicitedDataSN = 0;
   /** Next offset not yet covered by data or an R2T. */
   private nextOffset = 0;
-  private readonly r2ts = new Map<number, OpenR2t>();
+  /** Open R2Ts by TTT; created on the first R2T (most writes at QD32 carry all their data unsolicited). */
+  private r2ts: Map<number, OpenR2t> | undefined;
   private r2tSN = 0;
   /** Delivered to the core (or finished); no more Data-Out is accepted. */
   executed = false;
@@ -97,6 +101,8 @@ export class ScsiTask {
 
   /** All Data-Out views in offset order (zero-copy). */
   dataOut(): Buffer[] {
+    // One piece (immediate data, or one PDU): its own list of views, no copy of the array per command.
+    if (this.pieces.length === 1) return this.pieces[0]!.data;
     const out: Buffer[] = [];
     for (const p of this.pieces) out.push(...p.data);
     return out;
@@ -130,14 +136,14 @@ export class ScsiTask {
       if (final) this.unsolicitedPending = false;
       return this.takeDataSNError();
     }
-    const r2t = this.r2ts.get(ttt);
+    const r2t = this.r2ts?.get(ttt);
     if (!r2t) return 'NO_R2T';
     if (dataSN !== r2t.nextDataSN) this.dataError = this.dataSNError = true;
     r2t.nextDataSN = dataSN + 1;
     if (offset < r2t.bufferOffset || offset + length > r2t.bufferOffset + r2t.length) return 'OFFSET';
     if (length && !this.insert(offset, data, length)) return 'OFFSET';
     r2t.received += length;
-    if (final || r2t.received >= r2t.length) this.r2ts.delete(ttt);
+    if (final || r2t.received >= r2t.length) this.r2ts!.delete(ttt);
     return this.takeDataSNError();
   }
 
@@ -149,13 +155,14 @@ export class ScsiTask {
   }
 
   /** R2Ts to send now: the rest of the data in MaxBurstLength pieces, at most MaxOutstandingR2T open. */
-  nextR2ts(allocTtt: () => number): R2tRequest[] {
+  nextR2ts(allocTtt: () => number): readonly R2tRequest[] {
+    if (this.unsolicitedPending || this.executed || this.aborted || this.nextOffset >= this.wanted) return NO_R2TS;
     const out: R2tRequest[] = [];
-    if (this.unsolicitedPending || this.executed || this.aborted) return out;
-    while (this.nextOffset < this.wanted && this.r2ts.size < this.params.maxOutstandingR2T) {
+    const r2ts = (this.r2ts ??= new Map());
+    while (this.nextOffset < this.wanted && r2ts.size < this.params.maxOutstandingR2T) {
       const length = Math.min(this.params.maxBurstLength, this.wanted - this.nextOffset);
       const r: OpenR2t = { ttt: allocTtt(), r2tSN: this.r2tSN++, bufferOffset: this.nextOffset, length, received: 0, nextDataSN: 0 };
-      this.r2ts.set(r.ttt, r);
+      r2ts.set(r.ttt, r);
       this.nextOffset += length;
       out.push(r);
     }
@@ -163,7 +170,7 @@ export class ScsiTask {
   }
 
   hasTtt(ttt: number): boolean {
-    return this.r2ts.has(ttt);
+    return this.r2ts?.has(ttt) ?? false;
   }
 
   private insert(offset: number, data: Buffer[], length: number): boolean {

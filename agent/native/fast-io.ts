@@ -1,4 +1,4 @@
-// Loader for the optional fast-io addon (agent/native/fast-io.c: preadv2 with RWF_NOWAIT).
+// Loader for the optional fast-io addon (agent/native/fast-io.c: preadv2 with RWF_NOWAIT, batched pwritev).
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -7,6 +7,12 @@ import type { Logger } from '../lib/log.js';
 export interface FastIo {
   /** Fills `buf` from `pos` only if the data is in the page cache: bytes read, or a negative errno. */
   readNowait(fd: number, buf: Buffer, pos: number): number;
+  /**
+   * Runs `n` pwritevs on one threadpool job, in order: write i is the next `counts[i]` buffers of
+   * `bufs` at `positions[i]`; `results[i]` receives its bytes written or -errno; `done` runs on the
+   * event loop afterwards. Throws (having written nothing) on malformed arguments.
+   */
+  writeBatch(fd: number, bufs: readonly Uint8Array[], counts: Uint32Array, positions: Float64Array, results: Float64Array, n: number, done: (ok: boolean) => void): void;
   readonly EAGAIN: number;
 }
 
@@ -33,7 +39,7 @@ export function loadFastIo(path: string, log?: Logger): FastIo | undefined {
   }
   try {
     const io = createRequire(import.meta.url)(path) as FastIo;
-    if (typeof io.readNowait !== 'function') throw new Error('readNowait missing');
+    if (typeof io.readNowait !== 'function' || typeof io.writeBatch !== 'function') throw new Error('readNowait/writeBatch missing (stale build: npm run build)');
     return io;
   } catch (err) {
     log?.warn({ path, err: (err as Error).message }, 'fast-io addon not loaded: fileio reads use the threadpool');

@@ -8,11 +8,11 @@ import { randomBytes } from 'node:crypto';
 import { freePort } from '../../test/helpers/net.js';
 import { cpuSeconds, onCleanup, run, sleep, startDaemon, terminate } from './proc.js';
 import { lastLines } from './parse.js';
-import { cpuPerGiB, runOnce, type RunContext, type Sample } from './runner.js';
+import { cpuPerGiB, runOnce, warmUp, type RunContext, type Sample } from './runner.js';
 import { fillFile, type Endpoint, type TargetUnderTest } from './target.js';
 import { WORKLOADS } from './workloads.js';
 import { runStandalone } from './standalone.js';
-import { fmt, median } from './report.js';
+import { fmt, median, pairedSpread } from './report.js';
 
 const MiB = 1024 * 1024;
 const IQN = 'iqn.2024-01.dev.outpost.bench:relay';
@@ -88,12 +88,13 @@ export async function relayBench(o: RelayBenchOptions): Promise<string> {
     }
     const targets = [target('direct', direct, agent.pid), target('relay', relayed, agent.pid)];
     const ctx: RunContext = { duration: o.duration, initiatorName: o.initiatorName, rates: new Map() };
-    const rows: Array<{ label: string; unit: string; direct?: number; relay?: number; relayCpu?: number; agentDirect?: number; agentRelay?: number }> = [];
+    const rows: Array<{ label: string; unit: string; direct?: number; relay?: number; spread: string; relayCpu?: number; agentDirect?: number; agentRelay?: number }> = [];
     for (const id of ['rr4k', 'sr128k']) {
       const w = WORKLOADS.find((x) => x.id === id);
       if (!w) throw new Error(`workload ${id} not defined in scripts/bench/workloads.ts`);
       const samples: Record<string, Sample[]> = { direct: [], relay: [] };
       const relayCpu: number[] = [];
+      for (const t of targets) await warmUp(w, t, ctx, Math.min(2, o.duration)); // discarded, as in the main rows
       for (let rep = 1; rep <= o.reps; rep++) {
         for (const t of targets) {
           const c0 = relay.pid ? await cpuSeconds(relay.pid) : 0;
@@ -108,6 +109,7 @@ export async function relayBench(o: RelayBenchOptions): Promise<string> {
       rows.push({
         label: w.label.replace(/^file: /, ''), unit: w.unit,
         direct: median(samples.direct!.map((s) => s.value)), relay: median(samples.relay!.map((s) => s.value)),
+        spread: pairedSpread(samples.relay!.map((s) => s.value), samples.direct!.map((s) => s.value)),
         relayCpu: median(relayCpu), agentDirect: cpu(samples.direct!), agentRelay: cpu(samples.relay!),
       });
     }
@@ -116,11 +118,11 @@ export async function relayBench(o: RelayBenchOptions): Promise<string> {
       '',
       '### Through a relay (issue 16)',
       '',
-      `One agent, one fileio LUN (${LUN_SIZE / MiB} MiB), reached through a direct portal and through \`outpost relay\` on loopback (one tunnel, ws://); ${o.reps} runs each, median, alternating direct/relay.`,
+      `One agent, one fileio LUN (${LUN_SIZE / MiB} MiB), reached through a direct portal and through \`outpost relay\` on loopback (one tunnel, ws://); ${o.reps} runs each after a discarded warm-up, median, alternating direct/relay; relay/direct (lowest–highest of run i's relay over its direct).`,
       '',
       '| workload | direct | relay | relay/direct | relay CPU s/GiB | agent CPU s/GiB direct / relay |',
       '| --- | ---: | ---: | ---: | ---: | ---: |',
-      ...rows.map((r) => `| ${r.label} | ${fmt(r.direct)} ${r.unit} | ${fmt(r.relay)} ${r.unit} | ${ratio(r.relay, r.direct)} | ${fmt(r.relayCpu, 2)} | ${fmt(r.agentDirect, 2)} / ${fmt(r.agentRelay, 2)} |`),
+      ...rows.map((r) => `| ${r.label} | ${fmt(r.direct)} ${r.unit} | ${fmt(r.relay)} ${r.unit} | ${ratio(r.relay, r.direct)}${r.spread} | ${fmt(r.relayCpu, 2)} | ${fmt(r.agentDirect, 2)} / ${fmt(r.agentRelay, 2)} |`),
       '',
     ].join('\n');
   } finally {

@@ -14,6 +14,9 @@ export interface Cell {
   failures: string[];
   /** Why the cell could not be measured at all. */
   na?: string;
+  /** Each repetition's value and CPU s/GiB in run order (undefined: that run failed), to pair with the other target's. */
+  perRun?: (number | undefined)[];
+  cpuPerRun?: (number | undefined)[];
 }
 
 export interface RowResult {
@@ -104,7 +107,28 @@ function cpuText(c: Cell): string {
 }
 
 export function ratio(a: Cell, b: Cell): string {
-  return a.value !== undefined && b.value !== undefined && b.value > 0 ? (a.value / b.value).toFixed(2) : '–';
+  const spread = pairedSpread(a.perRun, b.perRun);
+  return a.value !== undefined && b.value !== undefined && b.value > 0 ? (a.value / b.value).toFixed(2) + spread : '–';
+}
+
+/** Agent CPU s/GiB over tgt's: below 1 means the agent spends less CPU per byte (the shared-machine figure). */
+export function cpuRatio(a: Cell, b: Cell): string {
+  const spread = pairedSpread(a.cpuPerRun, b.cpuPerRun);
+  return a.cpuPerGiB !== undefined && b.cpuPerGiB !== undefined && b.cpuPerGiB > 0 ? (a.cpuPerGiB / b.cpuPerGiB).toFixed(2) + spread : '–';
+}
+
+/**
+ * " (lowest–highest)" of the per-repetition ratios, each agent run over the tgt run right after it (the
+ * two alternate, so a pair saw about the same machine load); empty with fewer than two pairs.
+ */
+export function pairedSpread(a: readonly (number | undefined)[] | undefined, b: readonly (number | undefined)[] | undefined): string {
+  if (!a || !b) return '';
+  const rs: number[] = [];
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    const x = a[i], y = b[i];
+    if (x !== undefined && y !== undefined && y > 0) rs.push(x / y);
+  }
+  return rs.length > 1 ? ` (${Math.min(...rs).toFixed(2)}–${Math.max(...rs).toFixed(2)})` : '';
 }
 
 function table(header: string[], rows: string[][]): string {
@@ -121,7 +145,7 @@ export function renderMarkdown(r: Report): string {
   out.push(`Settings: ${r.settings}.`);
   out.push('');
   out.push(table(
-    ['Workload', 'Unit', 'Agent', 'tgt', 'Agent/tgt', 'Agent CPU s/GiB', 'tgt CPU s/GiB'],
+    ['Workload', 'Unit', 'Agent', 'tgt', 'Agent/tgt', 'Agent CPU s/GiB', 'tgt CPU s/GiB', 'CPU agent/tgt'],
     r.rows.map((row) => [
       row.workload.label + (row.note ? ` (${notes.ref(row.note)})` : ''),
       row.workload.unit,
@@ -130,10 +154,11 @@ export function renderMarkdown(r: Report): string {
       ratio(row.agent, row.tgt),
       cpuText(row.agent),
       cpuText(row.tgt),
+      cpuRatio(row.agent, row.tgt),
     ]),
   ));
   out.push('');
-  out.push('Cells: median over the runs, (lowest–highest run) when there was more than one.');
+  out.push('Cells: median over the runs, (lowest–highest run) when there was more than one. Ratios: of the medians, (lowest–highest) of each agent run over the tgt run that followed it.');
   const unsteady = r.rows.flatMap(spreadWarnings);
   if (unsteady.length) {
     out.push('');

@@ -73,17 +73,36 @@ export async function runOnce(w: Workload, t: TargetUnderTest, ctx: RunContext):
   const e = t.endpoint(w.lun, w.digest);
   if (typeof e === 'string') throw new Error(e);
   const key = `${w.id}/${t.name}`;
-  if (w.tool === 'qemu-bench' && !ctx.rates.has(key)) {
-    // Calibration (also a warm-up): a short run tells how many requests fill the duration.
-    const c = await runQemu(w, e, w.ioBytes <= 4096 ? 4000 : 800, ctx, t.pid);
-    ctx.rates.set(key, c.value * (w.unit === 'IOPS' ? 1 : MiB / w.ioBytes));
-  }
+  if (w.tool === 'qemu-bench' && !ctx.rates.has(key)) await calibrate(w, e, t, ctx);
   if (w.tool === 'iscsi-perf') return runPerf(w, e, t, ctx);
   const iops = ctx.rates.get(key)!;
   const count = Math.max(w.depth * 20, Math.min(5_000_000, Math.round(iops * ctx.duration)));
   const s = await runQemu(w, e, count, ctx, t.pid);
   ctx.rates.set(key, s.value * (w.unit === 'IOPS' ? 1 : MiB / w.ioBytes));
   return s;
+}
+
+/** qemu-img bench takes a count: a short run tells how many requests fill the duration (and warms up). */
+async function calibrate(w: Workload, e: Endpoint, t: TargetUnderTest, ctx: RunContext): Promise<void> {
+  const c = await runQemu(w, e, w.ioBytes <= 4096 ? 4000 : 800, ctx, t.pid);
+  ctx.rates.set(`${w.id}/${t.name}`, c.value * (w.unit === 'IOPS' ? 1 : MiB / w.ioBytes));
+}
+
+/**
+ * A discarded run of about `seconds` before a row's measured runs, so that no row pays for what the
+ * previous one left behind (cold JIT paths, other pages in the page cache, a different queue depth) —
+ * the first row of a run was the slowest before. qemu rows calibrate here on their first use.
+ */
+export async function warmUp(w: Workload, t: TargetUnderTest, ctx: RunContext, seconds: number): Promise<void> {
+  const e = t.endpoint(w.lun, w.digest);
+  if (typeof e === 'string' || seconds <= 0) return;
+  if (w.tool === 'iscsi-perf') {
+    await runPerf(w, e, t, { ...ctx, duration: seconds });
+    return;
+  }
+  const key = `${w.id}/${t.name}`;
+  if (!ctx.rates.has(key)) return calibrate(w, e, t, ctx);
+  await runQemu(w, e, Math.max(w.depth * 20, Math.round(ctx.rates.get(key)! * seconds)), ctx, t.pid);
 }
 
 async function runPerf(w: Workload, e: Endpoint, t: TargetUnderTest, ctx: RunContext): Promise<Sample> {

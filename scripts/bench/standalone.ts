@@ -1,4 +1,4 @@
-// Runs one bench section on its own (`node dist/scripts/bench/NAME.js [--quick]`): a built tree, a temporary
+// Runs one bench section on its own (`node dist/scripts/bench/NAME.js [--quick] [section options]`): a built tree, a temporary
 // work directory, the section's markdown on stdout, and every process it started stopped on the way out.
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -13,6 +13,8 @@ export interface SectionOptions {
   duration: number;
   reps: number;
   initiatorName: string;
+  /** The standalone script's own arguments (e.g. object.ts's --reads-only); empty inside npm run bench. */
+  argv?: readonly string[];
 }
 
 /** Runs `bench` when `moduleUrl` is the script node was started with; otherwise does nothing. */
@@ -24,7 +26,7 @@ export function runStandalone(moduleUrl: string, name: string, bench: (o: Sectio
     if (!existsSync(join(repoRoot, 'bin/outpost.js'))) throw new Error('run from a built tree (npm run build)');
     const workDir = await mkdtemp(join(tmpdir(), `outpost-bench-${name}-`));
     onCleanup(() => rm(workDir, { recursive: true, force: true }));
-    process.stdout.write(await bench({ repoRoot, workDir, duration: quick ? 2 : 4, reps: quick ? 2 : 3, initiatorName: `iqn.2024-01.dev.outpost.bench:init-${process.pid}` }));
+    process.stdout.write(await bench({ repoRoot, workDir, duration: quick ? 2 : 4, reps: quick ? 2 : 3, initiatorName: `iqn.2024-01.dev.outpost.bench:init-${process.pid}`, argv: process.argv.slice(2) }));
   })().catch((e: Error) => {
     console.error(`bench ${name}: ${e.message}`);
     process.exitCode = 1;

@@ -1,7 +1,7 @@
 // Bench report and workload selection: medians, ratios, n/a reasons, command lines, docs splicing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { median, ratio, renderMarkdown, spliceReport, spreadWarnings, BEGIN_MARK, END_MARK, type Report } from '../../../scripts/bench/report.js';
+import { cpuRatio, median, ratio, renderMarkdown, spliceReport, spreadWarnings, BEGIN_MARK, END_MARK, type Report } from '../../../scripts/bench/report.js';
 import { RHEL_TPG_PARAMETERS } from '../../../scripts/bench/target.js';
 import { WORKLOADS, selectWorkloads, MAIN_IDS } from '../../../scripts/bench/workloads.js';
 import { iscsiPerfArgs, qemuBenchArgs, RANDOM_STRIDE_IOS } from '../../../scripts/bench/runner.js';
@@ -105,6 +105,20 @@ test('report: ratio agent/tgt, n/a with its reason, share of the loopback ceilin
   assert.match(md, /note 1: agent not built yet \(dist\/agent\/cli\.js missing\)/);
   assert.match(md, /agent n\/a, tgt 25 %/);
   assert.ok(!/NaN|undefined/.test(md));
+});
+
+test('report: ratios carry the spread of paired runs (agent run i over tgt run i); a failed run pairs with nothing', () => {
+  const r = baseReport();
+  r.rows[0]!.agent = { value: 30000, min: 20000, max: 40000, runs: 3, failures: ['x'], cpuPerGiB: 10, perRun: [20000, 40000, undefined], cpuPerRun: [8, 12, undefined] };
+  r.rows[0]!.tgt = { value: 20000, min: 10000, max: 30000, runs: 3, failures: [], cpuPerGiB: 20, perRun: [10000, 40000, 30000], cpuPerRun: [16, 16, 30] };
+  assert.equal(ratio(r.rows[0]!.agent, r.rows[0]!.tgt), '1.50 (1.00–2.00)');
+  assert.equal(cpuRatio(r.rows[0]!.agent, r.rows[0]!.tgt), '0.50 (0.50–0.75)');
+  // One pair only: no spread to show. No CPU figure: no CPU ratio.
+  assert.equal(ratio({ ...r.rows[0]!.agent, perRun: [1, undefined] }, r.rows[0]!.tgt), '1.50');
+  assert.equal(cpuRatio({ runs: 1, failures: [] }, r.rows[0]!.tgt), '–');
+  const md = renderMarkdown(r);
+  assert.match(md, /\| 1\.50 \(1\.00–2\.00\) +\| 10\.00 +\| 20\.00 +\| 0\.50 \(0\.50–0\.75\) +\|/);
+  assert.match(md, /\| CPU agent\/tgt +\|/);
 });
 
 test('docs splicing replaces only the generated section', () => {
