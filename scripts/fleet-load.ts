@@ -72,16 +72,21 @@ class Gateway {
     }
     throw new Error(`gateway not ready:\n${this.log}`);
   }
-  async stop(): Promise<void> {
+  /** SIGTERM, then SIGKILL after 5 s; how long the gateway took to exit, and whether it had to be killed. */
+  async stop(): Promise<{ exitMs: number; killed: boolean }> {
     const c = this.child;
     this.child = undefined;
-    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return { exitMs: 0, killed: false };
     const exited = new Promise<void>((r) => c.once('exit', () => r()));
-    try { process.kill(-c.pid!, 'SIGTERM'); } catch { return; }
-    const t = setTimeout(() => { try { process.kill(-c.pid!, 'SIGKILL'); } catch { /* gone */ } }, 5000);
+    const t0 = performance.now();
+    let killed = false;
+    try { process.kill(-c.pid!, 'SIGTERM'); } catch { return { exitMs: 0, killed: false }; }
+    const t = setTimeout(() => { killed = true; try { process.kill(-c.pid!, 'SIGKILL'); } catch { /* gone */ } }, 5000);
     await exited;
+    const exitMs = performance.now() - t0;
     clearTimeout(t);
     for (let i = 0; i < 40 && (await this.answering()); i++) await sleep(250); // workerd may outlive wrangler briefly
+    return { exitMs, killed };
   }
   private async answering(): Promise<boolean> {
     try { await fetch(this.url + '/healthz', { signal: AbortSignal.timeout(300) }); return true; } catch { return false; }
@@ -310,7 +315,7 @@ async function main(): Promise<void> {
     if (opts.restart) {
       const connects0 = agents.reduce((x, a) => x + a.connects, 0);
       const tk = performance.now();
-      await gw.stop();
+      const stopped = await gw.stop();
       const spawned = performance.now(); // the old gateway has exited: every snapshot from here on is the new one's
       await gw.start();
       const up = performance.now();
@@ -319,7 +324,8 @@ async function main(): Promise<void> {
       await until('all agents back after the restart', () => agents.every((a) => a.live && a.liveAt >= spawned && a.ws?.readyState === WebSocket.OPEN));
       const last = Math.max(...agents.map((a) => a.liveAt));
       const tries = agents.reduce((x, a) => x + a.connects, 0) - connects0;
-      restart = `${((last - tk) / 1000).toFixed(1)} s after the stop, ${((last - up) / 1000).toFixed(1)} s after listening (${((up - tk) / 1000).toFixed(1)} s down; ${(tries / opts.agents).toFixed(1)} connects/agent)`;
+      const exit = `exited ${(stopped.exitMs / 1000).toFixed(1)} s after SIGTERM${stopped.killed ? ', killed' : ''}`;
+      restart = `${((last - tk) / 1000).toFixed(1)} s after the stop, ${((last - up) / 1000).toFixed(1)} s after listening (${exit}; ${((up - tk) / 1000).toFixed(1)} s down; ${(tries / opts.agents).toFixed(1)} connects/agent)`;
       say(`restart: all back ${restart}`);
     }
     const rss = (await gw.usage()).rssMiB;
