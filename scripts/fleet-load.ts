@@ -1,6 +1,6 @@
 // npm run fleet-load -- --agents N [--gateway node|workers]: N simulated agents (the project's codec, the
 // agent's reconnect backoff), each on its own WebSocket, against a gateway this tool starts and stops
-// itself; prints the issue-19 table (push latency, PUT answer time, burst convergence, CPU, restart).
+// itself; prints the issue-19 table (push latency, PUT answer time, burst convergence, CPU, restart, stop).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
@@ -19,12 +19,13 @@ const TARGET = 'iqn.2024-01.com.example.outpost:fleet-load';
 const ACLS = 8; // CHAP ACLs on the shared target: every snapshot carries their opened secrets
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-interface Opts { singles: number; agents: number; gateway: 'node' | 'workers'; puts: number; sources: number; statusMs: number; restart: boolean; timeout: number }
+interface Opts { parallel: number; singles: number; agents: number; gateway: 'node' | 'workers'; puts: number; sources: number; statusMs: number; restart: boolean; timeout: number }
 
 const cmd = new Command('fleet-load')
   .option('--agents <n>', 'simulated agents', '1000')
   .option('--gateway <kind>', 'node or workers (wrangler dev)', 'node')
   .option('--puts <n>', 'PUTs in the burst (0: no burst)', '20')
+  .option('--parallel <n>', 'PUTs of the burst in flight at once (1: each sent when the previous one answered)', '20')
   .option('--singles <n>', 'single PUTs measured one after the other (the median is reported)', '3')
   .option('--sources <n>', 'loopback source addresses 127.0.0.2… (ephemeral ports per address)', '8')
   .option('--status-ms <ms>', 'status period of each simulated agent (default: the link\'s heartbeat; its status does not change; 5000 is the period before issue 19)', String(STATUS_HEARTBEAT_MS))
@@ -34,7 +35,7 @@ const cmd = new Command('fleet-load')
   .option('--timeout <s>', 'give up on a phase after this many seconds', '300')
   .parse();
 const raw = cmd.opts<Record<string, string | boolean>>();
-const opts: Opts = { singles: Math.max(1, Number(raw.singles)), agents: Number(raw.agents), gateway: raw.gateway as Opts['gateway'], puts: Number(raw.puts), sources: Number(raw.sources), statusMs: Number(raw.statusMs), restart: raw.restart !== false, timeout: Number(raw.timeout) * 1000 };
+const opts: Opts = { parallel: Math.max(1, Number(raw.parallel)), singles: Math.max(1, Number(raw.singles)), agents: Number(raw.agents), gateway: raw.gateway as Opts['gateway'], puts: Number(raw.puts), sources: Number(raw.sources), statusMs: Number(raw.statusMs), restart: raw.restart !== false, timeout: Number(raw.timeout) * 1000 };
 if (!Number.isInteger(opts.agents) || opts.agents < 1) throw new Error('--agents must be a positive integer');
 if (opts.gateway !== 'node' && opts.gateway !== 'workers') throw new Error('--gateway must be node or workers');
 
@@ -290,7 +291,7 @@ async function main(): Promise<void> {
     }
     const s = single.sort((x, y) => x.p99 - y.p99)[Math.floor(single.length / 2)]!; // the median round by p99
 
-    // A burst of PUTs, each sent as soon as the previous one answered.
+    // A burst of PUTs, --parallel of them in flight at once (1: each sent when the previous one answered).
     let burst = { s: '—', cpu: '—', snaps: '—', load: '—' };
     if (opts.puts > 0) {
       for (const a of agents) { a.reachedAt = 0; a.snapshots = 0; }
@@ -298,8 +299,14 @@ async function main(): Promise<void> {
       const cpu0 = (await gw.usage()).cpu;
       const tb = performance.now();
       let last = 0;
-      for (let k = 0; k < opts.puts; k++) last = (await gw.api('PUT', `/v1/acls/${TARGET}/iqn.1994-05.com.example:host-${k % ACLS}`, aclBody(2000 + k))).version;
+      const answers: number[] = [];
+      await pool(Array.from({ length: opts.puts }, (_, k) => k), opts.parallel, async (k) => {
+        const t0 = performance.now();
+        last = Math.max(last, (await gw.api('PUT', `/v1/acls/${TARGET}/iqn.1994-05.com.example:host-${k % ACLS}`, aclBody(2000 + k))).version);
+        answers.push(performance.now() - t0);
+      });
       const burstAnswered = performance.now() - tb;
+      say(`burst PUTs (${opts.parallel} at a time) answered after p50 ${pct(answers, 50).toFixed(0)} / max ${Math.max(...answers).toFixed(0)} ms each`);
       if (last !== want) throw new Error(`expected version ${want} after the burst, the gateway answered ${last}`);
       await until(`all agents at version ${want}`, () => agents.every((a) => a.reachedAt > 0));
       const burstS = (Math.max(...agents.map((a) => a.reachedAt)) - tb) / 1000;
@@ -330,7 +337,7 @@ async function main(): Promise<void> {
     }
     const rss = (await gw.usage()).rssMiB;
 
-    console.log(`\n| agents | gateway | push p50 / p99 (max) | one ACL PUT answered after | ${opts.puts} quick PUTs until all agents at the last version | gateway CPU for those ${opts.puts} PUTs | snapshots per agent in the burst (mean / max) | all back after a restart | gateway RSS |`);
+    console.log(`\n| agents | gateway | push p50 / p99 (max) | one ACL PUT answered after | ${opts.puts} PUTs (${opts.parallel} in flight) until all agents at the last version | gateway CPU for those ${opts.puts} PUTs | snapshots per agent in the burst (mean / max) | all back after a restart | gateway RSS |`);
     console.log('|---|---|---|---|---|---|---|---|---|');
     console.log(`| ${opts.agents.toLocaleString('en-US')} | ${opts.gateway} | ${s.p50.toFixed(0)} / ${s.p99.toFixed(0)} ms (${s.max.toFixed(0)}) | ${(s.answer / 1000).toFixed(2)} s | ${burst.s} | ${burst.cpu} | ${burst.snaps} | ${restart} | ${rss.toFixed(0)} MiB |`);
     console.log(`\nload average during the single PUTs: ${s.load}; during the burst: ${burst.load}; connect of all agents: ${connectS.toFixed(1)} s`);
