@@ -73,9 +73,9 @@ export class SnapshotCache {
     // the rounds of a fan-out (one per batch of acks) and the frame-size checks of a burst share one read.
     const whole = this.whole;
     if (whole && extra.every((t) => whole.view.targetVersions.has(t)) && (await this.store.policyVersion()) === whole.version) return whole;
-    const known = (t: string): number | undefined => this.opened.get(t)?.version;
+    const known = new Map([...this.opened].map(([t, e]) => [t, e.version] as const));
     // a concurrent read may replace an entry between our view and our pinning: then re-read in full
-    const content = (await this.tryRead(known, extra, agents)) ?? (await this.tryRead(() => undefined, extra, agents))!;
+    const content = (await this.tryRead(known, extra, agents)) ?? (await this.tryRead(new Map(), extra, agents))!;
     if (agents === undefined && (!this.whole || this.whole.version <= content.version)) {
       this.whole = content;
       content.failed.then(() => this.whole === content && (this.whole = undefined));
@@ -83,7 +83,7 @@ export class SnapshotCache {
     return content;
   }
 
-  private async tryRead(known: (t: string) => number | undefined, extra: readonly string[], agents: readonly string[] | undefined): Promise<FleetContent | undefined> {
+  private async tryRead(known: ReadonlyMap<string, number>, extra: readonly string[], agents: readonly string[] | undefined): Promise<FleetContent | undefined> {
     const view = await this.store.fleetView(known, extra, agents);
     // from here to the return there is no await: what is pinned belongs to this view's version
     const targets = new Map<string, Promise<AclPolicy[]>>();

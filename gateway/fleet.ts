@@ -174,6 +174,11 @@ export class Fleet {
     this.pendingAll = false;
     this.pendingAgents.clear();
     this.pendingSockets.clear();
+    if (this.deps.hub.fanOut) {
+      // the sockets are in the hub's shards, each running its own Fleet: they read and send the newest
+      if (all || agents.size > 0) this.deps.hub.fanOut(all ? undefined : [...agents], await this.deps.store.policyVersion());
+      return;
+    }
     // the fleet-wide listing only for REST changes: a round of hellos or acks costs its own sockets
     const conns = all || agents.size > 0 ? this.deps.hub.connections().filter((c) => all || agents.has(c.agentId)) : [];
     const listed = new Set(conns.map((c) => c.connId));
@@ -196,6 +201,15 @@ export class Fleet {
       if (counts.sent > 0) p.last_sent_at = new Date().toISOString();
     }
     this.deps.logger.info({ version: content.version, sockets: conns.length, sent: counts.sent, waiting_for_ack: counts.waiting, failed: counts.failed }, 'policy pushed');
+  }
+
+  /** A snapshot sent by one of the hub's shards (Workers): counted in this fleet's fan-out progress. */
+  sentElsewhere(version: number): void {
+    let p = this.progress;
+    if (!p || version > p.version) this.progress = p = { version, sent: 0, failed: 0, started_at: new Date().toISOString(), last_sent_at: null };
+    if (p.version !== version) return;
+    p.sent++;
+    p.last_sent_at = new Date().toISOString();
   }
 
   /** The newest fan-out, and how many sockets hold an unacked snapshot or wait for one behind it. */
