@@ -184,9 +184,9 @@ export class Fleet {
     const listed = new Set(conns.map((c) => c.connId));
     for (const c of sockets.values()) if (!listed.has(c.connId) && this.sockets.has(c.connId)) conns.push(c); // a closed one was forgotten
     if (conns.length === 0) return;
-    // a round for a few sockets (hellos, acks) reads only their agents' assignments
-    const ids = [...new Set(conns.map((c) => c.agentId))];
-    const content = await this.cache.read([], ids.length > 64 ? undefined : ids);
+    // the whole fleet's content, read once per version: the rounds for hellos and acks that follow at the
+    // same version reuse it (on a Workers shard each read is a call to the coordinator)
+    const content = await this.cache.read();
     let p = this.progress;
     if (!p || content.version > p.version) this.progress = p = { version: content.version, sent: 0, failed: 0, started_at: new Date().toISOString(), last_sent_at: null };
     const counts = { sent: 0, waiting: 0, failed: 0, current: 0 };

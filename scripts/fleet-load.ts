@@ -61,7 +61,8 @@ class Gateway {
       : [join(root, 'node_modules/wrangler/bin/wrangler.js'), 'dev', '--local', '--config', join(root, 'wrangler.toml'), '--ip', '127.0.0.1', '--port', String(this.port),
         '--inspector-port', String(await freePort()), '--persist-to', join(this.dir, 'state'), '--env-file', join(this.dir, 'secrets.env'), '--show-interactive-dev-session=false', '--log-level', 'warn'];
     // detached: its own process group, so CPU is summed over wrangler + workerd and all of it is stopped
-    const c = spawn(process.execPath, args, { cwd: root, env, detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
+    const c = spawn(process.execPath, args, { cwd: root, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    c.stdout!.on('data', (d) => (this.log = (this.log + String(d)).slice(-20_000)));
     this.child = c;
     c.stderr!.on('data', (d) => (this.log = (this.log + String(d)).slice(-20_000)));
     const deadline = Date.now() + 90_000;

@@ -11,7 +11,7 @@ import { scryptKdf } from '../node/scrypt.js';
 import { SqlStore, type SqlDriver, type SqlValue } from '../sql-store.js';
 import type { Store } from '../store.js';
 import { consoleLogger, type Env } from './env.js';
-import { SHARD_STORE_METHODS } from './remote-store.js';
+import { SHARD_STORE_METHODS, type Admitted } from './remote-store.js';
 import { ShardedHub, type PresenceRow } from './sharded-hub.js';
 
 export type { Env } from './env.js';
@@ -66,6 +66,15 @@ export class FleetObject extends DurableObject<Env> {
     if (!SHARD_STORE_METHODS.has(method)) throw new Error(`the store call ${method} is not available to shards`);
     const store = this.deps.store as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
     return store[method]!(...args) as ReturnType<Store[keyof Store]>;
+  }
+
+  /** A socket with an agent token at a shard: its agent (and assignments), listed here as connected. */
+  async admit(shard: number, connId: string, tokenHash: string): Promise<Admitted | undefined> {
+    if (!this.deps || !this.hub) return undefined;
+    const agent = await this.deps.store.findAgentByTokenHash(tokenHash);
+    if (!agent) return undefined;
+    this.hub.presence(shard, [[connId, agent.id, []]], [], false);
+    return { agent, assigned: await this.deps.store.assignedTargets(agent.id) };
   }
 
   async presence(shard: number, added: PresenceRow[], removed: string[], replace: boolean): Promise<void> {

@@ -4,12 +4,13 @@
 import { DurableObject } from 'cloudflare:workers';
 import { CONTROL_PATH, PING_TEXT, PONG_TEXT } from '../../shared/control-protocol.js';
 import { ControlService, type ControlPeer, type PeerState } from '../control.js';
+import { sha256Hex } from '../crypto.js';
 import { Fleet } from '../fleet.js';
 import type { GatewayDeps, Hub, HubConnection } from '../hub.js';
 import { gatewayMetrics } from '../metrics.js';
 import { scryptKdf } from '../node/scrypt.js';
 import { consoleLogger, type Env } from './env.js';
-import { remoteStore } from './remote-store.js';
+import { remoteStore, type Admitted } from './remote-store.js';
 import type { ShardMetric } from './fleet-object.js';
 import type { PresenceRow, ShardApi } from './sharded-hub.js';
 
@@ -31,6 +32,7 @@ export class FleetShard extends DurableObject<Env> implements ShardApi {
   private readonly deps: GatewayDeps | undefined;
   private readonly control: ControlService | undefined;
   private index: number | undefined;
+  private seed: ((a: Admitted) => void) | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -50,7 +52,8 @@ export class FleetShard extends DurableObject<Env> implements ShardApi {
         for (const ws of ctx.getWebSockets()) if (stateOf(ws).agentId === agentId) ws.close(code, reason);
       },
     };
-    const store = remoteStore((method, args) => coordinator.storeCall(method, args));
+    const { store, seed } = remoteStore((method, args) => coordinator.storeCall(method, args));
+    this.seed = seed;
     this.deps = { store, hub, secretKey: env.OUTPOST_SECRET_KEY, kdf: scryptKdf, adminToken: env.OUTPOST_ADMIN_TOKEN, logger: consoleLogger };
     this.control = new ControlService(this.deps);
     // The dashboard and /metrics are the coordinator's: this shard's push, ack and event figures go there.
@@ -92,11 +95,14 @@ export class FleetShard extends DurableObject<Env> implements ShardApi {
     const state: ShardPeerState = { connId: crypto.randomUUID(), servedTargets: [], shard };
     const auth = req.headers.get('authorization');
     if (auth !== null) {
-      const agent = await this.control.authenticate(auth);
-      if (!agent) return Response.json({ error: 'invalid agent token' }, { status: 401 });
-      state.agentId = agent.id;
-      // listed at the coordinator before the socket can say hello: a change committed from here on reaches it
-      await this.coordinator().presence(shard, [[state.connId, agent.id, []]], [], false);
+      const m = /^Bearer\s+(\S+)$/i.exec(auth);
+      // one call authenticates and lists the socket at the coordinator, before it can say hello: a change
+      // committed from here on reaches it
+      // (the RPC stub types an agent's free-form status as unserializable; it is plain JSON)
+      const admitted = m && m[1]!.length <= 512 ? ((await this.coordinator().admit(shard, state.connId, await sha256Hex(m[1]!))) as unknown as Admitted | undefined) : undefined;
+      if (!admitted) return Response.json({ error: 'invalid agent token' }, { status: 401 });
+      this.seed!(admitted);
+      state.agentId = admitted.agent.id;
       state.reported = true;
     }
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
