@@ -20,12 +20,13 @@ const TARGET = 'iqn.2024-01.com.example.outpost:fleet-load';
 const ACLS = 8; // CHAP ACLs on the shared target: every snapshot carries their opened secrets
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-interface Opts { parallel: number; singles: number; agents: number; gateway: 'node' | 'workers'; puts: number; sources: number; statusMs: number; restart: boolean; timeout: number }
+interface Opts { connectParallel: number; parallel: number; singles: number; agents: number; gateway: 'node' | 'workers'; puts: number; sources: number; statusMs: number; restart: boolean; timeout: number }
 
 const cmd = new Command('fleet-load')
   .option('--agents <n>', 'simulated agents', '1000')
   .option('--gateway <kind>', 'node or workers (wrangler dev)', 'node')
   .option('--puts <n>', 'PUTs in the burst (0: no burst)', '20')
+  .option('--connect-parallel <n>', 'WebSocket handshakes in flight at once while connecting the fleet', '256')
   .option('--parallel <n>', 'PUTs of the burst in flight at once (1: each sent when the previous one answered)', '20')
   .option('--singles <n>', 'single PUTs measured one after the other (the median is reported)', '3')
   .option('--sources <n>', 'loopback source addresses 127.0.0.2… (ephemeral ports per address)', '8')
@@ -36,7 +37,7 @@ const cmd = new Command('fleet-load')
   .option('--timeout <s>', 'give up on a phase after this many seconds', '300')
   .parse();
 const raw = cmd.opts<Record<string, string | boolean>>();
-const opts: Opts = { parallel: Math.max(1, Number(raw.parallel)), singles: Math.max(1, Number(raw.singles)), agents: Number(raw.agents), gateway: raw.gateway as Opts['gateway'], puts: Number(raw.puts), sources: Number(raw.sources), statusMs: Number(raw.statusMs), restart: raw.restart !== false, timeout: Number(raw.timeout) * 1000 };
+const opts: Opts = { connectParallel: Math.max(1, Number(raw.connectParallel)), parallel: Math.max(1, Number(raw.parallel)), singles: Math.max(1, Number(raw.singles)), agents: Number(raw.agents), gateway: raw.gateway as Opts['gateway'], puts: Number(raw.puts), sources: Number(raw.sources), statusMs: Number(raw.statusMs), restart: raw.restart !== false, timeout: Number(raw.timeout) * 1000 };
 if (!Number.isInteger(opts.agents) || opts.agents < 1) throw new Error('--agents must be a positive integer');
 if (opts.gateway !== 'node' && opts.gateway !== 'workers') throw new Error('--gateway must be node or workers');
 
@@ -279,7 +280,7 @@ async function main(): Promise<void> {
     let version: number = (await gw.api('GET', `/v1/acls/${TARGET}`)).version;
     want = version;
     const tc = performance.now();
-    await pool(agents, 256, (a) => connect(a));
+    await pool(agents, opts.connectParallel, (a) => connect(a));
     await until('all agents connected with their first snapshot', () => agents.every((a) => a.reachedAt > 0));
     const connectS = (performance.now() - tc) / 1000;
     chatter = startChatter();

@@ -49,7 +49,10 @@ export class FleetObject extends DurableObject<Env> {
       transaction: (fn) => ctx.storage.transactionSync(fn),
     };
     const fleet = env.OUTPOST_FLEET ?? 'default';
-    this.hub = new ShardedHub(driver, (i) => env.SHARD.get(env.SHARD.idFromName(`${fleet}#${i}`)), consoleLogger);
+    const shard = (i: number) => env.SHARD.get(env.SHARD.idFromName(`${fleet}#${i}`));
+    this.hub = new ShardedHub(shard, consoleLogger);
+    // this object may have been evicted while the shards kept their sockets: they list them again
+    for (let i = 0; i < shardCount(env); i++) void shard(i).relist().catch((e: Error) => consoleLogger.warn({ shard: i, err: e.message }, 'shard relist failed'));
     this.deps = { store: new SqlStore(driver), hub: this.hub, secretKey: env.OUTPOST_SECRET_KEY, kdf: scryptKdf, adminToken: env.OUTPOST_ADMIN_TOKEN, logger: consoleLogger };
     this.app = createApp(this.deps);
   }

@@ -74,11 +74,14 @@ export class FleetShard extends DurableObject<Env> implements ShardApi {
     m.acked = (agentId, version) => queue(['acked', agentId, version]);
     m.event = (kind, agentId, detail) => queue(['event', kind, agentId, detail]);
     // after a restart the coordinator may list sockets this shard no longer has: report what it holds
-    const held = ctx.getWebSockets().map(stateOf).filter((s) => s.shard !== undefined);
-    if (held.length > 0) {
-      this.index = held[0]!.shard;
-      void coordinator.presence(this.index!, held.filter((s) => s.agentId !== undefined).map((s): PresenceRow => [s.connId, s.agentId!, s.servedTargets]), [], true).catch(() => {});
-    }
+    if (ctx.getWebSockets().length > 0) void this.relist().catch(() => {});
+  }
+
+  async relist(): Promise<void> {
+    const held = this.ctx.getWebSockets().map(stateOf).filter((s) => s.shard !== undefined);
+    this.index ??= held[0]?.shard;
+    if (this.index === undefined) return; // never given a socket: nothing to list
+    await this.coordinator().presence(this.index, held.filter((s) => s.agentId !== undefined && s.reported).map((s): PresenceRow => [s.connId, s.agentId!, s.servedTargets]), [], true);
   }
 
   private coordinator() {

@@ -1,43 +1,39 @@
 // The coordinator's hub on Workers: the agents' sockets live in the shard Durable Objects, which report
-// each authenticated socket and its close here (kept in the coordinator's SQLite, so it survives the
-// coordinator being evicted); pushes, sends and revocations go to the shards that hold the sockets.
+// each authenticated socket and its close here; pushes, sends and revocations go to the shards that
+// hold the sockets.
 import type { Hub, HubConnection } from '../hub.js';
-import type { SqlDriver, SqlValue } from '../sql-store.js';
 
 /** What the coordinator calls on a shard (gateway/workers/shard-object.ts). */
 export interface ShardApi {
   push(agentIds: readonly string[] | null, version: number): Promise<void>;
   closeAgent(agentId: string, code: number, reason: string): Promise<void>;
   send(connId: string, frame: Uint8Array): Promise<void>;
+  /** Reports every socket the shard holds (replacing what it reported before). */
+  relist(): Promise<void>;
 }
 
 /** One socket as a shard reports it: [connId, agentId, servedTargets]. */
 export type PresenceRow = readonly [string, string, readonly string[]];
 
-const SCHEMA = `CREATE TABLE IF NOT EXISTS shard_sockets (conn_id TEXT PRIMARY KEY, agent_id TEXT NOT NULL, shard INTEGER NOT NULL, served_targets TEXT NOT NULL)`;
+interface Listed { readonly agentId: string; readonly shard: number; readonly served: readonly string[] }
 
 export class ShardedHub implements Hub {
-  constructor(private readonly sql: SqlDriver, private readonly shard: (index: number) => ShardApi, private readonly logger: { warn(o: object, m?: string): void }) {
-    sql.run(SCHEMA, []);
-  }
+  // In memory, not in the coordinator's SQLite: a storage write holds every reply of the object until it
+  // is committed, so listing each connecting socket there made admissions wait on one another (a
+  // 2,000-agent connect stalled in workerd). A restarted coordinator asks the shards to list again.
+  private readonly listed = new Map<string, Listed>();
+
+  constructor(private readonly shard: (index: number) => ShardApi, private readonly logger: { warn(o: object, m?: string): void }) {}
 
   /** A shard's sockets changed; `replace` drops every socket it reported before (the shard restarted). */
   presence(shard: number, added: readonly PresenceRow[], removed: readonly string[], replace: boolean): void {
-    const run = (): void => {
-      if (replace) this.sql.run('DELETE FROM shard_sockets WHERE shard = ?', [shard]);
-      for (const id of removed) this.sql.run('DELETE FROM shard_sockets WHERE conn_id = ?', [id]);
-      for (const [connId, agentId, served] of added) {
-        this.sql.run('INSERT INTO shard_sockets (conn_id, agent_id, shard, served_targets) VALUES (?, ?, ?, ?) ON CONFLICT (conn_id) DO UPDATE SET agent_id = excluded.agent_id, shard = excluded.shard, served_targets = excluded.served_targets', [connId, agentId, shard, JSON.stringify(served)]);
-      }
-    };
-    if (this.sql.transaction) this.sql.transaction(run);
-    else run();
+    if (replace) for (const [id, l] of this.listed) if (l.shard === shard) this.listed.delete(id);
+    for (const id of removed) this.listed.delete(id);
+    for (const [connId, agentId, served] of added) this.listed.set(connId, { agentId, shard, served });
   }
 
-  private rows(): { connId: string; agentId: string; shard: number; served: string[] }[] {
-    return this.sql.all('SELECT conn_id, agent_id, shard, served_targets FROM shard_sockets', []).map((r: Record<string, SqlValue>) => ({
-      connId: String(r.conn_id), agentId: String(r.agent_id), shard: Number(r.shard), served: JSON.parse(String(r.served_targets)) as string[],
-    }));
+  private rows(): { connId: string; agentId: string; shard: number; served: readonly string[] }[] {
+    return [...this.listed].map(([connId, l]) => ({ connId, ...l }));
   }
 
   connections(): HubConnection[] {
