@@ -80,8 +80,8 @@ export class FleetObject extends DurableObject<Env> {
     return { agent, assigned: await this.deps.store.assignedTargets(agent.id) };
   }
 
-  async presence(shard: number, added: PresenceRow[], removed: string[], replace: boolean): Promise<void> {
-    this.hub?.presence(shard, added, removed, replace);
+  async presence(shard: number, added: PresenceRow[], removed: string[], replace: boolean, keep: string[] = []): Promise<void> {
+    this.hub?.presence(shard, added, removed, replace, keep);
   }
 
   async metrics(batch: ShardMetric[]): Promise<void> {

@@ -33,6 +33,8 @@ export class FleetShard extends DurableObject<Env> implements ShardApi {
   private readonly control: ControlService | undefined;
   private index: number | undefined;
   private seed: ((a: Admitted) => void) | undefined;
+  /** Sockets being admitted (listed at the coordinator, not yet accepted here): a relist keeps them. */
+  private readonly admitting = new Set<string>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -81,7 +83,7 @@ export class FleetShard extends DurableObject<Env> implements ShardApi {
     const held = this.ctx.getWebSockets().map(stateOf).filter((s) => s.shard !== undefined);
     this.index ??= held[0]?.shard;
     if (this.index === undefined) return; // never given a socket: nothing to list
-    await this.coordinator().presence(this.index, held.filter((s) => s.agentId !== undefined && s.reported).map((s): PresenceRow => [s.connId, s.agentId!, s.servedTargets]), [], true);
+    await this.coordinator().presence(this.index, held.filter((s) => s.agentId !== undefined && s.reported).map((s): PresenceRow => [s.connId, s.agentId!, s.servedTargets]), [], true, [...this.admitting]);
   }
 
   private coordinator() {
@@ -102,7 +104,14 @@ export class FleetShard extends DurableObject<Env> implements ShardApi {
       // one call authenticates and lists the socket at the coordinator, before it can say hello: a change
       // committed from here on reaches it
       // (the RPC stub types an agent's free-form status as unserializable; it is plain JSON)
-      const admitted = m && m[1]!.length <= 512 ? ((await this.coordinator().admit(shard, state.connId, await sha256Hex(m[1]!))) as unknown as Admitted | undefined) : undefined;
+      this.admitting.add(state.connId);
+      let admitted: Admitted | undefined;
+      try {
+        admitted = m && m[1]!.length <= 512 ? ((await this.coordinator().admit(shard, state.connId, await sha256Hex(m[1]!))) as unknown as Admitted | undefined) : undefined;
+      } finally {
+        // accepted below without another await: from then on getWebSockets() lists it for a relist
+        this.admitting.delete(state.connId);
+      }
       if (!admitted) return Response.json({ error: 'invalid agent token' }, { status: 401 });
       this.seed!(admitted);
       state.agentId = admitted.agent.id;

@@ -25,9 +25,15 @@ export class ShardedHub implements Hub {
 
   constructor(private readonly shard: (index: number) => ShardApi, private readonly logger: { warn(o: object, m?: string): void }) {}
 
-  /** A shard's sockets changed; `replace` drops every socket it reported before (the shard restarted). */
-  presence(shard: number, added: readonly PresenceRow[], removed: readonly string[], replace: boolean): void {
-    if (replace) for (const [id, l] of this.listed) if (l.shard === shard) this.listed.delete(id);
+  /**
+   * A shard's sockets changed; `replace` drops every socket it reported before (the shard restarted, or
+   * this object did), except those in `keep`: sockets whose admission was in flight when it listed them.
+   */
+  presence(shard: number, added: readonly PresenceRow[], removed: readonly string[], replace: boolean, keep: readonly string[] = []): void {
+    if (replace) {
+      const kept = new Set(keep);
+      for (const [id, l] of this.listed) if (l.shard === shard && !kept.has(id)) this.listed.delete(id);
+    }
     for (const id of removed) this.listed.delete(id);
     for (const [connId, agentId, served] of added) this.listed.set(connId, { agentId, shard, served });
   }
