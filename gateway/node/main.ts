@@ -34,7 +34,7 @@ export interface RunningGateway {
 
 export const DB_FILE = 'gateway.sqlite';
 /** How long a stop waits for agents to answer the close handshake before cutting their sockets. */
-export const CLOSE_GRACE_MS = 1000;
+export const CLOSE_GRACE_MS = 500;
 
 export async function startGateway(opts: GatewayOptions): Promise<RunningGateway> {
   const logger = opts.logger ?? pino({ name: 'outpost-gateway' }, pino.destination(2));
