@@ -27,8 +27,8 @@ export default {
       headers.set(SHARD_HEADER, String(index));
       return env.SHARD.get(env.SHARD.idFromName(`${fleet}#${index}`)).fetch(new Request(req, { headers }));
     }
-    const stub = env.FLEET.get(env.FLEET.idFromName(fleet));
-    if (req.body === null) return stub.fetch(req);
+    const coordinator = env.FLEET.get(env.FLEET.idFromName(fleet));
+    if (req.body === null) return coordinator.fetch(req);
     // Buffer the (small) body here: the app may answer 4xx without reading it, and a streamed body
     // left unread across the Durable Object boundary fails the request stream. The limit is checked
     // while reading, as on Node, so a chunked body without Content-Length is never held whole.
@@ -36,7 +36,7 @@ export default {
     if (Number(req.headers.get('content-length') ?? 0) > MAX_BODY) return tooBig();
     const body = await readLimited(req.body, MAX_BODY);
     if (!body) return tooBig();
-    return stub.fetch(new Request(req, { body }));
+    return coordinator.fetch(new Request(req, { body }));
   },
 } satisfies ExportedHandler<Env>;
 

@@ -103,7 +103,7 @@ export class FleetShard extends DurableObject<Env> implements ShardApi {
       const m = /^Bearer\s+(\S+)$/i.exec(auth);
       // one call authenticates and lists the socket at the coordinator, before it can say hello: a change
       // committed from here on reaches it
-      // (the RPC stub types an agent's free-form status as unserializable; it is plain JSON)
+      // (Workers RPC typing counts an agent's free-form status as unserializable; it is plain JSON)
       this.admitting.add(state.connId);
       let admitted: Admitted | undefined;
       try {
