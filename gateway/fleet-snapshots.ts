@@ -20,11 +20,18 @@ interface Opened<T> { readonly version: number; readonly value: Promise<T> }
 export class FleetContent {
   private readonly frames = new Map<string, Promise<Uint8Array>>();
 
+  /** Settles if any of this content's opens fails (a wrong key, a corrupt blob): it must not be reused. */
+  readonly failed: Promise<void>;
+
   constructor(
     readonly view: FleetView,
     private readonly targets: ReadonlyMap<string, Promise<AclPolicy[]>>,
     private readonly discovery: Promise<DiscoveryAuthPolicy | undefined>,
-  ) {}
+  ) {
+    this.failed = new Promise((resolve) => {
+      for (const p of [...targets.values(), discovery]) p.catch(() => resolve());
+    });
+  }
 
   get version(): number {
     return this.view.version;
@@ -55,17 +62,28 @@ export class FleetContent {
 export class SnapshotCache {
   private readonly opened = new Map<string, Opened<AclPolicy[]>>();
   private discovery: Opened<DiscoveryAuthPolicy | undefined> | undefined;
+  /** The last fleet-wide read: while the version is unchanged it is the fleet's content, frames included. */
+  private whole: FleetContent | undefined;
 
   constructor(private readonly store: Store, private readonly box: () => Promise<SecretBox>) {}
 
   /** The fleet as of one version; only targets changed since they were last opened are read and opened. */
   async read(extra: readonly string[] = [], agents?: readonly string[]): Promise<FleetContent> {
-    const known = (t: string): number | undefined => this.opened.get(t)?.version;
+    // Every policy write bumps the version in its transaction, so an unchanged version is unchanged content:
+    // the rounds of a fan-out (one per batch of acks) and the frame-size checks of a burst share one read.
+    const whole = this.whole;
+    if (whole && extra.every((t) => whole.view.targetVersions.has(t)) && (await this.store.policyVersion()) === whole.version) return whole;
+    const known = new Map([...this.opened].map(([t, e]) => [t, e.version] as const));
     // a concurrent read may replace an entry between our view and our pinning: then re-read in full
-    return (await this.tryRead(known, extra, agents)) ?? (await this.tryRead(() => undefined, extra, agents))!;
+    const content = (await this.tryRead(known, extra, agents)) ?? (await this.tryRead(new Map(), extra, agents))!;
+    if (agents === undefined && (!this.whole || this.whole.version <= content.version)) {
+      this.whole = content;
+      content.failed.then(() => this.whole === content && (this.whole = undefined));
+    }
+    return content;
   }
 
-  private async tryRead(known: (t: string) => number | undefined, extra: readonly string[], agents: readonly string[] | undefined): Promise<FleetContent | undefined> {
+  private async tryRead(known: ReadonlyMap<string, number>, extra: readonly string[], agents: readonly string[] | undefined): Promise<FleetContent | undefined> {
     const view = await this.store.fleetView(known, extra, agents);
     // from here to the return there is no await: what is pinned belongs to this view's version
     const targets = new Map<string, Promise<AclPolicy[]>>();

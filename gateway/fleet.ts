@@ -19,6 +19,17 @@ export interface PushResult { readonly pushed_to: number; readonly push_errors?:
 const SEND_SLICE = 500;
 /** An agent that has not acked its last snapshot by then gets the newest one anyway. */
 const ACK_WAIT_MS = 10_000;
+/**
+ * Agents' reports (acks, statuses, hellos) are written together over this window: at 10,000 agents a
+ * push brings 10,000 acks, and a commit per event-loop turn was the gateway's largest CPU cost in a burst.
+ * REST reads flush first, so no listing shows stale state; the reports are not fsync'd either way.
+ */
+const REPORT_BATCH_MS = 100;
+/**
+ * A fan-out waits while further policy writes are queued (they supersede its version), but no longer
+ * than this, so a steady stream of writes cannot hold every push back.
+ */
+const COALESCE_MAX_MS = 500;
 
 /** One socket's push state. */
 interface SocketState {
@@ -51,6 +62,8 @@ export class Fleet {
   private readonly cache: SnapshotCache;
   private readonly sockets = new Map<string, SocketState>();
   private writes: Promise<unknown> = Promise.resolve();
+  /** Policy writes queued or running in serializeWrite. */
+  private writesQueued = 0;
   private pendingAll = false;
   private readonly pendingAgents = new Set<string>();
   /** Sockets owed a push (hello, or an ack after a skipped push): known here, so no fleet-wide listing is needed. */
@@ -92,9 +105,19 @@ export class Fleet {
    * content (two writes that each fit cannot together overflow a snapshot). Pushes run outside it.
    */
   serializeWrite<T>(fn: () => Promise<T>): Promise<T> {
-    const p = this.writes.then(fn, fn);
+    this.writesQueued++;
+    const p = this.writes.then(fn, fn).finally(() => this.writesQueued--);
     this.writes = p.catch(() => {});
     return p;
+  }
+
+  /** Waits (up to COALESCE_MAX_MS) until no policy write is queued: one fan-out then carries them all. */
+  private async writesSettled(): Promise<void> {
+    const deadline = Date.now() + COALESCE_MAX_MS;
+    while (this.writesQueued > 0 && Date.now() < deadline) {
+      await Promise.race([this.writes, new Promise((r) => setTimeout(r, Math.max(1, deadline - Date.now())))]);
+      await nextTick(); // the route that committed pushes after its write resolves
+    }
   }
 
   /** Queues the newest snapshot for every connected socket of `agentIds` (all when undefined); does not wait for it. */
@@ -133,6 +156,8 @@ export class Fleet {
       await Promise.resolve(); // pushes queued by the same request join this round
       while (this.pendingAll || this.pendingAgents.size > 0 || this.pendingSockets.size > 0) {
         try {
+          // a burst of REST writes: the versions still queued supersede this one, so push once, after them
+          if (this.pendingAll || this.pendingAgents.size > 0) await this.writesSettled();
           await this.round();
         } catch (e) {
           this.deps.logger.error({ err: (e as Error).message }, 'policy fan-out failed');
@@ -149,14 +174,19 @@ export class Fleet {
     this.pendingAll = false;
     this.pendingAgents.clear();
     this.pendingSockets.clear();
+    if (this.deps.hub.fanOut) {
+      // the sockets are in the hub's shards, each running its own Fleet: they read and send the newest
+      if (all || agents.size > 0) this.deps.hub.fanOut(all ? undefined : [...agents], await this.deps.store.policyVersion());
+      return;
+    }
     // the fleet-wide listing only for REST changes: a round of hellos or acks costs its own sockets
     const conns = all || agents.size > 0 ? this.deps.hub.connections().filter((c) => all || agents.has(c.agentId)) : [];
     const listed = new Set(conns.map((c) => c.connId));
     for (const c of sockets.values()) if (!listed.has(c.connId) && this.sockets.has(c.connId)) conns.push(c); // a closed one was forgotten
     if (conns.length === 0) return;
-    // a round for a few sockets (hellos, acks) reads only their agents' assignments
-    const ids = [...new Set(conns.map((c) => c.agentId))];
-    const content = await this.cache.read([], ids.length > 64 ? undefined : ids);
+    // the whole fleet's content, read once per version: the rounds for hellos and acks that follow at the
+    // same version reuse it (on a Workers shard each read is a call to the coordinator)
+    const content = await this.cache.read();
     let p = this.progress;
     if (!p || content.version > p.version) this.progress = p = { version: content.version, sent: 0, failed: 0, started_at: new Date().toISOString(), last_sent_at: null };
     const counts = { sent: 0, waiting: 0, failed: 0, current: 0 };
@@ -171,6 +201,15 @@ export class Fleet {
       if (counts.sent > 0) p.last_sent_at = new Date().toISOString();
     }
     this.deps.logger.info({ version: content.version, sockets: conns.length, sent: counts.sent, waiting_for_ack: counts.waiting, failed: counts.failed }, 'policy pushed');
+  }
+
+  /** A snapshot sent by one of the hub's shards (Workers): counted in this fleet's fan-out progress. */
+  sentElsewhere(version: number): void {
+    let p = this.progress;
+    if (!p || version > p.version) this.progress = p = { version, sent: 0, failed: 0, started_at: new Date().toISOString(), last_sent_at: null };
+    if (p.version !== version) return;
+    p.sent++;
+    p.last_sent_at = new Date().toISOString();
   }
 
   /** The newest fan-out, and how many sockets hold an unacked snapshot or wait for one behind it. */
@@ -217,10 +256,10 @@ export class Fleet {
     this.pendingSockets.delete(connId);
   }
 
-  /** Queues what an agent reported; written with every other report of this tick in one transaction. */
+  /** Queues what an agent reported; written with every other report of the batch window in one transaction. */
   record(agentId: string, patch: AgentPatch): void {
     this.records.set(agentId, { ...this.records.get(agentId), ...patch });
-    if (!this.flushing) this.flushing = nextTick().then(() => this.flushRecords());
+    if (!this.flushing) this.flushing = new Promise((r) => setTimeout(r, REPORT_BATCH_MS)).then(() => this.flushRecords());
   }
 
   /** Writes the queued reports now (REST reads call it first, so they see every ack received). */

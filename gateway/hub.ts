@@ -13,6 +13,11 @@ export interface Hub {
   connections(): HubConnection[];
   /** Closes every socket of one agent (revocation). */
   closeAgent(agentId: string, code: number, reason: string): void;
+  /**
+   * Set by a hub whose sockets live elsewhere (the Workers shards): the fan-out of a change to `agentIds`
+   * (every agent when undefined) is handed to it instead of sending from here.
+   */
+  fanOut?(agentIds: readonly string[] | undefined, version: number): void;
 }
 
 /** The subset of pino the gateway uses; Workers pass a console-backed one. Never pass secrets. */

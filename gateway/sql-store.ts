@@ -248,7 +248,7 @@ export class SqlStore implements Store {
       return { version: this.versionNow(), epoch, targets, discovery: this.discoveryNow() };
     });
   }
-  async fleetView(known: (target: string) => number | undefined, extra: readonly string[] = [], agents?: readonly string[]): Promise<FleetView> {
+  async fleetView(known: ReadonlyMap<string, number>, extra: readonly string[] = [], agents?: readonly string[]): Promise<FleetView> {
     return this.tx(() => {
       // per scope, not the whole table: it holds a row per agent, and a hello's round must not read the fleet
       const change = (scope: string): number | undefined => {
@@ -270,7 +270,7 @@ export class SqlStore implements Store {
       for (const t of extra) targetVersions.set(t, change(targetScope(t)) ?? -1);
       const rows = new Map<string, AclRecord[]>();
       for (const [t, v] of targetVersions) {
-        if (v !== -1 && known(t) === v) continue;
+        if (v !== -1 && known.get(t) === v) continue;
         rows.set(t, this.db.all('SELECT * FROM acls WHERE target = ? ORDER BY initiator', [t]).map(aclRow));
       }
       const epoch = String(this.db.all('SELECT epoch FROM fleet WHERE id = 1', [])[0]!.epoch);

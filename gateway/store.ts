@@ -115,8 +115,12 @@ export interface Store {
   /** Random id of this fleet's store: a new one means versions started again (fleet reset). */
   fleetEpoch(): Promise<string>;
   policyFor(agentId: string): Promise<PolicyContent>;
-  /** See FleetView; `extra` targets are included even when no agent is assigned them; `agents` limits the read to those. */
-  fleetView(known: (target: string) => number | undefined, extra?: readonly string[], agents?: readonly string[]): Promise<FleetView>;
+  /**
+   * See FleetView; `known` is the version of each target's ACLs the caller holds opened (plain data, so the
+   * call can cross a Durable Object boundary); `extra` targets are included even when no agent is assigned
+   * them; `agents` limits the read to those.
+   */
+  fleetView(known: ReadonlyMap<string, number>, extra?: readonly string[], agents?: readonly string[]): Promise<FleetView>;
   /** Random salt (hex) of the secrets-at-rest key derivation, created with the store. */
   kdfSalt(): Promise<string>;
   /** Per agent, the version of the last change that reached its policy (assignment, its targets, discovery). */

@@ -1,6 +1,6 @@
 // npm run fleet-load -- --agents N [--gateway node|workers]: N simulated agents (the project's codec, the
 // agent's reconnect backoff), each on its own WebSocket, against a gateway this tool starts and stops
-// itself; prints the issue-19 table (push latency, PUT answer time, burst convergence, CPU, restart).
+// itself; prints the issue-19 table (push latency, PUT answer time, burst convergence, CPU, restart, stop).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
@@ -9,6 +9,7 @@ import { createServer } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { Command } from 'commander';
 import WebSocket from 'ws';
 import { STATUS_HEARTBEAT_MS, reconnectDelay } from '../agent/control/link.js';
@@ -19,12 +20,14 @@ const TARGET = 'iqn.2024-01.com.example.outpost:fleet-load';
 const ACLS = 8; // CHAP ACLs on the shared target: every snapshot carries their opened secrets
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-interface Opts { singles: number; agents: number; gateway: 'node' | 'workers'; puts: number; sources: number; statusMs: number; restart: boolean; timeout: number }
+interface Opts { connectParallel: number; parallel: number; singles: number; agents: number; gateway: 'node' | 'workers'; puts: number; sources: number; statusMs: number; restart: boolean; timeout: number }
 
 const cmd = new Command('fleet-load')
   .option('--agents <n>', 'simulated agents', '1000')
   .option('--gateway <kind>', 'node or workers (wrangler dev)', 'node')
   .option('--puts <n>', 'PUTs in the burst (0: no burst)', '20')
+  .option('--connect-parallel <n>', 'WebSocket handshakes in flight at once while connecting the fleet', '256')
+  .option('--parallel <n>', 'PUTs of the burst in flight at once (1: each sent when the previous one answered)', '20')
   .option('--singles <n>', 'single PUTs measured one after the other (the median is reported)', '3')
   .option('--sources <n>', 'loopback source addresses 127.0.0.2… (ephemeral ports per address)', '8')
   .option('--status-ms <ms>', 'status period of each simulated agent (default: the link\'s heartbeat; its status does not change; 5000 is the period before issue 19)', String(STATUS_HEARTBEAT_MS))
@@ -34,7 +37,7 @@ const cmd = new Command('fleet-load')
   .option('--timeout <s>', 'give up on a phase after this many seconds', '300')
   .parse();
 const raw = cmd.opts<Record<string, string | boolean>>();
-const opts: Opts = { singles: Math.max(1, Number(raw.singles)), agents: Number(raw.agents), gateway: raw.gateway as Opts['gateway'], puts: Number(raw.puts), sources: Number(raw.sources), statusMs: Number(raw.statusMs), restart: raw.restart !== false, timeout: Number(raw.timeout) * 1000 };
+const opts: Opts = { connectParallel: Math.max(1, Number(raw.connectParallel)), parallel: Math.max(1, Number(raw.parallel)), singles: Math.max(1, Number(raw.singles)), agents: Number(raw.agents), gateway: raw.gateway as Opts['gateway'], puts: Number(raw.puts), sources: Number(raw.sources), statusMs: Number(raw.statusMs), restart: raw.restart !== false, timeout: Number(raw.timeout) * 1000 };
 if (!Number.isInteger(opts.agents) || opts.agents < 1) throw new Error('--agents must be a positive integer');
 if (opts.gateway !== 'node' && opts.gateway !== 'workers') throw new Error('--gateway must be node or workers');
 
@@ -59,7 +62,8 @@ class Gateway {
       : [join(root, 'node_modules/wrangler/bin/wrangler.js'), 'dev', '--local', '--config', join(root, 'wrangler.toml'), '--ip', '127.0.0.1', '--port', String(this.port),
         '--inspector-port', String(await freePort()), '--persist-to', join(this.dir, 'state'), '--env-file', join(this.dir, 'secrets.env'), '--show-interactive-dev-session=false', '--log-level', 'warn'];
     // detached: its own process group, so CPU is summed over wrangler + workerd and all of it is stopped
-    const c = spawn(process.execPath, args, { cwd: root, env, detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
+    const c = spawn(process.execPath, args, { cwd: root, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    c.stdout!.on('data', (d) => (this.log = (this.log + String(d)).slice(-20_000)));
     this.child = c;
     c.stderr!.on('data', (d) => (this.log = (this.log + String(d)).slice(-20_000)));
     const deadline = Date.now() + 90_000;
@@ -72,16 +76,33 @@ class Gateway {
     }
     throw new Error(`gateway not ready:\n${this.log}`);
   }
-  async stop(): Promise<void> {
+  /** SIGTERM, then SIGKILL after 5 s; how long the gateway took to exit, and whether it had to be killed. */
+  async stop(): Promise<{ exitMs: number; killed: boolean }> {
     const c = this.child;
     this.child = undefined;
-    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return { exitMs: 0, killed: false };
     const exited = new Promise<void>((r) => c.once('exit', () => r()));
-    try { process.kill(-c.pid!, 'SIGTERM'); } catch { return; }
-    const t = setTimeout(() => { try { process.kill(-c.pid!, 'SIGKILL'); } catch { /* gone */ } }, 5000);
+    // Signalled and watched from a worker thread: this process's own event loop, busy with thousands of
+    // agents losing their sockets, would see the exit late (it made a 2-s stop look like 20 s).
+    const watch = new Worker(`
+      const { parentPort, workerData: { pid } } = require('node:worker_threads');
+      const { readFileSync } = require('node:fs');
+      const t0 = performance.now();
+      let killed = false;
+      try { process.kill(-pid, 'SIGTERM'); } catch {}
+      const gone = () => { try { return / [ZX] /.test(readFileSync('/proc/' + pid + '/stat', 'utf8').replace(/^[^]*[)]/, '')); } catch { return true; } };
+      const tick = setInterval(() => {
+        if (!killed && performance.now() - t0 > 5000) { killed = true; try { process.kill(-pid, 'SIGKILL'); } catch {} }
+        if (gone()) { clearInterval(tick); parentPort.postMessage({ exitMs: performance.now() - t0, killed }); }
+      }, 5);`, { eval: true, workerData: { pid: c.pid } });
+    const { exitMs, killed } = await new Promise<{ exitMs: number; killed: boolean }>((r) => {
+      watch.once('message', r);
+      watch.once('error', () => { try { process.kill(-c.pid!, 'SIGKILL'); } catch { /* gone */ } r({ exitMs: NaN, killed: true }); });
+    });
+    await watch.terminate();
     await exited;
-    clearTimeout(t);
     for (let i = 0; i < 40 && (await this.answering()); i++) await sleep(250); // workerd may outlive wrangler briefly
+    return { exitMs, killed };
   }
   private async answering(): Promise<boolean> {
     try { await fetch(this.url + '/healthz', { signal: AbortSignal.timeout(300) }); return true; } catch { return false; }
@@ -259,7 +280,7 @@ async function main(): Promise<void> {
     let version: number = (await gw.api('GET', `/v1/acls/${TARGET}`)).version;
     want = version;
     const tc = performance.now();
-    await pool(agents, 256, (a) => connect(a));
+    await pool(agents, opts.connectParallel, (a) => connect(a));
     await until('all agents connected with their first snapshot', () => agents.every((a) => a.reachedAt > 0));
     const connectS = (performance.now() - tc) / 1000;
     chatter = startChatter();
@@ -285,7 +306,7 @@ async function main(): Promise<void> {
     }
     const s = single.sort((x, y) => x.p99 - y.p99)[Math.floor(single.length / 2)]!; // the median round by p99
 
-    // A burst of PUTs, each sent as soon as the previous one answered.
+    // A burst of PUTs, --parallel of them in flight at once (1: each sent when the previous one answered).
     let burst = { s: '—', cpu: '—', snaps: '—', load: '—' };
     if (opts.puts > 0) {
       for (const a of agents) { a.reachedAt = 0; a.snapshots = 0; }
@@ -293,8 +314,14 @@ async function main(): Promise<void> {
       const cpu0 = (await gw.usage()).cpu;
       const tb = performance.now();
       let last = 0;
-      for (let k = 0; k < opts.puts; k++) last = (await gw.api('PUT', `/v1/acls/${TARGET}/iqn.1994-05.com.example:host-${k % ACLS}`, aclBody(2000 + k))).version;
+      const answers: number[] = [];
+      await pool(Array.from({ length: opts.puts }, (_, k) => k), opts.parallel, async (k) => {
+        const t0 = performance.now();
+        last = Math.max(last, (await gw.api('PUT', `/v1/acls/${TARGET}/iqn.1994-05.com.example:host-${k % ACLS}`, aclBody(2000 + k))).version);
+        answers.push(performance.now() - t0);
+      });
       const burstAnswered = performance.now() - tb;
+      say(`burst PUTs (${Math.min(opts.parallel, opts.puts)} at a time) answered after p50 ${pct(answers, 50).toFixed(0)} / max ${Math.max(...answers).toFixed(0)} ms each`);
       if (last !== want) throw new Error(`expected version ${want} after the burst, the gateway answered ${last}`);
       await until(`all agents at version ${want}`, () => agents.every((a) => a.reachedAt > 0));
       const burstS = (Math.max(...agents.map((a) => a.reachedAt)) - tb) / 1000;
@@ -310,7 +337,7 @@ async function main(): Promise<void> {
     if (opts.restart) {
       const connects0 = agents.reduce((x, a) => x + a.connects, 0);
       const tk = performance.now();
-      await gw.stop();
+      const stopped = await gw.stop();
       const spawned = performance.now(); // the old gateway has exited: every snapshot from here on is the new one's
       await gw.start();
       const up = performance.now();
@@ -319,12 +346,13 @@ async function main(): Promise<void> {
       await until('all agents back after the restart', () => agents.every((a) => a.live && a.liveAt >= spawned && a.ws?.readyState === WebSocket.OPEN));
       const last = Math.max(...agents.map((a) => a.liveAt));
       const tries = agents.reduce((x, a) => x + a.connects, 0) - connects0;
-      restart = `${((last - tk) / 1000).toFixed(1)} s after the stop, ${((last - up) / 1000).toFixed(1)} s after listening (${((up - tk) / 1000).toFixed(1)} s down; ${(tries / opts.agents).toFixed(1)} connects/agent)`;
+      const exit = `exited ${(stopped.exitMs / 1000).toFixed(1)} s after SIGTERM${stopped.killed ? ', killed' : ''}`;
+      restart = `${((last - tk) / 1000).toFixed(1)} s after the stop, ${((last - up) / 1000).toFixed(1)} s after listening (${exit}; ${((up - tk) / 1000).toFixed(1)} s down; ${(tries / opts.agents).toFixed(1)} connects/agent)`;
       say(`restart: all back ${restart}`);
     }
     const rss = (await gw.usage()).rssMiB;
 
-    console.log(`\n| agents | gateway | push p50 / p99 (max) | one ACL PUT answered after | ${opts.puts} quick PUTs until all agents at the last version | gateway CPU for those ${opts.puts} PUTs | snapshots per agent in the burst (mean / max) | all back after a restart | gateway RSS |`);
+    console.log(`\n| agents | gateway | push p50 / p99 (max) | one ACL PUT answered after | ${opts.puts} PUTs (${opts.parallel} in flight) until all agents at the last version | gateway CPU for those ${opts.puts} PUTs | snapshots per agent in the burst (mean / max) | all back after a restart | gateway RSS |`);
     console.log('|---|---|---|---|---|---|---|---|---|');
     console.log(`| ${opts.agents.toLocaleString('en-US')} | ${opts.gateway} | ${s.p50.toFixed(0)} / ${s.p99.toFixed(0)} ms (${s.max.toFixed(0)}) | ${(s.answer / 1000).toFixed(2)} s | ${burst.s} | ${burst.cpu} | ${burst.snaps} | ${restart} | ${rss.toFixed(0)} MiB |`);
     console.log(`\nload average during the single PUTs: ${s.load}; during the burst: ${burst.load}; connect of all agents: ${connectS.toFixed(1)} s`);

@@ -17,6 +17,7 @@ export class NodeHub implements Hub {
   private control: ControlService | undefined;
   private readonly heartbeat: NodeJS.Timeout;
   private closing = false;
+  private drained: (() => void) | undefined;
 
   constructor(private readonly logger: GatewayLogger) {
     this.heartbeat = setInterval(() => {
@@ -69,6 +70,8 @@ export class NodeHub implements Hub {
       }
       state.agentId = agent.id;
     }
+    // the gateway may have begun its shutdown while the token was checked: do not add a socket it already cut
+    if (this.closing) return refuse(socket, 503, 'Service Unavailable');
     this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, state));
   }
 
@@ -88,19 +91,30 @@ export class NodeHub implements Hub {
     ws.on('close', () => {
       clearTimeout(authTimer);
       this.live.delete(l);
+      if (this.live.size === 0) this.drained?.();
       chain = chain.then(() => this.control!.onClose(peer));
     });
   }
 
-  close(): void {
+  /**
+   * Refuses new agents, tells every connected one the gateway is going away (1001, so its link redials,
+   * possibly another gateway URL), and cuts the sockets that have not finished the close handshake
+   * within `graceMs`. Without the bound a stop waits for every peer's answer, up to ws's 30-s close
+   * timeout per socket: with thousands of agents (or one behind a dead NAT) that was 20-30 s.
+   * Resolves when every socket is closed; each close still reaches ControlService.onClose.
+   */
+  async shutdown(graceMs: number): Promise<void> {
     this.closing = true;
     clearInterval(this.heartbeat);
-    for (const l of this.live) l.ws.close(CloseCode.goingAway, 'gateway shutting down');
     this.wss.close();
-  }
-
-  terminateAll(): void {
+    const drained = new Promise<void>((resolve) => (this.drained = resolve));
+    if (this.live.size === 0) return;
+    for (const l of this.live) l.ws.close(CloseCode.goingAway, 'gateway shutting down');
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([drained, new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+    clearTimeout(timer);
     for (const l of this.live) l.ws.terminate();
+    await drained;
   }
 }
 

@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { createAdaptorServer } from '@hono/node-server';
 import { Command } from 'commander';
@@ -32,6 +33,8 @@ export interface RunningGateway {
 }
 
 export const DB_FILE = 'gateway.sqlite';
+/** How long a stop waits for agents to answer the close handshake before cutting their sockets. */
+export const CLOSE_GRACE_MS = 500;
 
 export async function startGateway(opts: GatewayOptions): Promise<RunningGateway> {
   const logger = opts.logger ?? pino({ name: 'outpost-gateway' }, pino.destination(2));
@@ -53,6 +56,11 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   const control = new ControlService(deps);
   const server = createAdaptorServer({ fetch: app.fetch }) as Server;
   hub.attach(server, control);
+  const sockets = new Set<Socket>();
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  });
   const host = opts.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -71,10 +79,11 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
         // stop listening before closing the agents' sockets: otherwise they reconnect to this closing
         // gateway, get a snapshot (which resets their backoff) and are cut again, in a loop
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
-        hub.close();
         server.closeAllConnections();
+        await hub.shutdown(CLOSE_GRACE_MS);
+        // what is left (an upgrade refused while closing whose peer never hangs up) must not hold the stop
+        for (const s of sockets) s.destroy();
         await stopped;
-        hub.terminateAll();
         await Fleet.for(deps).flushRecords(); // the last acks and statuses, queued for this tick
         db.close();
       })()),

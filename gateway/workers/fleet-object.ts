@@ -1,52 +1,40 @@
-// Workers adapter: one Durable Object per fleet runs the gateway app with SQLite storage
-// (ctx.storage.sql) and hibernatable agent WebSockets (ctx.acceptWebSocket, auto-response pings).
+// Workers adapter, coordinator side: one Durable Object per fleet runs the gateway app with SQLite storage
+// (ctx.storage.sql), the policy's one home. The agents' sockets are in the shards (shard-object.ts), which
+// call in here for the store (storeCall), their sockets (presence) and the dashboard's figures (metrics).
 import { DurableObject } from 'cloudflare:workers';
-import { CONTROL_PATH, PING_TEXT, PONG_TEXT } from '../../shared/control-protocol.js';
 import { createApp } from '../app.js';
-import { ControlService, type ControlPeer, type PeerState } from '../control.js';
 import { secretKeyProblem } from '../crypto.js';
+import { Fleet } from '../fleet.js';
+import type { GatewayDeps } from '../hub.js';
+import { gatewayMetrics } from '../metrics.js';
 import { scryptKdf } from '../node/scrypt.js';
-import type { GatewayDeps, GatewayLogger, Hub, HubConnection } from '../hub.js';
 import { SqlStore, type SqlDriver, type SqlValue } from '../sql-store.js';
+import type { Store } from '../store.js';
+import { consoleLogger, type Env } from './env.js';
+import { SHARD_STORE_METHODS, type Admitted } from './remote-store.js';
+import { ShardedHub, type PresenceRow } from './sharded-hub.js';
 
-export interface Env {
-  FLEET: DurableObjectNamespace<FleetObject>;
-  OUTPOST_ADMIN_TOKEN?: string;
-  OUTPOST_SECRET_KEY?: string;
-  OUTPOST_FLEET?: string;
-}
+export type { Env } from './env.js';
 
-/** JSON lines on the console (Workers logs); callers never pass secrets. */
-const consoleLogger: GatewayLogger = {
-  info: (obj, msg) => console.log(JSON.stringify({ level: 'info', msg, ...obj })),
-  warn: (obj, msg) => console.warn(JSON.stringify({ level: 'warn', msg, ...obj })),
-  error: (obj, msg) => console.error(JSON.stringify({ level: 'error', msg, ...obj })),
+/** A shard's figure for the dashboard: a push, an ack or an event, replayed on the coordinator's metrics. */
+export type ShardMetric =
+  | readonly ['pushed', string, number]
+  | readonly ['acked', string, number]
+  | readonly ['event', Parameters<ReturnType<typeof gatewayMetrics>['event']>[0], string, string | undefined];
+
+export const shardCount = (env: Env): number => {
+  const n = Number(env.OUTPOST_SHARDS ?? 8);
+  return Number.isInteger(n) && n >= 1 && n <= 256 ? n : 8;
 };
-
-/** As on Node (gateway/node/hub.ts): a socket that has not proven an agent token by then is closed. */
-const AUTH_TIMEOUT_MS = 10_000;
-
-/** Workers keep the accept time in the attachment, since the object may hibernate meanwhile. */
-type WorkerPeerState = PeerState & { acceptedAt?: number };
-
-function stateOf(ws: WebSocket): WorkerPeerState {
-  const s = (ws.deserializeAttachment() as WorkerPeerState | null) ?? { connId: crypto.randomUUID(), servedTargets: [] };
-  if (!s.connId) {
-    // accepted by a release without connection ids: give it one for good
-    s.connId = crypto.randomUUID();
-    ws.serializeAttachment(s);
-  }
-  return s;
-}
 
 export class FleetObject extends DurableObject<Env> {
   private readonly app: ReturnType<typeof createApp> | undefined;
-  private readonly control: ControlService | undefined;
+  private readonly deps: GatewayDeps | undefined;
+  private readonly hub: ShardedHub | undefined;
   private readonly misconfigured: string | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_TEXT, PONG_TEXT));
     // Workers have no start to fail: a missing or bad secret makes every request answer 500 with the reason.
     const keyProblem = env.OUTPOST_SECRET_KEY ? secretKeyProblem(env.OUTPOST_SECRET_KEY) : undefined;
     if (!env.OUTPOST_ADMIN_TOKEN || !env.OUTPOST_SECRET_KEY || keyProblem) {
@@ -60,85 +48,52 @@ export class FleetObject extends DurableObject<Env> {
       run: (q, p) => void sql.exec(q, ...p),
       transaction: (fn) => ctx.storage.transactionSync(fn),
     };
-    const hub: Hub = {
-      connections: () => {
-        const out: HubConnection[] = [];
-        for (const ws of ctx.getWebSockets()) {
-          const s = stateOf(ws);
-          if (s.agentId !== undefined && ws.readyState === WebSocket.OPEN) out.push({ connId: s.connId, agentId: s.agentId, servedTargets: s.servedTargets, send: (f) => ws.send(f) });
-        }
-        return out;
-      },
-      closeAgent: (agentId, code, reason) => {
-        for (const ws of ctx.getWebSockets()) if (stateOf(ws).agentId === agentId) ws.close(code, reason);
-      },
-    };
-    const deps: GatewayDeps = { store: new SqlStore(driver), hub, secretKey: env.OUTPOST_SECRET_KEY, kdf: scryptKdf, adminToken: env.OUTPOST_ADMIN_TOKEN, logger: consoleLogger };
-    this.app = createApp(deps);
-    this.control = new ControlService(deps);
+    const fleet = env.OUTPOST_FLEET ?? 'default';
+    const shard = (i: number) => env.SHARD.get(env.SHARD.idFromName(`${fleet}#${i}`));
+    this.hub = new ShardedHub(shard, consoleLogger);
+    // this object may have been evicted while the shards kept their sockets: they list them again
+    for (let i = 0; i < shardCount(env); i++) void shard(i).relist().catch((e: Error) => consoleLogger.warn({ shard: i, err: e.message }, 'shard relist failed'));
+    this.deps = { store: new SqlStore(driver), hub: this.hub, secretKey: env.OUTPOST_SECRET_KEY, kdf: scryptKdf, adminToken: env.OUTPOST_ADMIN_TOKEN, logger: consoleLogger };
+    this.app = createApp(this.deps);
   }
 
   override async fetch(req: Request): Promise<Response> {
-    if (!this.app || !this.control) return Response.json({ error: this.misconfigured ?? 'gateway misconfigured' }, { status: 500 });
-    if (new URL(req.url).pathname !== CONTROL_PATH) return this.app.fetch(req);
-    if (req.headers.get('upgrade')?.toLowerCase() !== 'websocket') return Response.json({ error: 'expected a WebSocket upgrade' }, { status: 426 });
-    const state: WorkerPeerState = { connId: crypto.randomUUID(), servedTargets: [] };
-    const auth = req.headers.get('authorization');
-    if (auth !== null) {
-      const agent = await this.control.authenticate(auth);
-      if (!agent) return Response.json({ error: 'invalid agent token' }, { status: 401 });
-      state.agentId = agent.id;
+    if (!this.app) return Response.json({ error: this.misconfigured ?? 'gateway misconfigured' }, { status: 500 });
+    return this.app.fetch(req);
+  }
+
+  // RPC from the shards --------------------------------------------------------------------------
+
+  async storeCall(method: string, args: unknown[]): Promise<unknown> {
+    if (!this.deps) throw new Error(this.misconfigured ?? 'gateway misconfigured');
+    if (!SHARD_STORE_METHODS.has(method)) throw new Error(`the store call ${method} is not available to shards`);
+    const store = this.deps.store as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
+    return store[method]!(...args) as ReturnType<Store[keyof Store]>;
+  }
+
+  /** A socket with an agent token at a shard: its agent (and assignments), listed here as connected. */
+  async admit(shard: number, connId: string, tokenHash: string): Promise<Admitted | undefined> {
+    if (!this.deps || !this.hub) return undefined;
+    const agent = await this.deps.store.findAgentByTokenHash(tokenHash);
+    if (!agent) return undefined;
+    this.hub.presence(shard, [[connId, agent.id, []]], [], false);
+    return { agent, assigned: await this.deps.store.assignedTargets(agent.id) };
+  }
+
+  async presence(shard: number, added: PresenceRow[], removed: string[], replace: boolean, keep: string[] = []): Promise<void> {
+    this.hub?.presence(shard, added, removed, replace, keep);
+  }
+
+  async metrics(batch: ShardMetric[]): Promise<void> {
+    if (!this.deps) return;
+    const metrics = gatewayMetrics(this.deps);
+    const fleet = Fleet.for(this.deps);
+    for (const m of batch) {
+      if (m[0] === 'pushed') {
+        metrics.pushed(m[1], m[2]);
+        fleet.sentElsewhere(m[2]);
+      } else if (m[0] === 'acked') metrics.acked(m[1], m[2]);
+      else metrics.event(m[1], m[2], m[3]);
     }
-    const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
-    this.ctx.acceptWebSocket(server);
-    if (state.agentId === undefined) {
-      state.acceptedAt = Date.now();
-      // an alarm survives hibernation; it closes the socket if no hello with a valid token came by then
-      const due = state.acceptedAt + AUTH_TIMEOUT_MS;
-      const current = await this.ctx.storage.getAlarm();
-      if (current === null || current > due) await this.ctx.storage.setAlarm(due);
-    }
-    server.serializeAttachment(state);
-    return new Response(null, { status: 101, webSocket: client });
-  }
-
-  private peer(ws: WebSocket): ControlPeer {
-    const state = stateOf(ws);
-    return { state, send: (d) => ws.send(d), close: (code, reason) => ws.close(code, reason), saveState: () => ws.serializeAttachment(state) };
-  }
-
-  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    await this.control?.onFrame(this.peer(ws), typeof message === 'string' ? message : new Uint8Array(message));
-  }
-
-  override async alarm(): Promise<void> {
-    const now = Date.now();
-    let next: number | undefined;
-    for (const ws of this.ctx.getWebSockets()) {
-      const s = stateOf(ws);
-      if (s.agentId !== undefined || s.acceptedAt === undefined) continue;
-      const due = s.acceptedAt + AUTH_TIMEOUT_MS;
-      if (due <= now) {
-        try {
-          ws.close(1008, 'unauthorized');
-        } catch {
-          // already closing
-        }
-      } else next = Math.min(next ?? due, due);
-    }
-    if (next !== undefined) await this.ctx.storage.setAlarm(next);
-  }
-
-  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
-    await this.control?.onClose(this.peer(ws));
-    try {
-      ws.close(code === 1005 || code === 1006 ? 1000 : code, reason);
-    } catch {
-      // already closed
-    }
-  }
-
-  override async webSocketError(ws: WebSocket): Promise<void> {
-    await this.control?.onClose(this.peer(ws));
   }
 }
