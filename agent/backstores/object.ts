@@ -11,11 +11,12 @@ import { chunkAllocation } from './allocation.js';
 import { Bucket } from './object/bucket.js';
 import { checkDescriptor, openVolume } from './object/volume.js';
 import type { VolumeManifest } from './object/manifest.js';
-import { DEFAULT_CHUNK_SIZE, decodeDescriptor, keys, normalizePrefix, parseJson } from './object/format.js';
+import { DEFAULT_CHUNK_SIZE, decodeDescriptor, keys, normalizePrefix, parseJson, type VolumeDescriptor } from './object/format.js';
 import { WriterLease } from './object/lease.js';
 import { readJournal } from '../cache/journal.js';
 import { DeferredObjectBackstore, localCopies } from './object/deferred.js';
 import { ObjectStore } from './object/store.js';
+import { IoBarrier } from './object/io-barrier.js';
 import { keyEnvName, loadVolumeKey } from './object/crypto.js';
 
 export interface ObjectBackstoreSpec {
@@ -101,10 +102,8 @@ export class ObjectBackstore implements Backstore {
   private readonly listeners: Array<() => void> = [];
   private readonly closeHooks: Array<() => Promise<void>> = [];
   private readonly statsHooks: Array<() => Record<string, string>> = [];
-  /** I/O barrier for a promotion's swap of the volume parts. */
-  private inflight = 0;
-  private paused: Promise<void> | null = null;
-  private drained: (() => void) | null = null;
+  /** Commands in flight, held back while a promotion swaps the volume parts. */
+  private readonly barrier = new IoBarrier();
 
   constructor(readonly size: number, readonly writeBack: boolean, private parts: VolumeParts, private readonly bucket: Bucket,
     private readonly closeTimeoutMs: number, private readonly log: Logger, private readonly chunkSize: number,
@@ -182,24 +181,8 @@ export class ObjectBackstore implements Backstore {
     return this.lease.role;
   }
 
-  /** Waits out a promotion's swap, then counts the command in. */
-  private async enter(): Promise<void> {
-    while (this.paused) await this.paused;
-    if (this.broken) throw new BackstoreError(BackstoreErrorCode.IO, this.broken);
-    this.inflight++;
-  }
-
-  private leave(): void {
-    if (--this.inflight === 0) this.drained?.();
-  }
-
-  private async io<T>(fn: () => Promise<T>): Promise<T> {
-    await this.enter();
-    try {
-      return await fn();
-    } finally {
-      this.leave();
-    }
+  private io<T>(fn: () => Promise<T>): Promise<T> {
+    return this.barrier.run(fn, () => { if (this.broken) throw new BackstoreError(BackstoreErrorCode.IO, this.broken); });
   }
 
   /** Resolves once the holder of the lease has released it (clean close or hand-over). */
@@ -236,12 +219,8 @@ export class ObjectBackstore implements Backstore {
   }
 
   /** Replaces the reader's parts by the writer's, with no command in flight; falls back to reading if that fails. */
-  private async swap(): Promise<void> {
-    let resume!: () => void;
-    this.paused = new Promise((r) => (resume = r));
-    try {
-      if (this.inflight > 0) await new Promise<void>((r) => (this.drained = r));
-      this.drained = null;
+  private swap(): Promise<void> {
+    return this.barrier.exclusive(async () => {
       await this.parts.sweeping;
       // A reader's cache holds nothing dirty: closing it records its clean chunks, which the writer's cache keeps
       // where the newest root maps them identically (docs/writer-lease.md §Warm restart).
@@ -258,10 +237,7 @@ export class ObjectBackstore implements Backstore {
         }
         throw e;
       }
-    } finally {
-      this.paused = null;
-      resume();
-    }
+    });
   }
 
   /** Writes are acknowledged only under a valid writer lease (docs/writer-lease.md §Senses). */
@@ -336,7 +312,7 @@ export class ObjectBackstore implements Backstore {
 
   private async closeNow(): Promise<void> {
     for (const fn of this.closeHooks) await fn().catch((e: Error) => this.log.warn({ err: e.message }, 'object volume: close hook failed'));
-    while (this.paused) await this.paused;
+    await this.barrier.idle();
     await this.parts.sweeping;
     const drained = await this.cache.close(this.closeTimeoutMs);
     if (!drained) {
@@ -435,10 +411,10 @@ async function openNow(spec: ObjectBackstoreSpec, ctx: { stateDir: string; log?:
     // Everything below is opened again, under the new role, when a reader is promoted (agent/sites/promote.ts).
     let chunkSize = chunk0;
     const readListeners: Array<(index: number) => void> = [];
-    const openParts = async (writer: WriterLease): Promise<VolumeParts> => {
+    const openParts = async (writer: WriterLease, descriptor?: VolumeDescriptor): Promise<VolumeParts> => {
       const asWriter = writer.role === 'writer';
       const vol = await openVolume({ bucket, prefix: spec.prefix, size, wwn: spec.wwn, timeoutMs: readTimeoutMs, retain: num(spec.retain_manifests, 'retain_manifests', 2) || 1, log, key, keyHint,
-        epoch: asWriter ? writer.epoch : undefined });
+        epoch: asWriter ? writer.epoch : undefined, descriptor });
       chunkSize = vol.descriptor.chunk_size;
       if (cacheSize < 2 * chunkSize) throw new BackstoreError(BackstoreErrorCode.IO, `object backstore: cache_size must be at least ${2 * chunkSize} bytes (two chunks)`);
       const { manifest, prefix } = vol;
@@ -464,7 +440,8 @@ async function openNow(spec: ObjectBackstoreSpec, ctx: { stateDir: string; log?:
         (err: Error) => log.warn({ err: err.message }, 'object volume: sweep failed'));
       return { cache, manifest, store: remote, sweeping, writer: asWriter };
     };
-    const parts = await openParts(lease);
+    // A reader opens on the descriptor read above; a writer reads it again, now that it holds the lease.
+    const parts = await openParts(lease, lease.role === 'writer' ? undefined : d);
     return new ObjectBackstore(size, spec.write_back ?? true, parts, bucket, num(spec.close_timeout_ms, 'close_timeout_ms', 60_000), log, chunkSize, lease, openParts,
       { prefix: prefix0, readTimeoutMs, readListeners });
   } catch (e) {
