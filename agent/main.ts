@@ -24,7 +24,8 @@ import { loginReason } from './metrics/login-reasons.js';
 import { createTargetCore } from './scsi/core.js';
 import { ShellEngine } from './shell/engine.js';
 import { promoteCommand } from './sites/promote.js';
-import { probeVolume } from './sites/restore.js';
+import { attachObjectSites, probeVolume } from './sites/restore.js';
+import { preloadObjectBackstore } from './backstores/index.js';
 import { ShellError, type ShellHost } from './shell/host.js';
 import { PrefsStore } from './shell/prefs-store.js';
 import { TunnelManager, describeTunnel } from './tunnel/manager.js';
@@ -117,7 +118,7 @@ async function startLocked(opts: AgentOptions, stateDir: string, lock: StateDirL
     }
   }
   let server: IscsiServer | undefined;
-  const runtime = new Runtime({ stateDir, log, portalHost: () => server });
+  const runtime = new Runtime({ stateDir, log, portalHost: () => server, attach: (path, so, b) => attachObjectSites(path, so, b, log) });
   const registry = new LiveRegistry({
     model: () => model,
     generation: () => generation,
@@ -303,5 +304,6 @@ async function startLocked(opts: AgentOptions, stateDir: string, lock: StateDirL
   (agent as { adminPath?: string }).adminPath = admin?.path;
   snapshotSchedule.start();
   log.info({ configPath, targets: agent.servedTargets().length, portals: [...runtime.portals.keys()] }, 'agent started');
+  preloadObjectBackstore(log);
   return agent;
 }

@@ -17,6 +17,7 @@ import { newestProfile, profileTable } from './bench/cpuprofile.js';
 import { renderMarkdown, spliceReport, spreadWarnings, median, fmt, type Cell, type Report, type RowResult } from './bench/report.js';
 import { objectBench } from './bench/object.js';
 import { relayBench } from './bench/relay.js';
+import { restoreBench } from './bench/restore.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -30,6 +31,7 @@ interface Opts {
   memory: boolean;
   object: boolean;
   relay: boolean;
+  restore: boolean;
   ceiling: boolean;
   sessions: number;
   markdown?: string;
@@ -59,6 +61,7 @@ function parseArgs(argv: string[]): Opts {
     .option('--no-memory', 'skip the 64-session memory check')
     .option('--no-object', 'skip the object-storage LUN rows (issue 6; scripts/bench/object.ts)')
     .option('--no-relay', 'skip the relay/direct rows (issue 16; scripts/bench/relay.ts)')
+    .option('--no-restore', 'skip the restore / prefetch rows (issue 12; scripts/bench/restore.ts)')
     .option('--no-ceiling', 'skip the iperf3 loopback ceiling')
     .addOption(new Option('--sessions <n>', 'sessions in the memory check').default(64).argParser(num))
     .option('--markdown <file>', 'also write the report to FILE (replaces the generated section of docs/benchmarks.md)')
@@ -253,6 +256,9 @@ async function main(): Promise<void> {
   const relayMd = opts.relay && wanted.includes('agent')
     ? await relayBench({ repoRoot, workDir, duration, reps, initiatorName: ctx.initiatorName }).catch((e: Error) => `\nRelay rows failed: ${e.message}\n`)
     : '';
+  const restoreMd = opts.restore && wanted.includes('agent')
+    ? await restoreBench({ repoRoot, workDir, duration, reps, initiatorName: ctx.initiatorName }).catch((e: Error) => `\nRestore rows failed: ${e.message}\n`)
+    : '';
   await runCleanups();
   const report: Report = {
     date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
@@ -260,7 +266,7 @@ async function main(): Promise<void> {
     settings: `${reps} runs per workload and target (median), ${duration} s per run after ${warmup} s of discarded warm-up per row and target, order agent/tgt alternating${opts.quick ? ', --quick' : ''}; command: npm run bench --${process.argv.slice(2).map((x) => ` ${x}`).join('')}`,
     rows, ceilingMiBs, ceilingNa, memory, peakRss, notes, load,
   };
-  let md = renderMarkdown(report) + objectMd + relayMd;
+  let md = renderMarkdown(report) + objectMd + relayMd + restoreMd;
   if (opts.cpuProf) {
     // The agent writes its profile when it exits, i.e. during the cleanup above.
     const prof = await newestProfile(resolve(opts.cpuProf));

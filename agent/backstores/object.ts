@@ -11,11 +11,12 @@ import { chunkAllocation } from './allocation.js';
 import { Bucket } from './object/bucket.js';
 import { checkDescriptor, openVolume } from './object/volume.js';
 import type { VolumeManifest } from './object/manifest.js';
-import { DEFAULT_CHUNK_SIZE, decodeDescriptor, keys, normalizePrefix, parseJson } from './object/format.js';
+import { DEFAULT_CHUNK_SIZE, decodeDescriptor, keys, normalizePrefix, parseJson, type VolumeDescriptor } from './object/format.js';
 import { WriterLease } from './object/lease.js';
 import { readJournal } from '../cache/journal.js';
 import { DeferredObjectBackstore, localCopies } from './object/deferred.js';
 import { ObjectStore } from './object/store.js';
+import { IoBarrier } from './object/io-barrier.js';
 import { keyEnvName, loadVolumeKey } from './object/crypto.js';
 import { VolumeSnapshots, WriteBarrier } from './object/snapshots.js';
 import { checkCloneSource, materializeClone, parseSource, type CloneSource } from './object/clone.js';
@@ -106,7 +107,7 @@ export class ObjectBackstore implements Backstore {
   readonly thinProvisioned = true;
   private closed = false;
   /** Snapshots hold writes back at their flush point. */
-  private readonly barrier = new WriteBarrier();
+  private readonly writes = new WriteBarrier();
   readonly snapshots: VolumeSnapshots;
   private promoting: string | null = null;
   /** Set when a failed promotion could not reopen the volume at all: every command then fails with it. */
@@ -114,17 +115,15 @@ export class ObjectBackstore implements Backstore {
   private readonly listeners: Array<() => void> = [];
   private readonly closeHooks: Array<() => Promise<void>> = [];
   private readonly statsHooks: Array<() => Record<string, string>> = [];
-  /** I/O barrier for a promotion's swap of the volume parts. */
-  private inflight = 0;
-  private paused: Promise<void> | null = null;
-  private drained: (() => void) | null = null;
+  /** Commands in flight, held back while a promotion swaps the volume parts. */
+  private readonly barrier = new IoBarrier();
 
   constructor(readonly size: number, readonly writeBack: boolean, private parts: VolumeParts, private readonly bucket: Bucket,
     private readonly closeTimeoutMs: number, private readonly log: Logger, private readonly chunkSize: number,
     private readonly lease: WriterLease, private readonly reopen: (lease: WriterLease) => Promise<VolumeParts>,
     private readonly site: { name: string; prefix: string; readTimeoutMs: number; readListeners: Array<(index: number) => void> },
     snap: { timeoutMs: number; flushTimeoutMs: number; what: string }) {
-    this.snapshots = new VolumeSnapshots(bucket, site.prefix, () => this.parts, lease, this.barrier, { ...snap, size });
+    this.snapshots = new VolumeSnapshots(bucket, site.prefix, () => this.parts, lease, this.writes, { ...snap, size });
   }
 
   // ---- for the work above the backstore (agent/sites/: heat map, prefetch) ----
@@ -198,24 +197,8 @@ export class ObjectBackstore implements Backstore {
     return this.lease.role;
   }
 
-  /** Waits out a promotion's swap, then counts the command in. */
-  private async enter(): Promise<void> {
-    while (this.paused) await this.paused;
-    if (this.broken) throw new BackstoreError(BackstoreErrorCode.IO, this.broken);
-    this.inflight++;
-  }
-
-  private leave(): void {
-    if (--this.inflight === 0) this.drained?.();
-  }
-
-  private async io<T>(fn: () => Promise<T>): Promise<T> {
-    await this.enter();
-    try {
-      return await fn();
-    } finally {
-      this.leave();
-    }
+  private io<T>(fn: () => Promise<T>): Promise<T> {
+    return this.barrier.run(fn, () => { if (this.broken) throw new BackstoreError(BackstoreErrorCode.IO, this.broken); });
   }
 
   /** Resolves once the holder of the lease has released it (clean close or hand-over). */
@@ -252,12 +235,8 @@ export class ObjectBackstore implements Backstore {
   }
 
   /** Replaces the reader's parts by the writer's, with no command in flight; falls back to reading if that fails. */
-  private async swap(): Promise<void> {
-    let resume!: () => void;
-    this.paused = new Promise((r) => (resume = r));
-    try {
-      if (this.inflight > 0) await new Promise<void>((r) => (this.drained = r));
-      this.drained = null;
+  private swap(): Promise<void> {
+    return this.barrier.exclusive(async () => {
       await this.parts.sweeping;
       // A reader's cache holds nothing dirty: closing it records its clean chunks, which the writer's cache keeps
       // where the newest root maps them identically (docs/writer-lease.md §Warm restart).
@@ -274,10 +253,7 @@ export class ObjectBackstore implements Backstore {
         }
         throw e;
       }
-    } finally {
-      this.paused = null;
-      resume();
-    }
+    });
   }
 
   /** Writes are acknowledged only under a valid writer lease (docs/writer-lease.md §Senses). */
@@ -307,11 +283,11 @@ export class ObjectBackstore implements Backstore {
     this.check(offset, length);
     return this.io(async () => {
       this.gate();
-      await this.barrier.enter();
+      await this.writes.enter();
       try {
         await this.cache.write(offset, chunks);
       } finally {
-        this.barrier.leave();
+        this.writes.leave();
       }
       this.gate(); // the lease may have lapsed while the write waited for cache space
     });
@@ -357,11 +333,11 @@ export class ObjectBackstore implements Backstore {
     this.check(offset, length);
     return this.io(async () => {
       this.gate();
-      await this.barrier.enter();
+      await this.writes.enter();
       try {
         await this.cache.unmap(offset, length);
       } finally {
-        this.barrier.leave();
+        this.writes.leave();
       }
       this.gate();
     });
@@ -388,7 +364,7 @@ export class ObjectBackstore implements Backstore {
 
   private async closeNow(): Promise<void> {
     for (const fn of this.closeHooks) await fn().catch((e: Error) => this.log.warn({ err: e.message }, 'object volume: close hook failed'));
-    while (this.paused) await this.paused;
+    await this.barrier.idle();
     await this.parts.sweeping;
     const dirty = Number(this.cache.stats().dirty_bytes) || 0;
     // The flush at stop is reported like any long work: an operator stopping an agent with GiB dirty sees it go.
@@ -516,10 +492,10 @@ async function openNow(spec: ObjectBackstoreSpec, ctx: { stateDir: string; log?:
     }
     let chunkSize = chunk0;
     const readListeners: Array<(index: number) => void> = [];
-    const openParts = async (writer: WriterLease): Promise<VolumeParts> => {
+    const openParts = async (writer: WriterLease, descriptor?: VolumeDescriptor): Promise<VolumeParts> => {
       const asWriter = writer.role === 'writer';
       const vol = await openVolume({ bucket, prefix: spec.prefix, size, wwn: spec.wwn, timeoutMs: readTimeoutMs, retain: num(spec.retain_manifests, 'retain_manifests', 2) || 1, log, key, keyHint,
-        epoch: asWriter ? writer.epoch : undefined });
+        epoch: asWriter ? writer.epoch : undefined, descriptor });
       chunkSize = vol.descriptor.chunk_size;
       if (cacheSize < 2 * chunkSize) throw new BackstoreError(BackstoreErrorCode.IO, `object backstore: cache_size must be at least ${2 * chunkSize} bytes (two chunks)`);
       const { manifest, prefix } = vol;
@@ -545,7 +521,8 @@ async function openNow(spec: ObjectBackstoreSpec, ctx: { stateDir: string; log?:
         (err: Error) => log.warn({ err: err.message }, 'object volume: sweep failed'));
       return { cache, manifest, store: remote, sweeping, writer: asWriter };
     };
-    const parts = await openParts(lease);
+    // A reader opens on the descriptor read above; a writer reads it again, now that it holds the lease.
+    const parts = await openParts(lease, lease.role === 'writer' ? undefined : d);
     return new ObjectBackstore(size, spec.write_back ?? true, parts, bucket, num(spec.close_timeout_ms, 'close_timeout_ms', 60_000), log, chunkSize, lease, openParts,
       { name: spec.name, prefix: prefix0, readTimeoutMs, readListeners },
       { timeoutMs: readTimeoutMs, flushTimeoutMs: num(spec.snapshot_timeout_ms, 'snapshot_timeout_ms', 15_000), what: `object volume ${spec.name}` });

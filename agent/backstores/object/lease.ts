@@ -132,11 +132,20 @@ export class WriterLease {
     this.store = new LeaseStore(o);
   }
 
-  /** Detects conditional-write support, then takes the lease if it is free (→ writer) or finds its holder (→ reader). */
+  /**
+   * Takes the lease if it is free (→ writer, after detecting conditional-write support) or finds its holder
+   * (→ reader: no probe, so a restoring reader serves sooner; promote probes before it takes the lease).
+   */
   static async open(o: LeaseOptions): Promise<WriterLease> {
     const l = new WriterLease(o);
     try {
-      l.conditional = await l.probe();
+      const cur = await l.current();
+      if (cur && cur.rec.holder !== o.holder && !leaseFree(cur.rec, Date.now(), o.settleMs)) {
+        l.epoch = cur.rec.epoch;
+        l.heldBy = cur.rec.holder;
+        return l;
+      }
+      await l.probeOnce();
       await l.acquire();
     } catch (e) {
       l.store.client.destroy();
@@ -144,6 +153,14 @@ export class WriterLease {
     }
     if (l.role === 'writer') l.schedule();
     return l;
+  }
+
+  private probed = false;
+
+  private async probeOnce(): Promise<void> {
+    if (this.probed) return;
+    this.conditional = await this.probe();
+    this.probed = true;
   }
 
   /** A PUT that must fail (If-None-Match: * on an existing key; If-Match on a wrong etag) shows whether conditions are honoured. */
@@ -264,6 +281,7 @@ export class WriterLease {
       throw new Error(`the writer lease is held by ${cur.rec.holder} (epoch ${cur.rec.epoch}) until ${cur.rec.expires}; `
         + 'wait until it is released or expires, or promote with force=true to fence that writer');
     }
+    await this.probeOnce();
     await this.acquire(held);
     if ((this.role as LeaseRole) !== 'writer') throw new Error(`the writer lease was taken by ${this.heldBy ?? 'another agent'} (epoch ${this.epoch}) first`);
     this.heldBy = null;

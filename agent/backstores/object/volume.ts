@@ -22,6 +22,8 @@ export interface OpenVolumeOptions {
   /** How the key is configured, for messages (never the key itself). */
   keyHint: string;
   epoch?: number;
+  /** volume.json as the caller just read it (saves a GET on the open a restore waits for); absent: read it. */
+  descriptor?: VolumeDescriptor;
 }
 
 /** Refuses a stored descriptor this configuration (size, geometry, volume key) does not match. */
@@ -44,10 +46,10 @@ export async function openVolume(o: OpenVolumeOptions): Promise<{ descriptor: Vo
   const prefix = normalizePrefix(o.prefix);
   const key = keys.descriptor(prefix);
   const where = `bucket volume s3://${o.bucket.name}/${key}`;
-  const existing = await o.bucket.get(key, o.timeoutMs);
+  const existing = o.descriptor ? null : await o.bucket.get(key, o.timeoutMs);
   let descriptor: VolumeDescriptor;
-  if (existing) {
-    descriptor = decodeDescriptor(parseJson(existing, key));
+  if (o.descriptor || existing) {
+    descriptor = o.descriptor ?? decodeDescriptor(parseJson(existing!, key));
     checkDescriptor(descriptor, where, o);
   } else {
     descriptor = {

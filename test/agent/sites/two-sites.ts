@@ -35,6 +35,11 @@ export async function bucket(): Promise<Bucket> {
   const finish = async (config: object, port: number): Promise<Site> => {
     const agent = await spawnAgent({ dirs: await tempAgentDirs(config), env: { ...s3.env } });
     agents.push(agent);
+    // A standby agent has long been running when a restore starts: its object backstore code is loaded by then.
+    for (let i = 0; !agent.stderr().includes('object backstore loaded'); i++) {
+      if (i > 600) throw new Error(`agent never loaded the object backstore: ${agent.stderr().slice(-2000)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
     return { agent, port, opts: `driver=iscsi,transport=tcp,portal=127.0.0.1:${port},target=${TARGET},lun=0,initiator-name=${INITIATOR}`,
       url: `iscsi://127.0.0.1:${port}/${TARGET}/0` };
   };
