@@ -59,4 +59,9 @@ export interface Backstore {
   allocation?(offset: number, length: number): Promise<AllocationRange[]>;
   /** Figures for `info`/status (cache stats for object LUNs). */
   stats?(): Record<string, number | string | null>;
+  /**
+   * Checks the storage object's live settings (object LUNs: bandwidth schedules, replica) and returns what
+   * applies them; throws, changing nothing, when they are refused.
+   */
+  reconfigure?(so: Record<string, unknown>): Promise<() => void>;
 }

@@ -17,6 +17,7 @@ import { readJournal } from '../cache/journal.js';
 import { DeferredObjectBackstore, localCopies } from './object/deferred.js';
 import { ObjectStore } from './object/store.js';
 import { keyEnvName, loadVolumeKey } from './object/crypto.js';
+import { ObjectSites } from '../sites/object-sites.js';
 
 export interface ObjectBackstoreSpec {
   plugin: 'object';
@@ -79,8 +80,14 @@ class ObjectBackstore implements Backstore {
 
   constructor(readonly size: number, readonly writeBack: boolean, private readonly cache: ChunkCache, private readonly bucket: Bucket,
     private readonly manifest: VolumeManifest, private readonly closeTimeoutMs: number, private readonly sweeping: Promise<unknown>,
-    private readonly log: Logger, private readonly chunkSize: number, private readonly lease: WriterLease, private readonly store: ObjectStore) {
+    private readonly log: Logger, private readonly chunkSize: number, private readonly lease: WriterLease, private readonly store: ObjectStore,
+    readonly sites: ObjectSites) {
     this.readOnly = lease.role !== 'writer';
+  }
+
+  /** Bandwidth schedules and the replica, changed on the running LU (agent/sites/object-sites.ts). */
+  reconfigure(so: Record<string, unknown>): Promise<() => void> {
+    return this.sites.prepare(this.lease.role === 'writer' ? so : { ...so, replica: undefined }, true);
   }
 
   /** Writes are acknowledged only under a valid writer lease (docs/writer-lease.md §Senses). */
@@ -148,6 +155,8 @@ class ObjectBackstore implements Backstore {
 
   private async closeNow(): Promise<void> {
     await this.sweeping;
+    // Replication stops first: it never holds up the drain, and a replica needs no more than its last root.
+    await this.sites.close();
     const drained = await this.cache.close(this.closeTimeoutMs);
     if (!drained) {
       const left = this.cache.pending();
@@ -185,6 +194,7 @@ class ObjectBackstore implements Backstore {
       compactions: this.cache.flusher.compactions,
       compacted_bytes: this.store.compactedBytes,
       checksum_errors: this.store.codec.corrupt,
+      ...this.sites.stats(),
     };
   }
 }
@@ -206,7 +216,7 @@ export async function openObjectBackstore(spec: ObjectBackstoreSpec, ctx: { stat
   }
 }
 
-async function openNow(spec: ObjectBackstoreSpec, ctx: { stateDir: string; log?: Logger }): Promise<Backstore> {
+async function openNow(spec: ObjectBackstoreSpec, ctx: { stateDir: string; log?: Logger; startup?: boolean }): Promise<Backstore> {
   const log = (ctx.log ?? silentLogger).child({ backstore: spec.name });
   if (!spec.name || /[/\\]|^\.\.?$/.test(spec.name)) throw new BackstoreError(BackstoreErrorCode.IO, `object backstore: bad name ${JSON.stringify(spec.name)}`);
   if (!spec.bucket) throw new BackstoreError(BackstoreErrorCode.IO, 'object backstore: bucket is required');
@@ -253,7 +263,15 @@ async function openNow(spec: ObjectBackstoreSpec, ctx: { stateDir: string; log?:
       mayMutate: () => writer.mayMutate(readTimeoutMs),
       role: () => writer.role,
     });
-    const cache = await ChunkCache.open({
+    let cacheRef: ChunkCache | undefined;
+    const sites = new ObjectSites({ name: spec.name, bucket, bucketName: spec.bucket, prefix, endpoint: spec.endpoint, region: spec.region,
+      forcePathStyle: spec.force_path_style, chunkSize, timeoutMs: readTimeoutMs, log,
+      primaryRpoMs: () => Number(cacheRef?.stats().oldest_dirty_age_ms) || 0 });
+    // Checked before the cache opens, so a refused replica or schedule leaves nothing running. A reader
+    // (another agent holds the writer lease) replicates nothing: the writer's agent does.
+    const siteSpec = spec as unknown as Record<string, unknown>;
+    const applySites = await sites.prepare(writer.role === 'writer' ? siteSpec : { ...siteSpec, replica: undefined }, !ctx.startup);
+    const cache = cacheRef = await ChunkCache.open({
       dir: cacheDir, size, chunkSize, capacity: cacheSize,
       writeBack: spec.write_back ?? true, remote, readTimeoutMs,
       uploadConcurrency: Math.max(1, num(spec.upload_concurrency, 'upload_concurrency', 4)),
@@ -265,7 +283,9 @@ async function openNow(spec: ObjectBackstoreSpec, ctx: { stateDir: string; log?:
     // Only the writer sweeps: a reader would delete what the writer has uploaded but not yet named in a root.
     const sweeping = !writer.mayMutate(readTimeoutMs) ? Promise.resolve() : manifest.sweep().then((n) => { if (n) log.info({ deleted: n }, 'object volume: swept unreferenced objects'); },
       (err: Error) => log.warn({ err: err.message }, 'object volume: sweep failed'));
-    return new ObjectBackstore(size, spec.write_back ?? true, cache, bucket, manifest, num(spec.close_timeout_ms, 'close_timeout_ms', 60_000), sweeping, log, chunkSize, writer, remote);
+    const b = new ObjectBackstore(size, spec.write_back ?? true, cache, bucket, manifest, num(spec.close_timeout_ms, 'close_timeout_ms', 60_000), sweeping, log, chunkSize, writer, remote, sites);
+    applySites();
+    return b;
   } catch (e) {
     bucket.destroy();
     await lease?.destroy();

@@ -15,6 +15,7 @@ import { tunnelProblem } from '../config/tunnels.js';
 import { ShellError, type PrefValue, type ShellHost } from './host.js';
 import { findAcl, findSo, findTarget, findTpg, resolve, type TreeNode } from './tree.js';
 import { parseBool, parseIntParam } from './values.js';
+import { replicaCommand } from './replica.js';
 
 export interface RunCtx {
   readonly draft: RootConfig;
@@ -489,6 +490,7 @@ export function objectCommands(node: TreeNode): Record<string, CommandSpec> {
     case 'luns': return { create: lunCreate, delete: lunDelete };
     case 'portals': return { create: portalCreate, delete: portalDelete };
     case 'tunnels': return { create: tunnelCreate, delete: tunnelDelete };
+    case 'so': return node.ids.plugin === 'object' ? { replica: replicaCommand } : {};
     default: return {};
   }
 }

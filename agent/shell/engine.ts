@@ -13,6 +13,7 @@ import { groupsFor } from './groups.js';
 import { helpTopic, syntax, syntaxLine } from './help.js';
 import { BOOKMARKS_PREF, DEFAULT_PREFS, ShellError, type PrefValue, type ShellHost } from './host.js';
 import { renderLiveStats } from './live-stats.js';
+import { recoveryLines } from './replica.js';
 import { renderTree } from './render.js';
 import { buildTree, resolve, type TreeNode } from './tree.js';
 import { parseBool } from './values.js';
@@ -162,6 +163,7 @@ export class ShellEngine {
       case 'info': {
         out.push(...info(this.host.model(), node));
         const stats = node.kind === 'so' ? this.host.soInfo(node.path)?.stats : undefined;
+        out.push(...recoveryLines(stats));
         if (stats) out.push(...renderLiveStats(stats));
         return;
       }
