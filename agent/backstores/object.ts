@@ -155,9 +155,9 @@ class ObjectBackstore implements Backstore {
 
   private async closeNow(): Promise<void> {
     await this.sweeping;
-    // Replication stops first: it never holds up the drain, and a replica needs no more than its last root.
-    await this.sites.close();
     const drained = await this.cache.close(this.closeTimeoutMs);
+    // The replica gets the last root if it answers soon; otherwise it resumes from the bucket at the next start.
+    await this.sites.close(drained ? 10_000 : 0);
     if (!drained) {
       const left = this.cache.pending();
       this.log.warn({ journaled_chunks: left.chunks, journaled_bytes: left.bytes, journaled_trims: left.trimmed, last_error: this.cache.stats().last_error },

@@ -120,15 +120,15 @@ export function describeRate(rate: number): string {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
 
 /**
- * A token bucket whose rate follows a schedule. A request may take more than the burst at once (an 8 MiB
- * segment under a 1 MB/s limit): the bucket goes into debt and later requests wait it out, so the average
- * over any few seconds stays at the rate.
+ * A token bucket whose rate follows a schedule. A request pays before it is sent and waits until the bucket is
+ * out of debt, so a request larger than the burst (an 8 MiB segment under a 1 MB/s limit) waits its own time
+ * too: over any window the bytes sent stay within rate × window + the burst.
  */
 export class TokenBucket {
   private tokens = 0;
   private last = Date.now();
   private queue: Promise<void> = Promise.resolve();
-  /** Bytes passed since creation (for tests and the info line). */
+  /** Bytes passed since creation. */
   passed = 0;
 
   constructor(public schedule: BandwidthSchedule = UNLIMITED, private readonly burstSeconds = 0.25) {}
@@ -146,11 +146,14 @@ export class TokenBucket {
   /** Resolves when `bytes` may be sent. Callers are served in order. */
   take(bytes: number): Promise<void> {
     const turn = this.queue.then(async () => {
+      let paid = false;
       for (;;) {
         const rate = this.rateNow;
         this.refill(rate);
+        // Unlimited now (or the limit was lifted while waiting): no debt is carried into a later window.
         if (!Number.isFinite(rate)) { this.tokens = 0; break; }
-        if (this.tokens >= 0) { this.tokens -= bytes; break; }
+        if (!paid) { this.tokens -= bytes; paid = true; }
+        if (this.tokens >= 0) break;
         // Re-read the schedule at least every second: a window may open (or the limit be lifted) meanwhile.
         await sleep(Math.min(1000, Math.max(5, (-this.tokens / rate) * 1000)));
       }

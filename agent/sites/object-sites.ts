@@ -132,9 +132,11 @@ export class ObjectSites {
     return out;
   }
 
-  async close(): Promise<void> {
+  /** Stops replication, after waiting up to `settleMs` for the replica to take the newest root. */
+  async close(settleMs = 0): Promise<void> {
     this.p.bucket.onPut = null;
     this.p.bucket.throttle = null;
+    await this.replicator?.settle(settleMs);
     await this.replicator?.stop();
     this.replicator = null;
   }

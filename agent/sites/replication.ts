@@ -57,6 +57,7 @@ export interface ReplicaStatus {
   replica_tee_overflows: number;
   replica_objects_copied: number;
   replica_objects_fetched: number;
+  replica_bytes_sent: number;
 }
 
 export class Replicator {
@@ -126,6 +127,12 @@ export class Replicator {
     this.running ??= this.loop().catch((e: Error) => this.o.log.error({ err: e.message }, 'replication stopped'));
   }
 
+  /** Resolves once the replica holds the newest root tee'd so far, or after `ms`. */
+  async settle(ms: number): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (!this.stopped && !this.caughtUp() && Date.now() < deadline) await sleep(50);
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     this.kick();
@@ -147,17 +154,20 @@ export class Replicator {
       replica_tee_overflows: this.overflows,
       replica_objects_copied: this.copied,
       replica_objects_fetched: this.fetched,
+      replica_bytes_sent: this.o.replica.counters.bytes_uploaded,
     };
   }
 
+  /** The replica holds the primary's newest root (or the primary has none yet and init has looked). */
   private caughtUp(): boolean {
-    return this.replicated !== null && (this.pending === null || this.pending.suffix === this.replicated.suffix);
+    if (this.state === 'starting') return false;
+    return this.pending === null || this.pending.suffix === this.replicated?.suffix;
   }
 
   /** Age of the newest generation complete at the replica; once it holds the newest root, the primary's own. */
   recoveryPointMs(): number {
-    if (!this.replicated) return Date.now() - this.startedAt;
     if (this.caughtUp()) return this.o.primaryRpoMs();
+    if (!this.replicated) return Date.now() - this.startedAt;
     return Math.max(this.o.primaryRpoMs(), Date.now() - this.replicated.createdMs);
   }
 

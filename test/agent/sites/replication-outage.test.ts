@@ -56,6 +56,10 @@ test(`replica recovery point under a steady writer, a ${OUTAGE_MS} ms replica ou
   const made = await h.sh(['/backstores/object/vol1', 'replica', 'create', `bucket=${replica.bucket}`, 'prefix=dr/vol1', `endpoint=${replica.endpoint}`,
     'force_path_style=true', `credentials_file=${creds}`]);
   assert.match(made, /Created replica s3:\/\/replica\/dr\/vol1\/ at http:\/\/127\.0\.0\.1:\d+ of \/backstores\/object\/vol1\./);
+  // Bandwidth schedules from the shell: a bad one is refused, a good one is shown by info.
+  await assert.rejects(h.sh(['/backstores/object/vol1', 'set', 'attribute', 'upload_bandwidth=fast']), /upload_bandwidth: bad rate 'fast'/);
+  await h.sh(['/backstores/object/vol1', 'set', 'attribute', 'upload_bandwidth=100MB/s weekdays 08:00-18:00, unlimited', 'replica_bandwidth=unlimited']);
+  assert.match((await points()).text, /^  upload bandwidth: 100MB\/s weekdays 08:00-18:00, unlimited \(now (100\.0MiB\/s|unlimited)\)$/m);
   await h.sh(['saveconfig']);
 
   // A steady writer: qemu-io sessions of 25 writes of 64 KiB, 40 ms apart, each ending with a flush, one after
@@ -132,7 +136,7 @@ test(`replica recovery point under a steady writer, a ${OUTAGE_MS} ms replica ou
   for (;;) {
     const text = (await points()).text;
     const gen = /manifest generation: (\d+)/.exec(text)?.[1];
-    if (/dirty bytes: 0 bytes/.test(text) && /replica state: current/.test(text) && gen && new RegExp(`replica generation: ${gen}$`, 'm').test(text)) break;
+    if (/dirty bytes: 0 bytes/.test(text) && /oldest dirty age \(RPO\): 0 ms/.test(text) && /replica state: current/.test(text) && gen && new RegExp(`replica generation: ${gen}$`, 'm').test(text)) break;
     assert.ok(Date.now() < deadline, `replica did not take the last generation:\n${text}`);
     await sleep(500);
   }
