@@ -76,6 +76,13 @@ export class Replicator {
   private lastGc = 0;
   private cycleLeft = 0;
   private job: Job | null = null;
+  /** Data objects being sent ahead of their root (eager copy), by key. */
+  private readonly inflight = new Map<string, Promise<void>>();
+  /** Data objects sent ahead of their root → the roots tee'd when sent: GC spares them until their root is in. */
+  private readonly early = new Map<string, number>();
+  private replicatedSeq = 0;
+  private eagerWake: (() => void) | null = null;
+  private eagerRunning: Promise<void> | null = null;
   state = 'starting';
   lastError: string | null = null;
   overflows = 0;
@@ -108,6 +115,7 @@ export class Replicator {
     this.teedBytes += body.length;
     this.tee.set(s, { body, seq: this.rootsTeed });
     this.teeHeld += body.length;
+    if (!s.startsWith('pages/')) { const w = this.eagerWake; this.eagerWake = null; w?.(); }
     const cap = this.o.teeBytes ?? TEE_BYTES;
     for (const [k, v] of this.tee) {
       if (this.teeHeld <= cap) break;
@@ -125,6 +133,7 @@ export class Replicator {
 
   start(): void {
     this.running ??= this.loop().catch((e: Error) => this.o.log.error({ err: e.message }, 'replication stopped'));
+    this.eagerRunning ??= this.eager();
   }
 
   /** Resolves once the replica holds the newest root tee'd so far, or after `ms`. */
@@ -136,7 +145,9 @@ export class Replicator {
   async stop(): Promise<void> {
     this.stopped = true;
     this.kick();
+    this.eagerWake?.();
     await this.running;
+    await this.eagerRunning;
     this.job?.cancel();
     this.tee.clear();
     this.teeHeld = 0;
@@ -192,6 +203,38 @@ export class Replicator {
     // Collected at the primary: a newer root no longer names it; replicate that one instead.
     if (!b) throw new Stale(`${suffix} is no longer in the primary bucket`);
     return b;
+  }
+
+  /**
+   * Sends tee'd data objects as soon as they are uploaded, before their root arrives, so a generation's cycle
+   * is left with only its pages and root. An object superseded before any root named it is collected at the
+   * replica like any garbage. Failures wait for the main loop, which reports them and retries.
+   */
+  private async eager(): Promise<void> {
+    let failures = 0;
+    while (!this.stopped) {
+      const ready = this.state === 'starting' ? [] : [...this.tee.keys()].filter((k) => !k.startsWith('pages/') && !this.has.has(k) && !this.inflight.has(k));
+      if (ready.length === 0) {
+        await new Promise<void>((r) => { this.eagerWake = r; setTimeout(r, 1000).unref(); });
+        continue;
+      }
+      let failed = false;
+      await mapLimit(ready.slice(0, 16), COPY_CONCURRENCY, async (k) => {
+        const e = this.tee.get(k);
+        if (!e || this.stopped) return;
+        const p = this.o.replica.put(this.o.replicaPrefix + k, e.body, Math.max(this.o.timeoutMs, 120_000)).then(() => {
+          this.has.add(k);
+          this.early.set(k, this.rootsTeed);
+          this.copied++;
+          if (this.tee.get(k) === e) { this.tee.delete(k); this.teeHeld -= e.body.length; }
+        }, () => { failed = true; });
+        this.inflight.set(k, p);
+        await p;
+        this.inflight.delete(k);
+      });
+      if (failed) await sleep(Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.min(failures++, 10)));
+      else failures = 0;
+    }
   }
 
   private async loop(): Promise<void> {
@@ -281,6 +324,8 @@ export class Replicator {
       this.job?.setPhase(`copying generation ${root.generation}`);
       // Data objects, then pages, then the root: every root at the replica names only what is there.
       await mapLimit([...need], COPY_CONCURRENCY, async (k) => {
+        const sending = this.inflight.get(k);
+        if (sending) { await sending; if (this.has.has(k)) return; }
         const body = await this.body(k);
         await replica.put(rp + k, body, Math.max(timeoutMs, 120_000));
         this.has.add(k);
@@ -309,6 +354,7 @@ export class Replicator {
     this.cycleLeft = 0;
     this.replicated = { suffix: t.suffix, epoch: root.epoch, generation: root.generation, createdMs: Date.parse(root.created), teed: t.teed };
     if (this.pending === t) this.pending = null;
+    this.replicatedSeq = t.seq;
     // What was uploaded two roots before this one is in this root or garbage (docs/replication.md §The tee).
     for (const [k, v] of this.tee) if (v.seq <= t.seq - 2) { this.tee.delete(k); this.teeHeld -= v.body.length; }
   }
@@ -319,7 +365,9 @@ export class Replicator {
     this.lastGc = Date.now();
     const { replica, replicaPrefix: rp, chunkSize, timeoutMs } = this.o;
     const ref = await referencedKeys(replica, rp, chunkSize, REPLICA_RETAIN, timeoutMs);
-    const garbage = [...this.has].filter((k) => /^(chunks|segments|pages)\//.test(k) && !ref.live.has(rp + k));
+    // Objects sent ahead may belong to a root still to come (up to two roots after they were uploaded).
+    for (const [k, seq] of this.early) if (seq <= this.replicatedSeq - 2) this.early.delete(k);
+    const garbage = [...this.has].filter((k) => /^(chunks|segments|pages)\//.test(k) && !ref.live.has(rp + k) && !this.early.has(k) && !this.inflight.has(k));
     const doomed = [...garbage.map((k) => rp + k), ...ref.oldRoots];
     if (doomed.length === 0) return;
     await replica.delete(doomed, timeoutMs);
