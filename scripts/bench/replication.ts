@@ -75,10 +75,10 @@ export async function replicationBench(o: ReplicationBenchOptions): Promise<stri
   const fail = async (what: string): Promise<never> => {
     throw new Error(`${what} (agent log: ${lastLines(await readFile(logPath, 'utf8').catch(() => ''), 3)})`);
   };
-  const scrape = async (): Promise<{ rp: number; behind: number; sent: number }> => {
+  const scrape = async (): Promise<{ rp: number; behind: number; primary: number }> => {
     const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     const get = (name: string): number => Number(new RegExp(`^${name}\\{lun="/backstores/object/rep"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
-    return { rp: get('outpost_replica_recovery_point_seconds'), behind: get('outpost_replica_bytes_behind'), sent: get('outpost_object_uploaded_bytes_total') };
+    return { rp: get('outpost_replica_recovery_point_seconds'), behind: get('outpost_replica_bytes_behind'), primary: get('outpost_object_recovery_point_seconds') };
   };
   try {
     for (let i = 0; ; i++) {
@@ -95,7 +95,7 @@ export async function replicationBench(o: ReplicationBenchOptions): Promise<stri
     args.push('-c', 'aio_flush', '--image-opts',
       `driver=iscsi,transport=tcp,portal=${portal},target=${IQN},lun=0,initiator-name=${o.initiatorName},cache.direct=on`);
     console.error(`[replication] qemu-io writing ${IO / MiB} MiB every ${EVERY_MS} ms for ~${seconds} s, replica on a second s3rver…`);
-    const samples: Array<{ rp: number; behind: number }> = [];
+    const samples: Array<{ rp: number; behind: number; primary: number }> = [];
     const load0 = loadavg()[0]!;
     const t0 = performance.now();
     const writer = run('qemu-io', args, { timeoutMs: seconds * 1000 * 6 });
@@ -108,7 +108,8 @@ export async function replicationBench(o: ReplicationBenchOptions): Promise<stri
     }
     const tWrite = (performance.now() - t0) / 1000;
     const w = await writer;
-    if (w.code !== 0 || /error|failed/i.test(w.stdout + w.stderr)) await fail(`qemu-io: ${lastLines(w.stdout + w.stderr)}`);
+    const bad = (w.stdout + w.stderr).split('\n').find((l) => /error|failed/i.test(l));
+    if (w.code !== 0 || bad) await fail(`qemu-io exited ${w.code}: ${bad ?? lastLines(w.stdout + w.stderr)}`);
     // The replica holds the newest generation once its recovery point is back to the primary's (≤ 1 s, quiet).
     const t1 = performance.now();
     for (;;) {
@@ -120,6 +121,7 @@ export async function replicationBench(o: ReplicationBenchOptions): Promise<stri
     const settle = (performance.now() - t1) / 1000;
     const load1 = loadavg()[0]!;
     const rps = samples.map((s) => s.rp);
+    const prim = samples.map((s) => s.primary);
     const written = (n * IO) / MiB;
     return [
       '',
@@ -128,11 +130,13 @@ export async function replicationBench(o: ReplicationBenchOptions): Promise<stri
       `One object LUN on s3rver A replicated to s3rver B (both on loopback, same machine) while \`qemu-io\` issues a 1 MiB \`aio_write\` every ${EVERY_MS} ms `
         + `(a 50 MiB/s target) over iSCSI for ${fmt(tWrite, 1)} s; the agent's Prometheus endpoint scraped once a second.`,
       '',
-      '| writer MiB/s (achieved) | replica RPO p50 | p90 | max | bytes behind max | settle after the writer stops | load (1 min) |',
-      '|---:|---:|---:|---:|---:|---:|---:|',
-      `| ${fmt(written / tWrite, 1)} | ${pct(rps, 50)} s | ${pct(rps, 90)} s | ${Math.max(...rps)} s | ${fmt(Math.max(...samples.map((s) => s.behind)) / MiB, 1)} MiB | ${fmt(settle, 1)} s | ${fmt(load0, 1)} → ${fmt(load1, 1)} |`,
+      '| writer MiB/s (achieved) | replica RPO p50 | p90 | max | primary RPO p50 / max | bytes behind max | settle after the writer stops | load (1 min) |',
+      '|---:|---:|---:|---:|---:|---:|---:|---:|',
+      `| ${fmt(written / tWrite, 1)} | ${pct(rps, 50)} s | ${pct(rps, 90)} s | ${Math.max(...rps)} s | ${fmt(pct(prim, 50), 1)} / ${fmt(Math.max(...prim), 1)} s | ${fmt(Math.max(...samples.map((s) => s.behind)) / MiB, 1)} MiB | ${fmt(settle, 1)} s | ${fmt(load0, 1)} → ${fmt(load1, 1)} |`,
       '',
-      `Samples (s): ${rps.join(' ')}`,
+      `Replica RPO samples (s): ${rps.join(' ')}`,
+      '',
+      `Primary RPO samples (s): ${prim.map((x) => fmt(x, 1)).join(' ')}`,
       '',
     ].join('\n');
   } finally {
