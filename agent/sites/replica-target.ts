@@ -40,7 +40,13 @@ export async function replicaCredentials(spec: ReplicaSpec): Promise<Creds | und
     let secret: string | undefined;
     let token: string | undefined;
     if (t.startsWith('{')) {
-      const j = JSON.parse(t) as Record<string, string>;
+      let j: Record<string, string>;
+      try {
+        j = JSON.parse(t) as Record<string, string>;
+      } catch {
+        // The parser's message quotes the file; say only that it is not JSON.
+        throw new Error(`replica credentials_file ${spec.credentials_file} is not valid JSON`);
+      }
       id = j.accessKeyId ?? j.aws_access_key_id;
       secret = j.secretAccessKey ?? j.aws_secret_access_key;
       token = j.sessionToken ?? j.aws_session_token;
@@ -96,8 +102,13 @@ export function s3Problem(e: unknown): string {
 export async function checkReplicaTarget(spec: ReplicaSpec, primary: PrimaryLocation, d: VolumeDescriptor, bucket: Bucket, timeoutMs: number):
   Promise<VolumeDescriptor | null> {
   const where = describeLocation(spec);
-  if (volumeLocation(spec) === volumeLocation(primary)) {
+  const [mine, theirs] = [volumeLocation(primary), volumeLocation(spec)];
+  if (mine === theirs) {
     throw new Error(`replica ${where} is the primary volume's own prefix; give another bucket or prefix`);
+  }
+  // Nested prefixes in one bucket: one volume's sweep would take the other's objects for its own garbage.
+  if (mine.startsWith(theirs) || theirs.startsWith(mine)) {
+    throw new Error(`replica ${where} and the primary volume's prefix ${describeLocation(primary)} contain one another; give prefixes that do not nest`);
   }
   const prefix = normalizePrefix(spec.prefix);
   let existing: Buffer | null;

@@ -119,6 +119,7 @@ test('a replica that is refused changes nothing in either bucket and says what i
       ['unreachable endpoint', { ...replicaOf(b, 'dr/p2'), endpoint: dead }, /endpoint unreachable/],
       ['another volume', replicaOf(b, 'other'), /holds a different volume \(size 33554432 bytes, not 67108864, wwn another-wwn/],
       ['the primary itself', replicaOf(a, 'vols/p2/'), /the primary volume's own prefix/],
+      ['inside the primary', replicaOf(a, 'vols/p2/dr'), /contain one another/],
       ['missing credentials file', replicaOf(b, 'dr/p2', { credentials_file: join(dir, 'nope') }), /credentials_file .*nope: ENOENT/],
     ];
     const snapshot = async () => JSON.stringify([(await a.listKeys('vols/p2/')).filter((k) => !k.endsWith('lease.json')), await b.listKeys('')]);
