@@ -8,7 +8,7 @@ import { crc32c } from '../lib/crc32c.js';
 import { mapLimit } from '../backstores/object/manifest.js';
 import { referencedKeys } from '../backstores/object/roots.js';
 import { decodePageV2, decodeRootV2, keys, parseJson, rootKeyOrder } from '../backstores/object/format.js';
-import { leaseKeys } from '../backstores/object/lease.js';
+import { decodeLease, leaseFree, leaseKeys } from '../backstores/object/lease.js';
 import { jobs, type Job } from '../jobs.js';
 import { s3Problem } from './replica-target.js';
 import { TokenBucket, type BandwidthSchedule } from './bandwidth.js';
@@ -294,6 +294,25 @@ export class Replicator {
     this.state = 'syncing';
   }
 
+  /**
+   * Refuses to go on once an agent holds the writer lease at the replica (a failover opened it there): its
+   * roots are newer than ours and its GC owns the prefix now. Replication stays stopped, with the reason shown.
+   */
+  private async checkNoWriter(): Promise<void> {
+    const buf = await this.o.replica.get(leaseKeys.lease(this.o.replicaPrefix), this.o.timeoutMs);
+    if (!buf) return;
+    let rec;
+    try {
+      rec = decodeLease(buf);
+    } catch {
+      return;
+    }
+    if (!leaseFree(rec, Date.now(), 0)) {
+      throw new Error(`the replica is now served by ${rec.holder} (writer lease, epoch ${rec.epoch}): replication stopped; `
+        + 'after a failover, replicate back from that site (docs/replication.md §Failback) or replica delete here');
+    }
+  }
+
   private async replicateRoot(t: RootRef): Promise<void> {
     const { replica, replicaPrefix: rp, chunkSize, timeoutMs } = this.o;
     const root = decodeRootV2(parseJson(t.body, t.suffix));
@@ -302,6 +321,7 @@ export class Replicator {
       if (this.pending === t) this.pending = null;
       return;
     }
+    await this.checkNoWriter();
     try {
       const pages: Array<[string, Buffer]> = [];
       const need = new Set<string>();
@@ -345,6 +365,7 @@ export class Replicator {
         this.has.add(k);
         this.copied++;
       });
+      await this.checkNoWriter();
       await replica.put(rp + t.suffix, t.body, timeoutMs, 'application/json');
     } catch (e) {
       if (e instanceof Stale) Object.assign(e, { root: t.suffix });

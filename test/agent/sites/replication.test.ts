@@ -48,11 +48,14 @@ async function readAll(bs: Backstore, length: number): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
-async function caughtUp(bs: Backstore, timeoutMs = 30_000): Promise<void> {
+async function caughtUp(bs: Backstore, timeoutMs = 60_000): Promise<void> {
   await waitFor(() => {
     const s = stats(bs);
     return s.replica_state === 'current' && s.replica_generation === s.manifest_generation && s.dirty_bytes === 0;
-  }, timeoutMs, 'the replica to hold the newest generation');
+  }, timeoutMs, 'the replica to hold the newest generation').catch((e: Error) => {
+    const s = stats(bs);
+    throw new Error(`${e.message}: ${JSON.stringify(Object.fromEntries(Object.entries(s).filter(([k]) => /replica|manifest|dirty/.test(k))))}`);
+  });
 }
 
 /** Every root at the replica names only objects that are there (a complete image at every step). */
@@ -213,5 +216,33 @@ test('after a restart replication resumes from what the replica holds: only the 
     assert.ok((await readAll(restored, 64 * MiB)).equals(image), 'the replica restores the bytes written while replication was off');
   } finally {
     await restored.close();
+  }
+});
+
+test('once a failover serves the replica, the old primary stops replicating into it and says why', { timeout: 120_000 }, async () => {
+  const primary = await openObjectBackstore({ ...spec(a, 'fo', 'vols/fo'), replica: replicaOf(b, 'dr/fo') } as ObjectBackstoreSpec, { stateDir: dir });
+  try {
+    await primary.write(0, [randomBytes(4 * MiB)]);
+    await primary.flush();
+    await caughtUp(primary);
+    // Site B opens the replica as its writer (the primary site is thought lost) and writes.
+    const siteB = await openObjectBackstore(spec(b, 'fob', 'dr/fo'), { stateDir: dir });
+    try {
+      const mine = randomBytes(MiB);
+      await siteB.write(8 * MiB, [mine]);
+      await siteB.flush();
+      await waitFor(() => stats(siteB).dirty_bytes === 0 && stats(siteB).oldest_dirty_age_ms === 0, 20_000, 'site B to commit');
+      const rootsBefore = await b.listKeys('dr/fo/roots/');
+      await primary.write(16 * MiB, [randomBytes(MiB)]);
+      await primary.flush();
+      await waitFor(() => /is now served by .*writer lease/.test(String(stats(primary).replica_last_error)), 30_000, 'the old primary to stop replicating');
+      assert.equal(stats(primary).replica_state, 'behind');
+      assert.deepEqual(await b.listKeys('dr/fo/roots/'), rootsBefore, 'no root of the old primary reached the failed-over replica');
+      assert.ok((await siteB.read(8 * MiB, MiB)).equals(mine));
+    } finally {
+      await siteB.close();
+    }
+  } finally {
+    await primary.close();
   }
 });
