@@ -124,7 +124,11 @@ test('a replica that is refused changes nothing in either bucket and says what i
       ['the primary itself', replicaOf(a, 'vols/p2/'), /the primary volume's own prefix/],
       ['inside the primary', replicaOf(a, 'vols/p2/dr'), /contain one another/],
       ['missing credentials file', replicaOf(b, 'dr/p2', { credentials_file: join(dir, 'nope') }), /credentials_file .*nope: ENOENT/],
+      ['credentials_env unset', replicaOf(b, 'dr/p2', { credentials_env: 'NOPE_X' }), /NOPE_X_ACCESS_KEY_ID and NOPE_X_SECRET_ACCESS_KEY must both be set/],
+      ['wrong credentials from the environment', replicaOf(b, 'dr/p2', { credentials_env: 'REPL_BAD' }), /credentials refused/],
     ];
+    process.env.REPL_BAD_ACCESS_KEY_ID = 'NOTAKEY';
+    process.env.REPL_BAD_SECRET_ACCESS_KEY = 'wrong';
     const snapshot = async () => JSON.stringify([(await a.listKeys('vols/p2/')).filter((k) => !k.endsWith('lease.json')), await b.listKeys('')]);
     const before = await snapshot();
     const so = { ...spec(a, 'p2', 'vols/p2'), attributes: {} } as Record<string, unknown>;
