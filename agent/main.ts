@@ -26,6 +26,7 @@ import type { ShellHost } from './shell/host.js';
 import { PrefsStore } from './shell/prefs-store.js';
 import { TunnelManager, describeTunnel } from './tunnel/manager.js';
 import { lockStateDir, type StateDirLock } from './state-lock.js';
+import { SnapshotScheduler } from './sites/schedule.js';
 
 export interface AgentOptions {
   configPath: string;
@@ -156,6 +157,7 @@ async function startLocked(opts: AgentOptions, stateDir: string, lock: StateDirL
   await swap(prepareModel(initial), false);
 
   const prefs = new PrefsStore(join(stateDir, 'prefs.json'));
+  const snapshotSchedule = new SnapshotScheduler({ model: () => model, backstore: (p) => runtime.units.get(p)?.lu?.backstore, log });
   let stopped = false;
   const agent: Agent = {
     registry,
@@ -206,6 +208,7 @@ async function startLocked(opts: AgentOptions, stateDir: string, lock: StateDirL
     async stop() {
       if (stopped) return;
       stopped = true;
+      snapshotSchedule.stop();
       await serialized(async () => {
         await admin?.close();
         tunnels.closeAll();
@@ -234,6 +237,7 @@ async function startLocked(opts: AgentOptions, stateDir: string, lock: StateDirL
       return promoteCommand(e?.lu?.backstore, path, args.force === 'true', e?.error);
     },
     portalListening: (ip, port) => runtime.portals.has(portalKey(ip, port)),
+    backstore: (path) => runtime.units.get(path)?.lu?.backstore,
     prefs: () => prefs.all(),
     setPref: (n, v) => prefs.set(n, v),
     status() {
@@ -269,6 +273,7 @@ async function startLocked(opts: AgentOptions, stateDir: string, lock: StateDirL
     }
   }
   (agent as { adminPath?: string }).adminPath = admin?.path;
+  snapshotSchedule.start();
   log.info({ configPath, targets: agent.servedTargets().length, portals: [...runtime.portals.keys()] }, 'agent started');
   return agent;
 }

@@ -18,6 +18,9 @@ import { DeferredObjectBackstore, localCopies } from './object/deferred.js';
 import { ObjectStore } from './object/store.js';
 import { keyEnvName, loadVolumeKey } from './object/crypto.js';
 import { ObjectSites } from '../sites/object-sites.js';
+import { VolumeSnapshots, WriteBarrier } from './object/snapshots.js';
+import { checkCloneSource, materializeClone, parseSource, type CloneSource } from './object/clone.js';
+import { openSnapshotExport } from './object/snapshot-export.js';
 
 export interface ObjectBackstoreSpec {
   plugin: 'object';
@@ -59,6 +62,12 @@ export interface ObjectBackstoreSpec {
    * taken from OUTPOST_VOLUME_KEY_<NAME> when set. Only the path is kept in the configuration, never the key.
    */
   encryption_key_file?: string;
+  /** Longest a snapshot holds new writes back while what was written before it uploads, default 15 000 ms. */
+  snapshot_timeout_ms?: number;
+  /** A clone (or with readonly, an export) of a snapshot: `<bucket prefix>@<snapshot>` in the same bucket. */
+  source?: string;
+  /** With source: export the snapshot itself write-protected (no lease, nothing written to the bucket). */
+  readonly?: boolean;
 }
 
 function num(v: unknown, what: string, dflt?: number): number {
@@ -96,6 +105,9 @@ export class ObjectBackstore implements Backstore {
   readonly plugin = 'object' as const;
   readonly thinProvisioned = true;
   private closed = false;
+  /** Snapshots hold writes back at their flush point. */
+  private readonly barrier = new WriteBarrier();
+  readonly snapshots: VolumeSnapshots;
   private promoting: string | null = null;
   /** Set when a failed promotion could not reopen the volume at all: every command then fails with it. */
   private broken: string | null = null;
@@ -111,7 +123,9 @@ export class ObjectBackstore implements Backstore {
     private readonly closeTimeoutMs: number, private readonly log: Logger, private readonly chunkSize: number,
     private readonly lease: WriterLease, private readonly reopen: (lease: WriterLease) => Promise<VolumeParts>,
     private readonly site: { prefix: string; readTimeoutMs: number; readListeners: Array<(index: number) => void> },
-    readonly sites: ObjectSites, private siteSpec: Record<string, unknown>) {}
+    snap: { timeoutMs: number; flushTimeoutMs: number; what: string }, readonly sites: ObjectSites, private siteSpec: Record<string, unknown>) {
+    this.snapshots = new VolumeSnapshots(bucket, site.prefix, () => this.parts, lease, this.barrier, { ...snap, size });
+  }
 
   /** The primary's own recovery point: age of the oldest acknowledged write not yet in a root (0 when clean). */
   primaryRpoMs(): number {
@@ -308,7 +322,12 @@ export class ObjectBackstore implements Backstore {
     this.check(offset, length);
     return this.io(async () => {
       this.gate();
-      await this.cache.write(offset, chunks);
+      await this.barrier.enter();
+      try {
+        await this.cache.write(offset, chunks);
+      } finally {
+        this.barrier.leave();
+      }
       this.gate(); // the lease may have lapsed while the write waited for cache space
     });
   }
@@ -327,7 +346,12 @@ export class ObjectBackstore implements Backstore {
     this.check(offset, length);
     return this.io(async () => {
       this.gate();
-      await this.cache.unmap(offset, length);
+      await this.barrier.enter();
+      try {
+        await this.cache.unmap(offset, length);
+      } finally {
+        this.barrier.leave();
+      }
       this.gate();
     });
   }
@@ -420,6 +444,10 @@ export async function openObjectBackstore(spec: ObjectBackstoreSpec, ctx: { stat
 
 async function openNow(spec: ObjectBackstoreSpec, ctx: { stateDir: string; log?: Logger; startup?: boolean }): Promise<Backstore> {
   const log = (ctx.log ?? silentLogger).child({ backstore: spec.name });
+  if (spec.readonly) {
+    if (!spec.source) throw new BackstoreError(BackstoreErrorCode.IO, 'object backstore: readonly=true exports a snapshot; give source=VOLUME@SNAPSHOT');
+    return openSnapshotExport(spec, log);
+  }
   if (!spec.name || /[/\\]|^\.\.?$/.test(spec.name)) throw new BackstoreError(BackstoreErrorCode.IO, `object backstore: bad name ${JSON.stringify(spec.name)}`);
   if (!spec.bucket) throw new BackstoreError(BackstoreErrorCode.IO, 'object backstore: bucket is required');
   const size = num(spec.size, 'size');
@@ -444,7 +472,18 @@ async function openNow(spec: ObjectBackstoreSpec, ctx: { stateDir: string; log?:
     const existing = await bucket.get(keys.descriptor(prefix0), readTimeoutMs);
     const d = existing ? decodeDescriptor(parseJson(existing, keys.descriptor(prefix0))) : undefined;
     if (d) checkDescriptor(d, `bucket volume s3://${spec.bucket}/${keys.descriptor(prefix0)}`, { size, key, keyHint, log });
-    const chunk0 = d?.chunk_size ?? DEFAULT_CHUNK_SIZE;
+    // A clone is checked against its source before anything is written to either prefix.
+    let cloneFrom: CloneSource | undefined;
+    if (spec.source && d) {
+      const want = parseSource(spec.source);
+      if (d.origin?.prefix !== want.prefix || d.origin?.snapshot !== want.snapshot) {
+        throw new BackstoreError(BackstoreErrorCode.IO, `object backstore: s3://${spec.bucket}/${prefix0} already holds a volume that is not a clone of ${spec.source}; use a new prefix`);
+      }
+    } else if (spec.source) {
+      cloneFrom = await checkCloneSource(bucket, spec.source, { prefix: prefix0, size, key, keyHint, timeoutMs: readTimeoutMs, log })
+        .catch((e: Error) => { throw (e as { $metadata?: unknown }).$metadata ? e : new BackstoreError(BackstoreErrorCode.IO, `object backstore ${spec.name}: ${e.message}`); });
+    }
+    const chunk0 = d?.chunk_size ?? cloneFrom?.descriptor.chunk_size ?? DEFAULT_CHUNK_SIZE;
     if (cacheSize < 2 * chunk0) throw new BackstoreError(BackstoreErrorCode.IO, `object backstore: cache_size must be at least ${2 * chunk0} bytes (two chunks)`);
     const holder = await holderId(cacheDir, spec.name);
     lease = await WriterLease.open({
@@ -461,6 +500,10 @@ async function openNow(spec: ObjectBackstoreSpec, ctx: { stateDir: string; log?:
     const siteSpec = spec as unknown as Record<string, unknown>;
     const applySites = await sites.prepare(lease.role === 'writer' ? siteSpec : { ...siteSpec, replica: undefined }, false);
     // Everything below is opened again, under the new role, when a reader is promoted (agent/sites/promote.ts).
+    if (cloneFrom) {
+      if (lease.role !== 'writer') throw new BackstoreError(BackstoreErrorCode.IO, `object backstore: another agent (${lease.heldBy ?? 'unknown'}) holds s3://${spec.bucket}/${prefix0}`);
+      await materializeClone(bucket, prefix0, cloneFrom, { size, epoch: lease.epoch, wwn: spec.wwn, timeoutMs: readTimeoutMs, log });
+    }
     let chunkSize = chunk0;
     const readListeners: Array<(index: number) => void> = [];
     const openParts = async (writer: WriterLease): Promise<VolumeParts> => {
@@ -494,7 +537,8 @@ async function openNow(spec: ObjectBackstoreSpec, ctx: { stateDir: string; log?:
     };
     const parts = await openParts(lease);
     const b = bsRef = new ObjectBackstore(size, spec.write_back ?? true, parts, bucket, num(spec.close_timeout_ms, 'close_timeout_ms', 60_000), log, chunkSize, lease, openParts,
-      { prefix: prefix0, readTimeoutMs, readListeners }, sites, siteSpec);
+      { prefix: prefix0, readTimeoutMs, readListeners },
+      { timeoutMs: readTimeoutMs, flushTimeoutMs: num(spec.snapshot_timeout_ms, 'snapshot_timeout_ms', 15_000), what: `object volume ${spec.name}` }, sites, siteSpec);
     applySites();
     return b;
   } catch (e) {

@@ -43,6 +43,8 @@ export class Flusher {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private closing = false;
+  /** settle() callers waiting: upload everything now, as at close, but only until they are served. */
+  private hurry = 0;
   private idleWaiters: Array<() => void> = [];
 
   constructor(private readonly cache: ChunkCache, private readonly o: FlusherOptions) {}
@@ -89,7 +91,7 @@ export class Flusher {
   private candidates(): Entry[] {
     const now = Date.now();
     const waiting = this.dirtyWaiting().sort((a, b) => a.lastWrite - b.lastWrite);
-    if (this.closing) return waiting;
+    if (this.closing || this.hurry > 0) return waiting;
     const out = waiting.filter((e) => now - e.lastWrite >= this.o.uploadDelayMs);
     // Under pressure with nothing settled, the least recently written go even if still warm.
     if (out.length === 0 && waiting.length && this.inFlight === 0 && this.full) out.push(...waiting.slice(0, 64));
@@ -121,7 +123,7 @@ export class Flusher {
       // Small writes wait a little to share a segment: fewer PUTs, and a rewrite before upload costs nothing.
       const wait = Math.max(this.o.uploadDelayMs * 5, 200);
       const aged = Date.now() - oldest >= wait && Date.now() - this.lastSegment >= wait;
-      if (this.closing || this.pressure || aged || bytes >= SEGMENT_TARGET) {
+      if (this.closing || this.hurry > 0 || this.pressure || aged || bytes >= SEGMENT_TARGET) {
         let batch: Entry[] = [];
         let size = 0;
         for (const e of small) {
@@ -209,7 +211,7 @@ export class Flusher {
     // (bounded by 10 commit intervals), so pages stay a small part of what is uploaded.
     const elapsed = Date.now() - this.lastCommit;
     const due = elapsed >= this.o.commitIntervalMs && (this.stagedBytes >= 4 * this.o.remote.commitCost || elapsed >= 10 * this.o.commitIntervalMs);
-    if (quiet || pressure || due || (this.closing && this.inFlight === 0)) void this.commit();
+    if (quiet || pressure || due || ((this.closing || this.hurry > 0) && this.inFlight === 0)) void this.commit();
   }
 
   private async commit(): Promise<void> {
@@ -243,7 +245,7 @@ export class Flusher {
    * so it does not delay a client's data.
    */
   private maybeCompact(): void {
-    if (this.compacting || this.closing || this.stopped || Date.now() < this.compactNotBefore) return;
+    if (this.compacting || this.closing || this.hurry > 0 || this.stopped || Date.now() < this.compactNotBefore) return;
     if (this.inFlight >= this.o.uploadConcurrency || this.cache.waitingForSlots > 0 || this.full) return;
     this.compacting = true;
     void this.o.remote.compact().then((did) => {
@@ -267,6 +269,28 @@ export class Flusher {
       this.kick();
     }
     return true;
+  }
+
+  /**
+   * A flush point (snapshots): resolves true once everything written so far is uploaded and named by a written
+   * manifest, false after `timeoutMs`. Unlike drain() the flusher goes back to its usual pace afterwards.
+   */
+  async settle(timeoutMs: number): Promise<boolean> {
+    this.hurry++;
+    try {
+      this.commitNotBefore = 0;
+      this.kick();
+      const deadline = Date.now() + timeoutMs;
+      while (!this.idle) {
+        const left = deadline - Date.now();
+        if (left <= 0) return false;
+        await Promise.race([new Promise<void>((r) => this.idleWaiters.push(r)), sleep(Math.min(left, 100))]);
+        this.kick();
+      }
+      return true;
+    } finally {
+      this.hurry--;
+    }
   }
 
   stop(): void {

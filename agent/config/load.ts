@@ -127,8 +127,10 @@ export function validateStorageObject(so: unknown, where: string): asserts so is
     case 'object':
       str(so.bucket, `${w}: bucket`);
       if (so.size === undefined) fail(`${w}: size is required`);
-      for (const k of ['prefix', 'endpoint', 'region', 'cache_dir']) optStr(so, k, w);
+      for (const k of ['prefix', 'endpoint', 'region', 'cache_dir', 'source']) optStr(so, k, w);
       optBool(so, 'force_path_style', w);
+      optBool(so, 'readonly', w);
+      if (so.readonly === true && so.source === undefined) fail(`${w}: readonly exports a snapshot: source (prefix@snapshot) is required`);
       if (so.cache_size !== undefined) int(so.cache_size, `${w}: cache_size`, 1);
       break;
   }

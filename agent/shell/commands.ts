@@ -18,6 +18,8 @@ import { ShellError, type PrefValue, type ShellHost } from './host.js';
 import { findAcl, findSo, findTarget, findTpg, resolve, type TreeNode } from './tree.js';
 import { parseBool, parseIntParam } from './values.js';
 import { replicaCommand } from './replica.js';
+import { objectDelete, snapshotCommand } from './volume-commands.js';
+import { resolveSource } from '../sites/clone.js';
 
 export interface RunCtx {
   readonly draft: RootConfig;
@@ -42,7 +44,8 @@ export interface ParamSpec {
 export interface CommandSpec {
   readonly params: readonly ParamSpec[];
   readonly help: string;
-  run(ctx: RunCtx, args: Record<string, string | undefined>): void;
+  /** Changes the draft; may return work on the running agent, done after the draft is committed. */
+  run(ctx: RunCtx, args: Record<string, string | undefined>): void | (() => Promise<void>);
   /** Asynchronous look-ups before run (a bucket's volume), stored in ctx.facts; throws to refuse the command. */
   prepare?(ctx: RunCtx, args: Record<string, string | undefined>): Promise<void>;
   /** An action on the running object (promote…) instead of a model change: run is then not called. */
@@ -152,7 +155,8 @@ function objectLocation(a: Record<string, string | undefined>): VolumeLocation {
 const objectCreate: CommandSpec = {
   params: [{ name: 'name', required: true }, { name: 'size', required: true }, { name: 'bucket', required: true }, { name: 'prefix' }, { name: 'endpoint' },
     { name: 'region' }, { name: 'force_path_style', values: () => ['true', 'false'] }, { name: 'cache_dir' }, { name: 'cache_size' }, { name: 'write_back', values: () => ['true', 'false'] }, { name: 'wwn' },
-    { name: 'restore', values: () => ['true', 'false'] }, { name: 'prefetch', values: () => ['true', 'false'] }],
+    { name: 'restore', values: () => ['true', 'false'] }, { name: 'prefetch', values: () => ['true', 'false'] },
+    { name: 'source' }, { name: 'readonly', values: () => ['true', 'false'] }],
   help: 'Creates an object (S3) storage object: a volume in bucket/prefix behind a bounded local cache. On a prefix that holds a volume '
     + 'it opens that volume with its LU identity (another site restoring it); restore=true refuses a prefix without one.',
   async prepare(ctx, a) {
@@ -176,11 +180,14 @@ const objectCreate: CommandSpec = {
     }
     if (size < 512) err(`Size ${a.size} is too small (at least one 512-byte block).`);
     // the backstore cannot open without its cache bound: say so here rather than after "Created …"
-    if (cacheSize === undefined) err('Missing cache_size: the local cache\'s bound is required (for example cache_size=2G).');
+    const readonly = parseBool(a.readonly, false, 'readonly');
+    if (cacheSize === undefined && !readonly) err('Missing cache_size: the local cache\'s bound is required (for example cache_size=2G).');
+    if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(a.bucket!)) err(`'${a.bucket}' is not a valid bucket name.`);
+    if (a.endpoint !== undefined && !/^https?:\/\/\S+$/.test(a.endpoint)) err(`endpoint '${a.endpoint}' must be an http(s) URL.`);
     const loc = objectLocation(a);
     const restore = parseBool(a.restore, false, 'restore');
     let plan: RestorePlan | null = null;
-    if (ctx.facts && 'volume' in ctx.facts) {
+    if (ctx.facts && 'volume' in ctx.facts && a.source === undefined) {
       try {
         plan = planRestore(loc, ctx.facts.volume as VolumeDescriptor | null, { size, wwn: wwnArg(a.wwn), restore });
       } catch (e) {
@@ -197,8 +204,14 @@ const objectCreate: CommandSpec = {
     if (cacheSize !== undefined) so.cache_size = cacheSize;
     so.write_back = parseBool(a.write_back, true, 'write_back');
     if (prefetch) so.prefetch = true;
+    // A clone (or with readonly=true, an export) of a snapshot: agent/sites/clone.ts, docs/bucket-format.md.
+    if (a.source !== undefined) {
+      try { so.source = resolveSource(ctx.draft, so, a.source); } catch (e) { err((e as Error).message); }
+    }
+    if (readonly) { if (!so.source) err('readonly=true exports a snapshot: give source=VOLUME@SNAPSHOT.'); so.readonly = true; so.write_back = false; }
     addSo(ctx, so);
     ctx.out.push(`Created object storage object ${a.name} with size ${size}.`, ...(plan?.said ?? []));
+    if (so.source) ctx.out.push(readonly ? `Exporting snapshot ${a.source} read-only.` : `Cloned from snapshot ${a.source} (sharing its objects).`);
   },
 };
 
@@ -222,7 +235,7 @@ const pscsiCreate: CommandSpec = {
   },
 };
 
-function deleteSoRefs(root: RootConfig, path: string): void {
+export function deleteSoRefs(root: RootConfig, path: string): void {
   for (const t of iscsiTargets(root)) {
     for (const tpg of t.tpgs) {
       const gone = tpg.luns.filter((l) => l.storage_object === path).map((l) => l.index);
@@ -530,9 +543,9 @@ export function objectCommands(node: TreeNode): Record<string, CommandSpec> {
   switch (node.kind) {
     case 'backstore': {
       const create = { fileio: fileioCreate, block: blockCreate, rd_mcp: ramdiskCreate, pscsi: pscsiCreate, object: objectCreate }[node.ids.plugin as Plugin];
-      return { create, delete: soDelete };
+      return { create, delete: node.ids.plugin === 'object' ? objectDelete : soDelete };
     }
-    case 'so': return node.ids.plugin === 'object' ? { promote: objectPromote, replica: replicaCommand } : {};
+    case 'so': return node.ids.plugin === 'object' ? { promote: objectPromote, snapshot: snapshotCommand, replica: replicaCommand } : {};
     case 'iscsi': return { create: targetCreate, delete: targetDelete };
     case 'target': return { create: tpgCreate, delete: tpgDelete };
     case 'tpg': return { enable: tpgEnable(true), disable: tpgEnable(false) };

@@ -16,6 +16,7 @@ import { renderLiveStats } from './live-stats.js';
 import { recoveryLines } from './replica.js';
 import { renderTree } from './render.js';
 import { buildTree, resolve, type TreeNode } from './tree.js';
+import { scheduleInfo } from '../sites/schedule.js';
 import { parseBool } from './values.js';
 
 export interface ExecRequest {
@@ -162,6 +163,8 @@ export class ShellEngine {
         return;
       case 'info': {
         out.push(...info(this.host.model(), node));
+        const objectSo = node.kind === 'so' && node.ids.plugin === 'object' ? this.host.model().storage_objects.find((s) => s.plugin === 'object' && s.name === node.ids.so) : undefined;
+        if (objectSo) out.push(scheduleInfo(objectSo));
         const stats = node.kind === 'so' ? this.host.soInfo(node.path)?.stats : undefined;
         out.push(...recoveryLines(stats));
         if (stats) out.push(...renderLiveStats(stats));
@@ -208,9 +211,11 @@ export class ShellEngine {
     const said: string[] = [];
     const ctx: RunCtx = { draft, node, tree, host: this.host, prefs: this.prefs(), out: said, defaultPortals: [], facts: {} };
     await spec.prepare?.(ctx, args);
-    spec.run(ctx, args);
+    const then = spec.run(ctx, args);
+    // A command that acts on the running agent (snapshot …) and changes no configuration commits nothing.
+    const unchanged = then !== undefined && JSON.stringify(draft) === JSON.stringify(this.host.model());
     try {
-      await this.host.commit(draft);
+      if (!unchanged) await this.host.commit(draft);
     } catch (e) {
       if (!ctx.defaultPortals?.length) throw e;
       // RHEL 8 targetcli keeps the new target when its default portal cannot be created: so do we.
@@ -221,6 +226,7 @@ export class ShellEngine {
       }
       await this.host.commit(draft);
     }
+    if (then) await then();
     out.push(...said);
   }
 

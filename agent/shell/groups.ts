@@ -7,6 +7,7 @@ import { managedRefusal } from './commands.js';
 import { BANDWIDTH_ATTRIBUTES, parseSchedule } from '../sites/bandwidth.js';
 import { DEFAULT_PREFS, ShellError, type PrefValue } from './host.js';
 import { findAcl, findSo, findTpg, type TreeNode } from './tree.js';
+import { SCHEDULE_ATTRIBUTES, setScheduleAttribute } from '../sites/schedule.js';
 
 export interface Group {
   /** Current values (strings as printed). */
@@ -68,6 +69,10 @@ export function groupsFor(node: TreeNode, prefs: Record<string, PrefValue>): Rec
             return;
           }
           const before = attrs[name];
+          if (ids.plugin === 'object' && (SCHEDULE_ATTRIBUTES as readonly string[]).includes(name)) {
+            try { setScheduleAttribute(attrs, name, value); } catch (e) { err((e as Error).message); }
+            return;
+          }
           setScalar(attrs, name, value, 'attribute');
           if (typeof attrs[name] === 'number' && (attrs[name] as number) < 0) err(`attribute ${name} cannot be negative.`);
           // LIO refuses block_size while the device is exported (export_count): it would change the geometry

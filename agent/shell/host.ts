@@ -3,6 +3,7 @@ import type { RootConfig } from '../config/schema.js';
 import type { SoInfo } from './tree.js';
 import type { VolumeDescriptor } from '../backstores/object/format.js';
 import type { VolumeLocation } from '../sites/restore.js';
+import type { Backstore } from '../backstores/backstore.js';
 
 export class ShellError extends Error {
   constructor(message: string) {
@@ -56,6 +57,8 @@ export interface ShellHost {
   probeVolume?(loc: VolumeLocation): Promise<VolumeDescriptor | null>;
   /** Runs an action on a running storage object (`promote`); returns its messages. Absent offline. */
   soAction?(path: string, action: string, args: Readonly<Record<string, string | undefined>>): Promise<string[]>;
+  /** The running backstore of a storage object path (snapshot commands); absent offline. */
+  backstore?(path: string): Backstore | undefined;
   /** State of a running tunnel (`tunnels ls`); absent offline. */
   tunnelInfo?(target: string, tag: number, url: string): string | undefined;
 }

@@ -93,6 +93,8 @@ function soSummary(ctx: TreeContext, so: StorageObjectConfig): [string, boolean 
 /** `s3://bucket/prefix (size) write-back cached 4.0MiB/32.0MiB dirty 0 bytes activated`; live figures when running. */
 function objectSummary(so: StorageObjectConfig, size: string, status: string, stats?: Record<string, number | string | null>): [string, boolean | null] {
   const parts = [`s3://${so.bucket}/${so.prefix ?? ''}`, `(${size})`, so.write_back === false ? 'write-thru' : 'write-back'];
+  // A read-only snapshot export reads the origin's prefix, not its own; a clone names where it started.
+  if (typeof so.source === 'string') parts.splice(0, so.readonly ? 1 : 0, so.readonly ? `snapshot s3://${so.bucket}/${so.source} read-only` : `clone of ${so.source}`);
   const n = (k: string): number | undefined => (typeof stats?.[k] === 'number' ? stats[k] as number : undefined);
   const cached = n('cached_bytes');
   const cap = n('cache_size');

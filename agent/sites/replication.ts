@@ -7,7 +7,7 @@ import type { Bucket } from '../backstores/object/bucket.js';
 import { crc32c } from '../lib/crc32c.js';
 import { mapLimit } from '../backstores/object/manifest.js';
 import { referencedKeys } from '../backstores/object/roots.js';
-import { decodePageV2, decodeRootV2, keys, parseJson, rootKeyOrder } from '../backstores/object/format.js';
+import { decodePageV2, decodeRootV2, isForeignId, keys, parseJson, rootKeyOrder } from '../backstores/object/format.js';
 import { decodeLease, leaseFree, leaseKeys } from '../backstores/object/lease.js';
 import { jobs, type Job } from '../jobs.js';
 import { s3Problem } from './replica-target.js';
@@ -331,6 +331,10 @@ export class Replicator {
         const body = await this.body(suffix);
         if (crc32c(body) !== crc) throw new Error(`${suffix}: checksum mismatch at the primary`);
         for (const c of decodePageV2(parseJson(body, suffix), Number(p), chunkSize).values()) {
+          // A clone's pages name its origin's objects (`<prefix>#<id>`), which the replica bucket does not hold.
+          if ((c.base && isForeignId(c.base.id)) || c.ext.some((x) => x.obj !== null && isForeignId(x.obj))) {
+            throw new Error('this volume is a clone whose pages name objects of its origin volume; replication copies one volume\'s own objects: replicate a full copy of it instead');
+          }
           if (c.base && !this.has.has(`chunks/${c.base.id}`)) need.add(`chunks/${c.base.id}`);
           for (const x of c.ext) if (x.obj !== null && !this.has.has(`segments/${x.obj}`)) need.add(`segments/${x.obj}`);
         }

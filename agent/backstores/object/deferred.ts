@@ -40,6 +40,11 @@ export class DeferredObjectBackstore implements Backstore {
     this.loop = this.retry();
   }
 
+  /** The volume once it has opened (its snapshot operations live there). */
+  get opened(): Backstore | undefined {
+    return this.inner;
+  }
+
   private async retry(): Promise<void> {
     for (let delay = 500; !this.closed; delay = Math.min(this.retryMaxMs, delay * 2)) {
       await sleep(delay);

@@ -34,6 +34,8 @@ export interface VolumeDescriptor {
   epoch?: number;
   /** Format 2: present when data records are encrypted. */
   encryption?: EncryptionInfo | null;
+  /** A clone: the volume (prefix in the same bucket) and snapshot its first root was made from. */
+  origin?: { prefix: string; snapshot: string; generation: number } | null;
 }
 
 /** A whole-chunk object: `records` crc32c values, one per RECORD_SIZE of the chunk, over the stored bytes. */
@@ -84,10 +86,32 @@ export interface RootV1 {
 
 export interface PageV1 { format: 'outpost-page'; version: 1; page: number; chunks: Record<string, string> }
 
+/**
+ * The key of data object `id`: a plain id names an object of this volume; `<prefix>#<id>` (a clone's reference
+ * into the volume it was cloned from, §Snapshot, clone) names one of the volume at `<prefix>` in the same bucket.
+ */
+function dataKey(prefix: string, kind: 'chunks' | 'segments', id: string): string {
+  const h = id.lastIndexOf('#');
+  return h < 0 ? `${prefix}${kind}/${id}` : `${id.slice(0, h)}${kind}/${id.slice(h + 1)}`;
+}
+
+/** Whether `id` names an object of another volume (`<prefix>#<id>`): such objects are never deleted here. */
+export function isForeignId(id: string): boolean {
+  return id.includes('#');
+}
+
+/** Names object `id` of the volume at `prefix` from another volume's pages (ids already foreign stay as they are). */
+export function foreignId(prefix: string, id: string): string {
+  return isForeignId(id) ? id : `${prefix}#${id}`;
+}
+
+/** Snapshot names: letters, digits, '_', '-' (so `<name>.json` and `<name>.clones/` never collide). */
+export const SNAPSHOT_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
+
 export const keys = {
   descriptor: (prefix: string) => `${prefix}volume.json`,
-  chunk: (prefix: string, id: string) => `${prefix}chunks/${id}`,
-  segment: (prefix: string, id: string) => `${prefix}segments/${id}`,
+  chunk: (prefix: string, id: string) => dataKey(prefix, 'chunks', id),
+  segment: (prefix: string, id: string) => dataKey(prefix, 'segments', id),
   page: (prefix: string, id: string) => `${prefix}pages/${id}`,
   /** Format 1 roots. */
   manifests: (prefix: string) => `${prefix}manifests/`,
@@ -98,7 +122,22 @@ export const keys = {
   root: (prefix: string, epoch: number, generation: number) =>
     `${prefix}roots/${(EPOCH_MAX - BigInt(epoch)).toString(16).padStart(8, '0')}-${(GEN_MAX - BigInt(generation)).toString(16).padStart(12, '0')}.json`,
   snapshots: (prefix: string) => `${prefix}snapshots/`,
+  snapshot: (prefix: string, name: string) => `${prefix}snapshots/${name}.json`,
+  /** Dependents of a snapshot: one object per clone (or read-only export) that reads its objects. */
+  dependents: (prefix: string, name: string) => `${prefix}snapshots/${name}.clones/`,
 } as const;
+
+/** The snapshot name of a key under `<prefix>snapshots/` that is a snapshot object (not a dependent record). */
+export function snapshotNameOf(prefix: string, key: string): string | undefined {
+  const m = /^snapshots\/([A-Za-z0-9_-]+)\.json$/.exec(key.slice(prefix.length));
+  return key.startsWith(prefix) && m ? m[1] : undefined;
+}
+
+/** Whether `key` is one of this volume's own chunk, segment or page objects or roots (not another volume's). */
+export function ownsKey(prefix: string, key: string): boolean {
+  if (!key.startsWith(prefix)) return false;
+  return /^(?:(?:chunks|segments|pages)\/[0-9a-f]{32}|(?:roots|manifests)\/[0-9a-f-]+\.json)$/.test(key.slice(prefix.length));
+}
 
 export function generationOfManifestKey(key: string): number | undefined {
   const m = /manifests\/([0-9a-f]{12})\.json$/.exec(key);
@@ -116,6 +155,8 @@ export function newObjectId(): string {
 }
 
 const ID_RE = /^[0-9a-f]{32}$/;
+/** A page's object table: own ids, or `<prefix>#<id>` for objects of the volume a clone started from. */
+const OBJECT_REF_RE = /^(?:(?:[^#\s]+\/)?#)?[0-9a-f]{32}$/;
 
 export function normalizePrefix(prefix: string | undefined): string {
   if (!prefix) return '';
@@ -195,7 +236,7 @@ export function decodeRootV2(v: unknown): RootV2 {
 export function decodePageV2(v: unknown, page: number, chunkSize: number): Map<number, ChunkMap> {
   const p = v as Partial<PageV2>;
   if (!p || p.format !== 'outpost-page' || p.version !== 2 || p.page !== page) throw new Error(`manifest page ${page}: bad header`);
-  if (!Array.isArray(p.objects) || p.objects.some((id) => typeof id !== 'string' || !ID_RE.test(id)) || typeof p.chunks !== 'object' || !p.chunks) {
+  if (!Array.isArray(p.objects) || p.objects.some((id) => typeof id !== 'string' || !OBJECT_REF_RE.test(id)) || typeof p.chunks !== 'object' || !p.chunks) {
     throw new Error(`manifest page ${page}: bad object table`);
   }
   const objects = p.objects;

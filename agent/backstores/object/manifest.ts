@@ -4,9 +4,9 @@ import type { Logger } from '../../lib/log.js';
 import { Mutex } from '../../cache/mutex.js';
 import type { Bucket } from './bucket.js';
 import { overlay, cutExtent } from './chunk-map.js';
-import { loadNewestRoot, referencedKeys } from './roots.js';
+import { loadNewestRoot, readRoot, referencedKeys, snapshotReferences } from './roots.js';
 import {
-  PAGE_CHUNKS, keys, newObjectId, frameJson, encodePageV2, type ChunkMap, type Extent, type BaseRef, type RootV2,
+  PAGE_CHUNKS, keys, newObjectId, frameJson, encodePageV2, ownsKey, parseJson, decodeRootV2, type ChunkMap, type Extent, type BaseRef, type RootV2,
 } from './format.js';
 import { crc32c } from '../../lib/crc32c.js';
 
@@ -32,6 +32,8 @@ export interface ManifestOptions {
   epoch?: number;
   /** Called once before the first format 2 root of a volume loaded from format 1 (rewrites volume.json). */
   onUpgrade?: () => Promise<void>;
+  /** Load this root (a snapshot's, for a read-only export) instead of the newest one. */
+  rootKey?: string;
 }
 
 /** The volume's chunk maps as the next manifest will record them, plus what the bucket holds durably. */
@@ -45,6 +47,11 @@ export class VolumeManifest {
   private readonly pageBytes = new Map<number, number>();
   /** Data objects uploaded but not yet named by a root being written or written. */
   private readonly pendingKeys = new Set<string>();
+  /**
+   * Data objects whose PUT has started and not yet returned. A PUT can land in the bucket (and in a sweep's
+   * listing) before its response reaches us, so the key is registered before the request is sent.
+   */
+  private readonly inflightKeys = new Set<string>();
   private doomed: Doomed[] = [];
   private writing: number | null = null;
   private nextGen: number;
@@ -55,8 +62,10 @@ export class VolumeManifest {
   readonly segments = new Map<string, SegInfo>();
   generation: number;
   epoch: number;
-  /** Object keys referenced by snapshots: never deleted by GC. */
-  private readonly protectedKeys = new Set<string>();
+  /** Object keys referenced by snapshots: never deleted by GC (reloaded from the bucket by sweeps). */
+  private protectedKeys = new Set<string>();
+  /** The newest root written by this process (snapshots copy it). */
+  private lastRoot: RootV2 | null = null;
   private readonly exclusive = new Mutex();
 
   private constructor(private readonly o: ManifestOptions, generation: number) {
@@ -66,8 +75,10 @@ export class VolumeManifest {
   }
 
   static async load(o: ManifestOptions): Promise<VolumeManifest> {
-    const r = await loadNewestRoot(o.bucket, o.prefix, o.chunkSize, o.timeoutMs);
+    const r = o.rootKey ? await readRoot(o.bucket, o.prefix, o.rootKey, o.chunkSize, o.timeoutMs) : await loadNewestRoot(o.bucket, o.prefix, o.chunkSize, o.timeoutMs);
     const m = new VolumeManifest(o, r?.generation ?? 0);
+    // Before any commit can doom an object a snapshot still needs (the open-time sweep reloads these too).
+    if (!o.rootKey) m.protectedKeys = await snapshotReferences(o.bucket, o.prefix, o.chunkSize, o.timeoutMs);
     if (o.onUpgrade) m.upgradeFrom = [];
     if (!r) return m;
     m.rootKey = r.key;
@@ -155,9 +166,20 @@ export class VolumeManifest {
     this.drop(keys.segment(this.o.prefix, id));
   }
 
+  /** A data object's PUT is about to start: the sweep must not delete it even if it lists it before uploaded(). */
+  uploading(key: string): void {
+    this.inflightKeys.add(key);
+  }
+
+  /** The PUT of `key` failed: if it landed after all, nothing names it and the next open-time sweep frees it. */
+  abandoned(key: string): void {
+    this.inflightKeys.delete(key);
+  }
+
   /** A data object was uploaded: it is garbage unless a root names it. */
   uploaded(key: string, segment?: { id: string; size: number }): void {
     this.pendingKeys.add(key);
+    this.inflightKeys.delete(key);
     if (segment) this.segments.set(segment.id, { size: segment.size, live: 0, finished: false, chunks: new Set() });
   }
 
@@ -254,6 +276,8 @@ export class VolumeManifest {
   }
 
   private drop(key: string): void {
+    // A clone's references into the volume it was cloned from are that volume's to collect, never this one's.
+    if (!ownsKey(this.o.prefix, key)) return;
     if (this.pendingKeys.delete(key)) this.doomed.push({ lastGen: -1, key });
     else this.doomed.push({ lastGen: this.writing ?? this.generation, key });
   }
@@ -263,9 +287,9 @@ export class VolumeManifest {
     return this.exclusive.run(() => this.commitNow());
   }
 
-  private async commitNow(): Promise<number> {
+  private async commitNow(force = false): Promise<number> {
     const stageEpoch = this.stageEpoch;
-    if (this.dirtyPages.size === 0 && !this.upgradeFrom) return stageEpoch;
+    if (this.dirtyPages.size === 0 && !this.upgradeFrom && !(force && !this.rootKey)) return stageEpoch;
     if (this.upgradeFrom) {
       await this.o.onUpgrade?.();
       for (const i of this.chunks.keys()) this.dirtyPages.add(Math.floor(i / PAGE_CHUNKS));
@@ -303,6 +327,7 @@ export class VolumeManifest {
         pages: Object.fromEntries([...newPages].sort((a, b) => a[0] - b[0])),
       };
       await this.o.bucket.put(rootKey, frameJson(root), this.o.timeoutMs, 'application/json');
+      this.lastRoot = root;
     } catch (e) {
       for (const p of pageSet) this.dirtyPages.add(p);
       for (const k of pending) this.pendingKeys.add(k);
@@ -352,7 +377,8 @@ export class VolumeManifest {
   private async sweepNow(): Promise<number> {
     const { bucket, prefix, timeoutMs, chunkSize } = this.o;
     const ref = await referencedKeys(bucket, prefix, chunkSize, this.o.retain, timeoutMs);
-    for (const k of ref.snapshotKeys) this.protectedKeys.add(k);
+    // Snapshots are only created and deleted under `exclusive`, so this listing is current.
+    this.protectedKeys = ref.snapshotKeys;
     const inMemory = (): Set<string> => {
       const s = new Set<string>();
       for (const [i, c] of this.chunks) {
@@ -362,6 +388,7 @@ export class VolumeManifest {
       }
       for (const [id] of this.pages.values()) s.add(keys.page(prefix, id));
       for (const k of this.pendingKeys) s.add(k);
+      for (const k of this.inflightKeys) s.add(k);
       for (const d of this.doomed) s.add(d.key);
       for (const k of this.upgradeFrom ?? []) s.add(k);
       if (this.rootKey) s.add(this.rootKey);
@@ -380,5 +407,41 @@ export class VolumeManifest {
     const toDelete = [...garbage, ...ref.oldRoots.filter((k) => !after.has(k))];
     if (toDelete.length) await bucket.delete(toDelete, timeoutMs);
     return toDelete.length;
+  }
+
+  /**
+   * A snapshot (docs/bucket-format.md §Snapshot, clone): writes a root if anything is staged (or none exists yet),
+   * protects every object that root names, then hands a copy of it to `write` (which stores the snapshot object).
+   * Runs under the manifest lock, so no commit, collection or sweep interleaves. The caller has made sure that
+   * everything acknowledged is staged (a flush point).
+   */
+  snapshot(write: (root: RootV2) => Promise<void>): Promise<RootV2> {
+    return this.exclusive.run(async () => {
+      await this.commitNow(true);
+      // Nothing is staged now, so the chunk maps are exactly what the current root names.
+      const names = new Set<string>();
+      for (const c of this.chunks.values()) {
+        if (c.base) names.add(keys.chunk(this.o.prefix, c.base.id));
+        for (const x of c.ext) if (x.obj !== null) names.add(keys.segment(this.o.prefix, x.obj));
+      }
+      for (const [id] of this.pages.values()) names.add(keys.page(this.o.prefix, id));
+      let root = this.lastRoot;
+      if (!root || !this.rootKey || keys.root(this.o.prefix, root.epoch, root.generation) !== this.rootKey) {
+        const body = await this.o.bucket.get(this.rootKey!, this.o.timeoutMs);
+        if (!body) throw new Error(`${this.rootKey} is missing from the bucket`);
+        const v = parseJson(body, this.rootKey!) as { version?: number };
+        if (v.version !== 2) throw new Error('snapshots need a format 2 root; write to the volume once to upgrade it');
+        root = decodeRootV2(v);
+      }
+      for (const k of names) this.protectedKeys.add(k);
+      await write(root);
+      return root;
+    });
+  }
+
+  /** After a snapshot was deleted: reload what snapshots protect, sweep, and collect what only it held. */
+  async forgetSnapshots(): Promise<number> {
+    const swept = await this.sweep();
+    return swept + await this.collect();
   }
 }

@@ -3,7 +3,7 @@
 import type { Bucket } from './bucket.js';
 import { crc32c } from '../../lib/crc32c.js';
 import {
-  keys, parseJson, decodeRootV1, decodePageV1, decodeRootV2, decodePageV2, generationOfManifestKey, rootKeyOrder,
+  keys, parseJson, snapshotNameOf, decodeRootV1, decodePageV1, decodeRootV2, decodePageV2, generationOfManifestKey, rootKeyOrder,
   type ChunkMap, type RootV1, type RootV2,
 } from './format.js';
 
@@ -92,9 +92,21 @@ export async function referencedKeys(bucket: Bucket, prefix: string, chunkSize: 
     live.add(key);
     for (const k of keysOf(prefix, await readRoot(bucket, prefix, key, chunkSize, timeoutMs))) live.add(k);
   }
-  const snapshotKeys = new Set<string>();
-  for (const key of await bucket.list(keys.snapshots(prefix), Infinity, timeoutMs)) {
-    for (const k of keysOf(prefix, await readRoot(bucket, prefix, key, chunkSize, timeoutMs))) { live.add(k); snapshotKeys.add(k); }
-  }
+  const snapshotKeys = await snapshotReferences(bucket, prefix, chunkSize, timeoutMs);
+  for (const k of snapshotKeys) live.add(k);
   return { live, snapshotKeys, oldRoots: rootKeys.slice(retain) };
+}
+
+/** Keys of the snapshot objects of the volume at `prefix` (not their dependent records). */
+export async function snapshotObjectKeys(bucket: Bucket, prefix: string, timeoutMs: number): Promise<string[]> {
+  return (await bucket.list(keys.snapshots(prefix), Infinity, timeoutMs)).filter((k) => snapshotNameOf(prefix, k) !== undefined);
+}
+
+/** Every object (pages, data, the snapshot objects themselves) that a snapshot of the volume references. */
+export async function snapshotReferences(bucket: Bucket, prefix: string, chunkSize: number, timeoutMs: number): Promise<Set<string>> {
+  const out = new Set<string>();
+  for (const key of await snapshotObjectKeys(bucket, prefix, timeoutMs)) {
+    for (const k of keysOf(prefix, await readRoot(bucket, prefix, key, chunkSize, timeoutMs))) out.add(k);
+  }
+  return out;
 }

@@ -70,6 +70,17 @@ export class ObjectStore implements ChunkRemote {
     if (why !== null) throw new Error(why);
   }
 
+  /** A data object PUT, registered with the manifest before it starts so that a concurrent sweep keeps it. */
+  private async put(key: string, body: Buffer): Promise<void> {
+    this.manifest.uploading(key);
+    try {
+      await this.bucket.put(key, body, UPLOAD_TIMEOUT_MS);
+    } catch (e) {
+      this.manifest.abandoned(key);
+      throw e;
+    }
+  }
+
   /** Fetches and verifies records (grouped per object, one ranged GET per group); returns plaintext by key → at. */
   private async fetchRecords(needs: Map<string, Need[]>, timeoutMs: number): Promise<Map<string, Map<number, Buffer>>> {
     const out = new Map<string, Map<number, Buffer>>();
@@ -137,7 +148,7 @@ export class ObjectStore implements ChunkRemote {
     this.checkUpload();
     const { body, crcs } = buildChunkObject(this.codec, data);
     const id = newObjectId();
-    await this.bucket.put(keys.chunk(this.prefix, id), body, UPLOAD_TIMEOUT_MS);
+    await this.put(keys.chunk(this.prefix, id), body);
     this.manifest.uploaded(keys.chunk(this.prefix, id));
     return { indices: [index], kind: 'base', base: { id, crcs } } as Up;
   }
@@ -159,7 +170,7 @@ export class ObjectStore implements ChunkRemote {
     }
     if (b.size === 0) return { seg: null, ext };
     this.checkUpload();
-    await this.bucket.put(keys.segment(this.prefix, seg), b.body(), UPLOAD_TIMEOUT_MS);
+    await this.put(keys.segment(this.prefix, seg), b.body());
     this.manifest.uploaded(keys.segment(this.prefix, seg), { id: seg, size: b.size });
     return { seg, ext };
   }
