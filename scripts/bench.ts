@@ -16,6 +16,7 @@ import { loopbackCeiling, memoryCheck } from './bench/extras.js';
 import { newestProfile, profileTable } from './bench/cpuprofile.js';
 import { renderMarkdown, spliceReport, spreadWarnings, median, fmt, type Cell, type Report, type RowResult } from './bench/report.js';
 import { objectBench } from './bench/object.js';
+import { replicationBench } from './bench/replication.js';
 import { relayBench } from './bench/relay.js';
 import { restoreBench } from './bench/restore.js';
 
@@ -30,6 +31,7 @@ interface Opts {
   targets: string;
   memory: boolean;
   object: boolean;
+  replication: boolean;
   relay: boolean;
   restore: boolean;
   ceiling: boolean;
@@ -60,6 +62,7 @@ function parseArgs(argv: string[]): Opts {
     .option('--targets <names>', 'which targets to run: agent,tgt', 'agent,tgt')
     .option('--no-memory', 'skip the 64-session memory check')
     .option('--no-object', 'skip the object-storage LUN rows (issue 6; scripts/bench/object.ts)')
+    .option('--no-replication', 'skip the replication-lag row (issue 12; scripts/bench/replication.ts)')
     .option('--no-relay', 'skip the relay/direct rows (issue 16; scripts/bench/relay.ts)')
     .option('--no-restore', 'skip the restore / prefetch rows (issue 12; scripts/bench/restore.ts)')
     .option('--no-ceiling', 'skip the iperf3 loopback ceiling')
@@ -253,6 +256,9 @@ async function main(): Promise<void> {
   const objectMd = opts.object && wanted.includes('agent')
     ? await objectBench({ repoRoot, workDir, duration, reps, initiatorName: ctx.initiatorName }).catch((e: Error) => `\nObject-storage LUN rows failed: ${e.message}\n`)
     : '';
+  const replicationMd = opts.replication && wanted.includes('agent')
+    ? await replicationBench({ repoRoot, workDir, duration, initiatorName: ctx.initiatorName }).catch((e: Error) => `\nReplication rows failed: ${e.message}\n`)
+    : '';
   const relayMd = opts.relay && wanted.includes('agent')
     ? await relayBench({ repoRoot, workDir, duration, reps, initiatorName: ctx.initiatorName }).catch((e: Error) => `\nRelay rows failed: ${e.message}\n`)
     : '';
@@ -266,7 +272,7 @@ async function main(): Promise<void> {
     settings: `${reps} runs per workload and target (median), ${duration} s per run after ${warmup} s of discarded warm-up per row and target, order agent/tgt alternating${opts.quick ? ', --quick' : ''}; command: npm run bench --${process.argv.slice(2).map((x) => ` ${x}`).join('')}`,
     rows, ceilingMiBs, ceilingNa, memory, peakRss, notes, load,
   };
-  let md = renderMarkdown(report) + objectMd + relayMd + restoreMd;
+  let md = renderMarkdown(report) + objectMd + replicationMd + relayMd + restoreMd;
   if (opts.cpuProf) {
     // The agent writes its profile when it exits, i.e. during the cleanup above.
     const prof = await newestProfile(resolve(opts.cpuProf));

@@ -66,4 +66,9 @@ export interface Backstore {
   stats?(): Record<string, number | string | null>;
   /** Object volumes: upload everything dirty and write a root, as a job of agent/jobs.ts (its id, and when it ends). */
   syncToBucket?(): { job: number; done: Promise<void> };
+  /**
+   * Checks the storage object's live settings (object LUNs: bandwidth schedules, replica) and returns what
+   * applies them; throws, changing nothing, when they are refused.
+   */
+  reconfigure?(so: Record<string, unknown>): Promise<() => void>;
 }

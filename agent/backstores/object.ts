@@ -18,6 +18,7 @@ import { DeferredObjectBackstore, localCopies } from './object/deferred.js';
 import { ObjectStore } from './object/store.js';
 import { IoBarrier } from './object/io-barrier.js';
 import { keyEnvName, loadVolumeKey } from './object/crypto.js';
+import { ObjectSites } from '../sites/object-sites.js';
 import { VolumeSnapshots, WriteBarrier } from './object/snapshots.js';
 import { checkCloneSource, materializeClone, parseSource, type CloneSource } from './object/clone.js';
 import { openSnapshotExport } from './object/snapshot-export.js';
@@ -122,8 +123,13 @@ export class ObjectBackstore implements Backstore {
     private readonly closeTimeoutMs: number, private readonly log: Logger, private readonly chunkSize: number,
     private readonly lease: WriterLease, private readonly reopen: (lease: WriterLease) => Promise<VolumeParts>,
     private readonly site: { name: string; prefix: string; readTimeoutMs: number; readListeners: Array<(index: number) => void> },
-    snap: { timeoutMs: number; flushTimeoutMs: number; what: string }) {
+    snap: { timeoutMs: number; flushTimeoutMs: number; what: string }, readonly sites: ObjectSites, private siteSpec: Record<string, unknown>) {
     this.snapshots = new VolumeSnapshots(bucket, site.prefix, () => this.parts, lease, this.writes, { ...snap, size });
+  }
+
+  /** The primary's own recovery point: age of the oldest acknowledged write not yet in a root (0 when clean). */
+  primaryRpoMs(): number {
+    return Number(this.cache.stats().oldest_dirty_age_ms) || 0;
   }
 
   // ---- for the work above the backstore (agent/sites/: heat map, prefetch) ----
@@ -228,6 +234,9 @@ export class ObjectBackstore implements Backstore {
       await this.swap();
       this.log.info({ epoch: t.epoch, previous: t.previous?.holder ?? null, forced: t.forced }, 'object volume: promoted to writer');
       for (const fn of this.listeners) fn();
+      // Now the writer: the replica configured for this LUN starts (checked by the replicator, which retries).
+      await this.sites.prepare(this.siteSpec, false).then((apply) => apply(),
+        (e: Error) => this.log.warn({ err: e.message }, 'object volume: replication not started after the promotion'));
       return { epoch: t.epoch, previous: t.previous?.holder ?? null, forced: t.forced, fenceWaitMs: wait };
     } finally {
       this.promoting = null;
@@ -254,6 +263,13 @@ export class ObjectBackstore implements Backstore {
         throw e;
       }
     });
+  }
+
+  /** Bandwidth schedules and the replica, changed on the running LU (agent/sites/object-sites.ts). */
+  async reconfigure(so: Record<string, unknown>): Promise<() => void> {
+    // A reader replicates nothing (the writer's agent does); it starts if this LUN is promoted.
+    const apply = await this.sites.prepare(this.parts.writer ? so : { ...so, replica: undefined }, true);
+    return () => { this.siteSpec = so; apply(); };
   }
 
   /** Writes are acknowledged only under a valid writer lease (docs/writer-lease.md §Senses). */
@@ -372,6 +388,8 @@ export class ObjectBackstore implements Backstore {
     const drained = await this.cache.close(this.closeTimeoutMs).finally(() => f?.stop());
     if (drained) f?.job.finish();
     else f?.job.fail(`${this.cache.pending().bytes} bytes left in the journal for the next start`);
+    // The replica gets the last root if it answers soon; otherwise it resumes from the bucket at the next start.
+    await this.sites.close(drained ? 10_000 : 0);
     if (!drained) {
       const left = this.cache.pending();
       this.log.warn({ journaled_chunks: left.chunks, journaled_bytes: left.bytes, journaled_trims: left.trimmed, last_error: this.cache.stats().last_error },
@@ -415,6 +433,7 @@ export class ObjectBackstore implements Backstore {
       compacted_bytes: this.store.compactedBytes,
       checksum_errors: this.store.codec.corrupt,
       ...Object.assign({}, ...this.statsHooks.map((fn) => fn())) as Record<string, string>,
+      ...this.sites.stats(),
     };
   }
 }
@@ -436,7 +455,7 @@ export async function openObjectBackstore(spec: ObjectBackstoreSpec, ctx: { stat
   }
 }
 
-async function openNow(spec: ObjectBackstoreSpec, ctx: { stateDir: string; log?: Logger }): Promise<Backstore> {
+async function openNow(spec: ObjectBackstoreSpec, ctx: { stateDir: string; log?: Logger; startup?: boolean }): Promise<Backstore> {
   const log = (ctx.log ?? silentLogger).child({ backstore: spec.name });
   if (spec.readonly) {
     if (!spec.source) throw new BackstoreError(BackstoreErrorCode.IO, 'object backstore: readonly=true exports a snapshot; give source=VOLUME@SNAPSHOT');
@@ -485,6 +504,14 @@ async function openNow(spec: ObjectBackstoreSpec, ctx: { stateDir: string; log?:
       holder, leaseMs, settleMs, timeoutMs: readTimeoutMs, log,
     });
     await refuseOrphans(cacheDir, holder, lease);
+    let bsRef: ObjectBackstore | undefined;
+    const sites = new ObjectSites({ name: spec.name, bucket, bucketName: spec.bucket, prefix: prefix0, endpoint: spec.endpoint, region: spec.region,
+      forcePathStyle: spec.force_path_style, chunkSize: chunk0, timeoutMs: readTimeoutMs, log, primaryRpoMs: () => bsRef?.primaryRpoMs() ?? 0 });
+    // A bad schedule is refused before the cache opens. A replica from the configuration is checked by the
+    // replicator itself (it needs this volume's descriptor, written below), which retries and reports; the
+    // shell's `replica create` checks before anything changes (reconfigure). A reader replicates nothing.
+    const siteSpec = spec as unknown as Record<string, unknown>;
+    const applySites = await sites.prepare(lease.role === 'writer' ? siteSpec : { ...siteSpec, replica: undefined }, false);
     // Everything below is opened again, under the new role, when a reader is promoted (agent/sites/promote.ts).
     if (cloneFrom) {
       if (lease.role !== 'writer') throw new BackstoreError(BackstoreErrorCode.IO, `object backstore: another agent (${lease.heldBy ?? 'unknown'}) holds s3://${spec.bucket}/${prefix0}`);
@@ -523,9 +550,11 @@ async function openNow(spec: ObjectBackstoreSpec, ctx: { stateDir: string; log?:
     };
     // A reader opens on the descriptor read above; a writer reads it again, now that it holds the lease.
     const parts = await openParts(lease, lease.role === 'writer' ? undefined : d);
-    return new ObjectBackstore(size, spec.write_back ?? true, parts, bucket, num(spec.close_timeout_ms, 'close_timeout_ms', 60_000), log, chunkSize, lease, openParts,
+    const b = bsRef = new ObjectBackstore(size, spec.write_back ?? true, parts, bucket, num(spec.close_timeout_ms, 'close_timeout_ms', 60_000), log, chunkSize, lease, openParts,
       { name: spec.name, prefix: prefix0, readTimeoutMs, readListeners },
-      { timeoutMs: readTimeoutMs, flushTimeoutMs: num(spec.snapshot_timeout_ms, 'snapshot_timeout_ms', 15_000), what: `object volume ${spec.name}` });
+      { timeoutMs: readTimeoutMs, flushTimeoutMs: num(spec.snapshot_timeout_ms, 'snapshot_timeout_ms', 15_000), what: `object volume ${spec.name}` }, sites, siteSpec);
+    applySites();
+    return b;
   } catch (e) {
     bucket.destroy();
     await lease?.destroy();

@@ -35,6 +35,8 @@ interface Plan {
   unbound: Array<{ key: string; addr: PortalAddress }>;
   /** The model being made current (ALUA groups and member ports are applied from it on commit). */
   model: RootConfig;
+  /** Live settings checked by the backstore (bandwidth, replica), applied on commit. */
+  live: Array<() => void>;
 }
 
 function backstoreSpec(so: StorageObjectConfig): BackstoreSpec {
@@ -67,7 +69,8 @@ export function aluaGroups(so: StorageObjectConfig): AluaGroupConfig[] {
  * fail commands in flight on the other paths.
  */
 function signature(so: StorageObjectConfig): string {
-  const { alua_tpgs: _alua, attributes, ...rest } = so;
+  // The replica is changed on the running backstore (Backstore.reconfigure), like the attributes.
+  const { alua_tpgs: _alua, attributes, replica: _replica, ...rest } = so;
   const geometry = GEOMETRY_ATTRIBUTES.map((k) => [k, attributes?.[k] ?? null]);
   return JSON.stringify([rest, geometry, storageWwn(so)]);
 }
@@ -125,13 +128,17 @@ export class Runtime {
    * prepared part and throws; lenient (startup): failures are recorded on the entry and logged.
    */
   async prepare(next: RootConfig, strict: boolean): Promise<Plan> {
-    const plan: Plan = { opened: [], replaced: [], removed: [], bound: [], unbound: [], model: next };
+    const plan: Plan = { opened: [], replaced: [], removed: [], bound: [], unbound: [], model: next, live: [] };
     const wanted = new Map(next.storage_objects.map((so) => [storageObjectPath(so), so]));
     const sharing = samePrefix(next, this.units);
     try {
       for (const [path, so] of wanted) {
         const cur = this.units.get(path);
-        if (cur && cur.sig === signature(so)) continue;
+        if (cur && cur.sig === signature(so)) {
+          const apply = await cur.lu?.backstore.reconfigure?.(so);
+          if (apply) plan.live.push(apply);
+          continue;
+        }
         try {
           const other = sharing.get(path);
           if (other) throw new Error(`${describeLocation(so)} is already the volume of ${other}; one backstore per bucket prefix`);
@@ -185,6 +192,7 @@ export class Runtime {
     for (const b of plan.bound) this.portals.set(b.key, b.addr);
     for (const u of plan.unbound) this.portals.delete(u.key);
     this.applyLive(plan.model, new Set(plan.opened));
+    for (const apply of plan.live) apply();
     const host = this.opts.portalHost();
     for (const u of plan.unbound) await Promise.resolve(host?.removePortal(u.addr)).catch((err) => this.opts.log.warn({ err }, 'removePortal failed'));
     for (const e of [...plan.replaced, ...plan.removed]) await e.lu?.close().catch((err) => this.opts.log.warn({ err, path: e.path }, 'closing unit failed'));

@@ -186,5 +186,9 @@ export class AgentMetrics implements LunCounters, FabricCounters {
       },
     });
     gauge('outpost_object_upload_error', '1 while the flusher or cache reports an error (last_error in info), else 0', (s) => (s.last_error === null || s.last_error === undefined ? 0 : 1));
+    // Replication (docs/replication.md): present only for LUNs with a replica.
+    gauge('outpost_replica_recovery_point_seconds', 'Age of the newest generation complete at the replica (the RPO if the primary site were lost now)', (s) => num(s.replica_recovery_point_s));
+    gauge('outpost_replica_bytes_behind', 'Bytes uploaded to the primary bucket that the replica does not hold yet', (s) => num(s.replica_bytes_behind));
+    gauge('outpost_replica_error', '1 while replication reports an error (replica last error in info), else 0', (s) => (s.replica_state === undefined ? undefined : s.replica_last_error ? 1 : 0));
   }
 }

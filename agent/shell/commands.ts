@@ -17,6 +17,7 @@ import { planRestore, type RestorePlan, type VolumeLocation } from '../sites/res
 import { ShellError, type PrefValue, type ShellHost } from './host.js';
 import { findAcl, findSo, findTarget, findTpg, resolve, type TreeNode } from './tree.js';
 import { parseBool, parseIntParam } from './values.js';
+import { replicaCommand } from './replica.js';
 import { objectDelete, snapshotCommand } from './volume-commands.js';
 import { resolveSource } from '../sites/clone.js';
 
@@ -544,7 +545,7 @@ export function objectCommands(node: TreeNode): Record<string, CommandSpec> {
       const create = { fileio: fileioCreate, block: blockCreate, rd_mcp: ramdiskCreate, pscsi: pscsiCreate, object: objectCreate }[node.ids.plugin as Plugin];
       return { create, delete: node.ids.plugin === 'object' ? objectDelete : soDelete };
     }
-    case 'so': return node.ids.plugin === 'object' ? { promote: objectPromote, snapshot: snapshotCommand } : {};
+    case 'so': return node.ids.plugin === 'object' ? { promote: objectPromote, snapshot: snapshotCommand, replica: replicaCommand } : {};
     case 'iscsi': return { create: targetCreate, delete: targetDelete };
     case 'target': return { create: tpgCreate, delete: tpgDelete };
     case 'tpg': return { enable: tpgEnable(true), disable: tpgEnable(false) };

@@ -14,6 +14,7 @@ import { helpTopic, syntax, syntaxLine } from './help.js';
 import { jobCommandsAt, lastJobId, runJobCommand, startedJob } from './job-commands.js';
 import { BOOKMARKS_PREF, DEFAULT_PREFS, ShellError, type PrefValue, type ShellHost } from './host.js';
 import { renderLiveStats } from './live-stats.js';
+import { recoveryLines } from './replica.js';
 import { renderTree } from './render.js';
 import { buildTree, resolve, type TreeNode } from './tree.js';
 import { scheduleInfo } from '../sites/schedule.js';
@@ -168,6 +169,7 @@ export class ShellEngine {
         const objectSo = node.kind === 'so' && node.ids.plugin === 'object' ? this.host.model().storage_objects.find((s) => s.plugin === 'object' && s.name === node.ids.so) : undefined;
         if (objectSo) out.push(scheduleInfo(objectSo));
         const stats = node.kind === 'so' ? this.host.soInfo(node.path)?.stats : undefined;
+        out.push(...recoveryLines(stats));
         if (stats) out.push(...renderLiveStats(stats));
         return;
       }

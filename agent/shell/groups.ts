@@ -4,6 +4,7 @@ import { sameIscsiName } from '../config/names.js';
 import { defaultAluaTpg, iscsiFabric, parseStorageObjectPath, type FabricModuleConfig, type RootConfig } from '../config/schema.js';
 import { GEOMETRY_ATTRIBUTES } from '../scsi/logical-unit.js';
 import { managedRefusal } from './commands.js';
+import { BANDWIDTH_ATTRIBUTES, parseSchedule } from '../sites/bandwidth.js';
 import { DEFAULT_PREFS, ShellError, type PrefValue } from './host.js';
 import { findAcl, findSo, findTpg, type TreeNode } from './tree.js';
 import { SCHEDULE_ATTRIBUTES, setScheduleAttribute } from '../sites/schedule.js';
@@ -58,6 +59,15 @@ export function groupsFor(node: TreeNode, prefs: Record<string, PrefValue>): Rec
         get: (root) => asStrings(soOf(root).attributes ?? {}),
         set: (root, name, value) => {
           const attrs = (soOf(root).attributes ??= {});
+          if (ids.plugin === 'object' && (BANDWIDTH_ATTRIBUTES as readonly string[]).includes(name)) {
+            try {
+              parseSchedule(value, name);
+            } catch (e) {
+              err((e as Error).message);
+            }
+            attrs[name] = value;
+            return;
+          }
           const before = attrs[name];
           if (ids.plugin === 'object' && (SCHEDULE_ATTRIBUTES as readonly string[]).includes(name)) {
             try { setScheduleAttribute(attrs, name, value); } catch (e) { err((e as Error).message); }

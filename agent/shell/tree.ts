@@ -101,6 +101,7 @@ function objectSummary(so: StorageObjectConfig, size: string, status: string, st
   const dirty = n('dirty_bytes');
   if (cached !== undefined && cap !== undefined) parts.push(`cached ${bytesToHuman(cached)}/${bytesToHuman(cap)}`);
   if (dirty !== undefined) parts.push(`dirty ${bytesToHuman(dirty)}`);
+  if (typeof stats?.replica_state === 'string') parts.push(`replica ${stats.replica_state} ${n('replica_recovery_point_s') ?? '?'}s behind`);
   parts.push(status);
   return [parts.join(' '), true];
 }

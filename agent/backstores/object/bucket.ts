@@ -10,6 +10,8 @@ export interface BucketOptions {
   forcePathStyle?: boolean;
   /** Bound on connecting to the endpoint (ms). */
   connectTimeoutMs?: number;
+  /** Static credentials (a replica's own); default: the standard AWS chain. */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
 }
 
 export interface BucketCounters {
@@ -37,6 +39,10 @@ export class Bucket {
   readonly counters: BucketCounters = { put_count: 0, get_count: 0, delete_count: 0, list_count: 0, put_errors: 0, get_errors: 0, delete_errors: 0, list_errors: 0,
     bytes_uploaded: 0, bytes_downloaded: 0 };
   private readonly client: S3Client;
+  /** Awaited before each PUT body is sent (a bandwidth limit, agent/sites/bandwidth.ts). */
+  throttle: ((bytes: number) => Promise<void>) | null = null;
+  /** Told of each PUT that succeeded (replication sends the same bytes on without fetching them again). */
+  onPut: ((key: string, body: Buffer) => void) | null = null;
 
   constructor(opts: BucketOptions) {
     this.name = opts.bucket;
@@ -48,6 +54,7 @@ export class Bucket {
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
       requestHandler: { connectionTimeout: opts.connectTimeoutMs ?? 3000 },
+      ...(opts.credentials ? { credentials: opts.credentials } : {}),
     });
   }
 
@@ -100,9 +107,11 @@ export class Bucket {
   }
 
   async put(key: string, body: Buffer, timeoutMs?: number, contentType = 'application/octet-stream'): Promise<void> {
+    if (this.throttle) await this.throttle(body.byteLength);
     await this.counted('put', () => this.client.send(new PutObjectCommand({ Bucket: this.name, Key: key, Body: body, ContentType: contentType, ContentLength: body.byteLength }),
       { abortSignal: this.signal(timeoutMs) }));
     this.counters.bytes_uploaded += body.byteLength;
+    this.onPut?.(key, body);
   }
 
   /** Keys under `prefix` in ascending order; `limit` stops early. */
