@@ -12,6 +12,7 @@ import {
   type NodeAclConfig, type Plugin, type RootConfig, type StorageObjectConfig, type TpgConfig, type TunnelConfig,
 } from '../config/schema.js';
 import { tunnelProblem } from '../config/tunnels.js';
+import { parseIscsiUrl } from '../initiator/url.js';
 import { ShellError, type PrefValue, type ShellHost } from './host.js';
 import { findAcl, findSo, findTarget, findTpg, resolve, type TreeNode } from './tree.js';
 import { parseBool, parseIntParam } from './values.js';
@@ -135,8 +136,9 @@ const ramdiskCreate: CommandSpec = {
 
 const objectCreate: CommandSpec = {
   params: [{ name: 'name', required: true }, { name: 'size', required: true }, { name: 'bucket', required: true }, { name: 'prefix' }, { name: 'endpoint' },
-    { name: 'region' }, { name: 'force_path_style', values: () => ['true', 'false'] }, { name: 'cache_dir' }, { name: 'cache_size' }, { name: 'write_back', values: () => ['true', 'false'] }, { name: 'wwn' }],
-  help: 'Creates an object (S3) storage object: a volume in bucket/prefix behind a bounded local cache.',
+    { name: 'region' }, { name: 'force_path_style', values: () => ['true', 'false'] }, { name: 'cache_dir' }, { name: 'cache_size' }, { name: 'write_back', values: () => ['true', 'false'] }, { name: 'wwn' },
+    { name: 'import' }, { name: 'import_secret_file' }, { name: 'import_rate' }],
+  help: 'Creates an object (S3) storage object: a volume in bucket/prefix behind a bounded local cache. import=iscsi://[user%secret@]host:port/iqn/lun copies another target\'s LUN into it while serving (SIZE = the source\'s capacity).',
   run(ctx, a) {
     let size: number;
     let cacheSize: number | undefined;
@@ -158,6 +160,16 @@ const objectCreate: CommandSpec = {
     if (a.cache_dir !== undefined) so.cache_dir = resolvePath(a.cache_dir);
     if (cacheSize !== undefined) so.cache_size = cacheSize;
     so.write_back = parseBool(a.write_back, true, 'write_back');
+    if (a.import !== undefined) {
+      try {
+        parseIscsiUrl(a.import);
+        if (a.import_rate !== undefined) so.import_rate = humanToBytes(a.import_rate);
+      } catch (e) {
+        return err((e as Error).message);
+      }
+      so.import = a.import;
+      if (a.import_secret_file !== undefined) so.import_secret_file = resolvePath(a.import_secret_file);
+    } else if (a.import_secret_file !== undefined || a.import_rate !== undefined) err('import_secret_file and import_rate go with import=iscsi://…');
     addSo(ctx, so);
     ctx.out.push(`Created object storage object ${a.name} with size ${size}.`);
   },

@@ -51,10 +51,11 @@ export class TgtDaemon {
   }
 
   /** Starts tgtd; throws with the reason (not installed, did not answer) when it cannot. */
-  static async start(o: { workDir: string; host?: string }): Promise<TgtDaemon> {
+  /** `port` reuses a portal (a SAN coming back after kill()); default a fresh ephemeral one. */
+  static async start(o: { workDir: string; host?: string; port?: number }): Promise<TgtDaemon> {
     if (!existsSync(TGTD)) throw new Error(`${TGTD} not installed (Debian package tgt)`);
     const host = o.host ?? '127.0.0.1';
-    const port = await freePort(host);
+    const port = o.port ?? await freePort(host);
     const controlPort = pickControlPort();
     const logPath = join(o.workDir, `tgtd-${controlPort}.log`);
     const fd = openSync(logPath, 'a');

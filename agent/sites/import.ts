@@ -1,0 +1,404 @@
+// docs/import.md: an object LUN whose source is a LUN on another iSCSI target (a legacy SAN). It serves at
+// once: regions not yet copied are read from the source on demand; writes land in the object volume (a region
+// is copied first when a write covers only part of it), and the background copy never overwrites them.
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BackstoreError, BackstoreErrorCode, type AllocationRange, type Backstore } from '../backstores/backstore.js';
+import { openBackstore, type BackstoreSpec } from '../backstores/index.js';
+import { Mutex } from '../cache/mutex.js';
+import { jobs, type Job } from '../jobs.js';
+import { silentLogger, type Logger } from '../lib/log.js';
+import { InitiatorError } from '../initiator/errors.js';
+import { parseIscsiUrl, redactIscsiUrl, type IscsiUrl } from '../initiator/url.js';
+import { SourceLink } from './import-source.js';
+import { RegionMap, encodeRegions, readProgress, regionsOf, writeProgress, type ProgressRecord } from './import-progress.js';
+
+/** Bytes per progress bit: small enough that a write's copy-first costs little, large enough for fast copying. */
+export const REGION_SIZE = 1024 * 1024;
+
+export interface ImportContext {
+  stateDir: string;
+  log?: Logger;
+  /** At agent start: a source that cannot be reached does not keep the LUN from being served. */
+  startup?: boolean;
+  /** Unit serial numbers (wwns) of the LUs this agent serves now: an import of one of them is refused. */
+  served?: readonly string[];
+}
+
+const int = (v: unknown, what: string, dflt: number): number => {
+  if (v === undefined || v === null || v === '') return dflt;
+  const n = typeof v === 'string' ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw new BackstoreError(BackstoreErrorCode.IO, `import: ${what} must be a non-negative integer`);
+  return n;
+};
+
+const secretPath = (stateDir: string, name: string) => join(stateDir, 'import', `${name}.chap`);
+
+/** The CHAP secret: from the URL (create), from import_secret_file, or as the create left it in the state dir. */
+async function resolveSecret(spec: Record<string, unknown>, url: IscsiUrl, stateDir: string, name: string): Promise<string | undefined> {
+  if (url.secret) return url.secret;
+  if (!url.user) return undefined;
+  const file = typeof spec.import_secret_file === 'string' ? spec.import_secret_file : secretPath(stateDir, name);
+  try {
+    const s = (await readFile(file, 'utf8')).trim();
+    if (s) return s;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  throw new BackstoreError(BackstoreErrorCode.IO, `import: CHAP user "${url.user}" has no secret: give iscsi://${url.user}%SECRET@… or import_secret_file=FILE (${file} not found)`);
+}
+
+/** Opens (or creates) an importing object LUN. Bad input and unusable sources are refused before anything is created. */
+export async function openImportBackstore(spec: BackstoreSpec & Record<string, unknown>, ctx: ImportContext): Promise<Backstore> {
+  const log = (ctx.log ?? silentLogger).child({ backstore: spec.name, site: 'import' });
+  const name = spec.name;
+  let url: IscsiUrl;
+  try {
+    url = parseIscsiUrl(String(spec.import));
+  } catch (e) {
+    throw new BackstoreError(BackstoreErrorCode.IO, (e as Error).message);
+  }
+  const size = int(spec.size, 'size', 0);
+  const blockSize = int((spec.attributes as Record<string, unknown> | undefined)?.block_size, 'block_size', 512);
+  const cacheDir = typeof spec.cache_dir === 'string' ? spec.cache_dir : join(ctx.stateDir, 'cache', name);
+  const display = redactIscsiUrl(String(spec.import));
+  const record = await readProgress(cacheDir);
+  if (record && record.size !== size) throw new BackstoreError(BackstoreErrorCode.IO, `import: progress record is for ${record.size} bytes, the LUN has ${size}`);
+  const secret = record?.done ? undefined : await resolveSecret(spec, url, ctx.stateDir, name);
+  const queueDepth = Math.max(1, int(spec.import_queue_depth, 'import_queue_depth', 8));
+  const mk = (what: string) => new SourceLink(url, secret, log, { queueDepth, retryMs: 1000, name: `${name}.${what}` });
+  const foreground = mk('reads');
+  const background = mk('copy');
+  const fresh = !record;
+  try {
+    if (!record?.done && (fresh || !ctx.startup)) await probe(foreground, { size, blockSize, served: ctx.served ?? [] });
+    else if (!record?.done) void probe(foreground, { size, blockSize, served: [] }).catch((e: Error) => log.warn({ source: display, err: e.message }, 'import source not usable at start; serving what is copied and retrying'));
+  } catch (e) {
+    await foreground.close();
+    await background.close();
+    throw e;
+  }
+  const inner = await openBackstore({ ...spec, plugin: 'object', name } as BackstoreSpec, { stateDir: ctx.stateDir, log: ctx.log, startup: ctx.startup });
+  try {
+    const regions = record ? regionsOf(record) : new RegionMap(Math.ceil(size / REGION_SIZE));
+    if (fresh) {
+      // Without a record every region would be copied: never over a volume that already holds data.
+      const st = inner.stats?.() ?? {};
+      if (Number(st.chunks_stored ?? 0) > 0 || Number(st.segments_stored ?? 0) > 0) {
+        throw new BackstoreError(BackstoreErrorCode.IO, `import: the bucket prefix already holds a volume with data and there is no import progress in ${cacheDir}; import into an empty prefix`);
+      }
+      if (url.secret) {
+        await mkdir(join(ctx.stateDir, 'import'), { recursive: true, mode: 0o700 });
+        await writeFile(secretPath(ctx.stateDir, name), url.secret + '\n', { mode: 0o600 });
+      }
+      await writeProgress(cacheDir, { version: 1, source: display, size, region_size: REGION_SIZE, copied: encodeRegions(regions), done: false });
+      log.info({ source: display, size }, 'import created: serving at once, copying in the background');
+    }
+    const b = new ImportBackstore(inner, name, display, size, blockSize, cacheDir, regions, foreground, background, log,
+      { rate: int(spec.import_rate, 'import_rate', 0), done: record?.done ?? false });
+    b.start();
+    return b;
+  } catch (e) {
+    await foreground.close();
+    await background.close();
+    await inner.close().catch(() => undefined);
+    throw e;
+  }
+}
+
+/** Refuses a source that is not this LUN's: unreachable, refusing login, another size or block size, or our own. */
+async function probe(src: SourceLink, o: { size: number; blockSize: number; served: readonly string[] }): Promise<void> {
+  try {
+    const cap = await src.capacity();
+    if (cap.blockSize !== o.blockSize) {
+      throw new BackstoreError(BackstoreErrorCode.IO, `import: source ${src.display} has ${cap.blockSize}-byte blocks, this LUN ${o.blockSize}-byte ones; set block_size=${cap.blockSize} or import another LUN`);
+    }
+    if (cap.bytes !== o.size) {
+      throw new BackstoreError(BackstoreErrorCode.IO, `import: source ${src.display} holds ${cap.bytes} bytes (${cap.blocks} blocks of ${cap.blockSize}); SIZE must equal it: give ${cap.bytes}`);
+    }
+    const serial = await src.serial();
+    if (serial && o.served.some((w) => w.toLowerCase() === serial.toLowerCase())) {
+      throw new BackstoreError(BackstoreErrorCode.IO, `import: source ${src.display} is a LUN this agent serves (unit serial ${serial}); an agent cannot import a LUN while serving it`);
+    }
+  } catch (e) {
+    if (e instanceof InitiatorError) throw new BackstoreError(e.transient ? BackstoreErrorCode.NOT_READY : BackstoreErrorCode.IO, `import source unusable: ${e.message}`);
+    throw e;
+  }
+}
+
+interface Piece { region: number; offset: number; length: number; pos: number; full: boolean }
+
+class ImportBackstore implements Backstore {
+  readonly plugin = 'object' as const;
+  readonly thinProvisioned: boolean;
+  private readonly locks = new Map<number, Mutex>();
+  private readonly persistLock = new Mutex();
+  private copying: Promise<void> | undefined;
+  private stopping = false;
+  private closed = false;
+  private job: Job | undefined;
+  private phase = 'copying';
+  private wake: (() => void) | undefined;
+  private copiedThisRun = 0;
+  private startedAt = Date.now();
+
+  constructor(private readonly inner: Backstore, private readonly name: string, private readonly source: string, readonly size: number,
+    private readonly blockSize: number, private readonly cacheDir: string, private readonly regions: RegionMap,
+    private readonly fg: SourceLink, private readonly bg: SourceLink, private readonly log: Logger, private readonly o: { rate: number; done: boolean }) {
+    this.thinProvisioned = inner.thinProvisioned;
+  }
+
+  get writeBack(): boolean {
+    return this.inner.writeBack;
+  }
+
+  get readOnly(): boolean {
+    return Boolean((this.inner as { readOnly?: boolean }).readOnly);
+  }
+
+  private get done(): boolean {
+    return this.o.done;
+  }
+
+  start(): void {
+    if (this.done) return;
+    this.job = jobs.start('import', `/backstores/object/${this.name}`, { total: this.size, unit: 'bytes', phase: 'copying' });
+    this.job.set(this.copiedBytes());
+    this.copying = this.copyLoop().catch((e: Error) => {
+      this.log.error({ err: e.message }, 'import copy stopped');
+      this.job?.fail(e);
+    });
+  }
+
+  private copiedBytes(): number {
+    let n = this.regions.count * REGION_SIZE;
+    const last = this.regions.regions - 1;
+    if (this.regions.has(last)) n -= this.regions.regions * REGION_SIZE - this.size;
+    return n;
+  }
+
+  private lock(r: number): Mutex {
+    let m = this.locks.get(r);
+    if (!m) { m = new Mutex(); this.locks.set(r, m); }
+    return m;
+  }
+
+  private regionRange(r: number): [number, number] {
+    const start = r * REGION_SIZE;
+    return [start, Math.min(this.size, start + REGION_SIZE) - start];
+  }
+
+  private *pieces(offset: number, length: number): Generator<Piece> {
+    for (let pos = 0; pos < length;) {
+      const abs = offset + pos;
+      const region = Math.floor(abs / REGION_SIZE);
+      const [start, rlen] = this.regionRange(region);
+      const len = Math.min(start + rlen - abs, length - pos);
+      yield { region, offset: abs, length: len, pos, full: abs === start && len === rlen };
+      pos += len;
+    }
+  }
+
+  private check(offset: number, length: number): void {
+    if (this.closed) throw new BackstoreError(BackstoreErrorCode.CLOSED, 'object backstore is closed');
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > this.size) {
+      throw new BackstoreError(BackstoreErrorCode.RANGE, `range ${offset}+${length} outside 0..${this.size}`);
+    }
+  }
+
+  /** Source bytes, block-aligned; a source that is down is a retryable NOT READY (the range is not copied yet). */
+  private async fromSource(link: SourceLink, offset: number, length: number): Promise<Buffer> {
+    const bs = this.blockSize;
+    const start = Math.floor(offset / bs) * bs;
+    const end = Math.ceil((offset + length) / bs) * bs;
+    try {
+      const b = await link.read(start, end - start, bs);
+      return start === offset && end === offset + length ? b : b.subarray(offset - start, offset - start + length);
+    } catch (e) {
+      if (e instanceof InitiatorError) {
+        throw new BackstoreError(e.transient || e.code === 'CLOSED' ? BackstoreErrorCode.NOT_READY : BackstoreErrorCode.IO,
+          `range ${offset}+${length} not imported yet and the source ${this.source} is unavailable (${e.message}); retry`);
+      }
+      throw e;
+    }
+  }
+
+  async read(offset: number, length: number): Promise<Buffer> {
+    this.check(offset, length);
+    if (this.done) return this.inner.read(offset, length);
+    const parts = [...this.pieces(offset, length)];
+    if (parts.every((p) => this.regions.has(p.region))) return this.inner.read(offset, length);
+    const out = Buffer.allocUnsafe(length);
+    await Promise.all(parts.map(async (p) => {
+      const b = this.regions.has(p.region) ? await this.inner.read(p.offset, p.length) : await this.fromSource(this.fg, p.offset, p.length);
+      b.copy(out, p.pos);
+    }));
+    return out;
+  }
+
+  /** Makes region r hold its source bytes in the volume (unless already) and then runs `then` under its lock. */
+  private async settle(r: number, link: SourceLink, full: boolean, then?: () => Promise<void>): Promise<boolean> {
+    return this.lock(r).run(async () => {
+      let fresh = false;
+      if (!this.regions.has(r) && !full) {
+        const [start, len] = this.regionRange(r);
+        const data = await this.fromSource(link, start, len);
+        await this.inner.write(start, [data]);
+        fresh = true;
+      }
+      // The write itself runs under the lock so that the background copy cannot land between the two.
+      if (then) await then();
+      if (!this.regions.has(r)) { this.regions.mark(r); fresh = true; }
+      return fresh;
+    });
+  }
+
+  async write(offset: number, chunks: readonly Buffer[]): Promise<void> {
+    let length = 0;
+    for (const c of chunks) length += c.length;
+    this.check(offset, length);
+    if (this.done || [...this.pieces(offset, length)].every((p) => this.regions.has(p.region))) return this.inner.write(offset, chunks);
+    const data = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length);
+    const settled = await Promise.all([...this.pieces(offset, length)].map((p) => {
+      const part = data.subarray(p.pos, p.pos + p.length);
+      if (this.regions.has(p.region)) return this.inner.write(p.offset, [part]).then(() => false);
+      return this.settle(p.region, this.fg, p.full, () => this.inner.write(p.offset, [part]));
+    }));
+    // A write-through LUN acknowledges durable writes: the record must say those regions are ours before that.
+    if (!this.inner.writeBack && settled.some(Boolean)) await this.persist(false);
+    this.job?.set(this.copiedBytes());
+  }
+
+  async unmap(offset: number, length: number): Promise<void> {
+    this.check(offset, length);
+    if (this.done) return this.inner.unmap(offset, length);
+    await Promise.all([...this.pieces(offset, length)].map((p) => this.regions.has(p.region) ? this.inner.unmap(p.offset, p.length)
+      : this.settle(p.region, this.fg, p.full, () => this.inner.unmap(p.offset, p.length))));
+    await this.persist(false);
+  }
+
+  /** The volume's flush, then the record of what it now holds durably (a region copied before the flush began). */
+  async flush(): Promise<void> {
+    this.check(0, 0);
+    await this.persist(false);
+  }
+
+  private persist(done: boolean): Promise<void> {
+    return this.persistLock.run(async () => {
+      const snap = this.regions.clone();
+      await this.inner.flush();
+      const r: ProgressRecord = { version: 1, source: this.source, size: this.size, region_size: REGION_SIZE, copied: encodeRegions(snap), done };
+      await writeProgress(this.cacheDir, r);
+    });
+  }
+
+  async allocation(offset: number, length: number): Promise<AllocationRange[]> {
+    this.check(offset, length);
+    const inner = this.inner.allocation ? await this.inner.allocation(offset, length) : [{ offset, length, mapped: true }];
+    if (this.done) return inner;
+    // A range not copied yet holds the source's data: mapped, whatever the volume says.
+    const out: AllocationRange[] = [];
+    for (const a of inner) {
+      for (const p of this.pieces(a.offset, a.length)) {
+        const mapped = a.mapped || !this.regions.has(p.region);
+        const last = out[out.length - 1];
+        if (last && last.mapped === mapped && last.offset + last.length === p.offset) last.length += p.length;
+        else out.push({ offset: p.offset, length: p.length, mapped });
+      }
+    }
+    return out;
+  }
+
+  private async pause(ms: number): Promise<void> {
+    await new Promise<void>((r) => {
+      const t = setTimeout(r, ms);
+      this.wake = () => { clearTimeout(t); r(); };
+    });
+    this.wake = undefined;
+  }
+
+  /** The background copy: regions in order from the first not copied, a few at once, at most `rate` bytes/s. */
+  private async copyLoop(): Promise<void> {
+    const parallel = 4;
+    let next = this.regions.nextUnmarked(0);
+    let sinceSave = 0;
+    let lastSave = Date.now();
+    let backoff = 500;
+    while (!this.stopping && next >= 0) {
+      const batch: number[] = [];
+      for (let r = next; r >= 0 && batch.length < parallel; r = this.regions.nextUnmarked(r + 1)) {
+        if (batch.includes(r)) break;
+        batch.push(r);
+      }
+      try {
+        await Promise.all(batch.map((r) => this.settle(r, this.bg, false).then((fresh) => {
+          if (fresh) { this.copiedThisRun += this.regionRange(r)[1]; sinceSave += this.regionRange(r)[1]; }
+        })));
+        backoff = 500;
+        if (this.phase !== 'copying') { this.phase = 'copying'; this.job?.setPhase('copying'); this.log.info({ source: this.source }, 'import copy resumed'); }
+      } catch (e) {
+        if (this.stopping) break;
+        const msg = (e as Error).message;
+        if (this.phase === 'copying') this.log.warn({ source: this.source, err: msg }, 'import copy waiting for the source');
+        this.phase = `waiting for source: ${msg}`;
+        this.job?.setPhase(this.phase);
+        await this.pause(backoff);
+        backoff = Math.min(10_000, backoff * 2);
+        continue;
+      }
+      this.job?.set(this.copiedBytes());
+      if (sinceSave >= 64 * REGION_SIZE || Date.now() - lastSave > 2000) {
+        await this.persist(false);
+        sinceSave = 0;
+        lastSave = Date.now();
+      }
+      if (this.o.rate > 0) {
+        const ahead = this.copiedThisRun / this.o.rate * 1000 - (Date.now() - this.startedAt);
+        if (ahead > 0) await this.pause(ahead);
+      }
+      next = this.regions.nextUnmarked(batch[batch.length - 1]! + 1);
+    }
+    if (this.stopping) return;
+    await this.persist(true);
+    this.o.done = true;
+    await Promise.all([this.fg.close(), this.bg.close()]);
+    this.phase = 'done';
+    this.job?.finish();
+    this.log.info({ source: this.source, seconds: Math.round((Date.now() - this.startedAt) / 1000) }, 'import complete: every region copied; source disconnected');
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) throw new BackstoreError(BackstoreErrorCode.CLOSED, 'object backstore is closed');
+    this.stopping = true;
+    this.wake?.();
+    this.bg.abort(); // a copy waiting on a dead source would otherwise hold the close for its command timeout
+    await this.copying;
+    this.closed = true;
+    try {
+      if (!this.done) await this.persist(false);
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'import: progress not saved at close (the next start copies those regions again)');
+    }
+    if (!this.done) this.job?.cancel();
+    await Promise.all([this.fg.close(), this.bg.close()]);
+    await this.inner.close();
+  }
+
+  stats(): Record<string, number | string | null> {
+    const s = { ...(this.inner.stats?.() ?? {}) };
+    s.import_source = this.source;
+    if (this.done) {
+      s.import_state = 'done; source disconnected';
+      s.import_percent = 100;
+      return s;
+    }
+    const snap = this.job?.snapshot();
+    s.import_state = this.phase;
+    s.import_copied_bytes = this.copiedBytes();
+    s.import_percent = Math.floor(this.copiedBytes() / this.size * 1000) / 10;
+    s.import_rate_mb_s = snap ? Math.round(snap.rate / 1e5) / 10 : 0;
+    s.import_eta_s = snap?.eta_s === null || snap?.eta_s === undefined ? null : Math.round(snap.eta_s);
+    s.import_source_connected = this.fg.connected || this.bg.connected ? 'yes' : 'no';
+    return s;
+  }
+}
