@@ -140,7 +140,7 @@ class ImportBackstore implements Backstore {
   private phase = 'copying';
   private wake: (() => void) | undefined;
   private copiedThisRun = 0;
-  private startedAt = Date.now();
+  private startedAt = 0;
 
   constructor(private readonly inner: Backstore, private readonly name: string, private readonly source: string, readonly size: number,
     private readonly blockSize: number, private readonly cacheDir: string, private readonly regions: RegionMap,
@@ -319,7 +319,9 @@ class ImportBackstore implements Backstore {
 
   /** The background copy: regions in order from the first not copied, a few at once, at most `rate` bytes/s. */
   private async copyLoop(): Promise<void> {
-    const parallel = 4;
+    this.startedAt = Date.now();
+    // Regions in flight together; a low rate bound gets fewer so that it holds from the first second.
+    const parallel = this.o.rate > 0 ? Math.max(1, Math.min(4, Math.floor(this.o.rate / REGION_SIZE))) : 4;
     let next = this.regions.nextUnmarked(0);
     let sinceSave = 0;
     let lastSave = Date.now();
