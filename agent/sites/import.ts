@@ -138,7 +138,7 @@ class ImportBackstore implements Backstore {
   private closed = false;
   private job: Job | undefined;
   private phase = 'copying';
-  private wake: (() => void) | undefined;
+  private readonly wakers = new Set<() => void>();
   private copiedThisRun = 0;
   private startedAt = 0;
 
@@ -311,54 +311,54 @@ class ImportBackstore implements Backstore {
 
   private async pause(ms: number): Promise<void> {
     await new Promise<void>((r) => {
-      const t = setTimeout(r, ms);
-      this.wake = () => { clearTimeout(t); r(); };
+      const wake = () => { clearTimeout(t); this.wakers.delete(wake); r(); };
+      const t = setTimeout(wake, ms);
+      this.wakers.add(wake);
     });
-    this.wake = undefined;
   }
 
-  /** The background copy: regions in order from the first not copied, a few at once, at most `rate` bytes/s. */
+  /** The background copy: workers take regions in order from the first not copied, at most `rate` bytes/s. */
   private async copyLoop(): Promise<void> {
     this.startedAt = Date.now();
     // Regions in flight together; a low rate bound gets fewer so that it holds from the first second.
     const parallel = this.o.rate > 0 ? Math.max(1, Math.min(4, Math.floor(this.o.rate / REGION_SIZE))) : 4;
-    let next = this.regions.nextUnmarked(0);
-    let sinceSave = 0;
-    let lastSave = Date.now();
+    let cursor = 0;
+    let failing = 0;
     let backoff = 500;
-    while (!this.stopping && next >= 0) {
-      const batch: number[] = [];
-      for (let r = next; r >= 0 && batch.length < parallel; r = this.regions.nextUnmarked(r + 1)) {
-        if (batch.includes(r)) break;
-        batch.push(r);
+    const saver = setInterval(() => { void this.persist(false).catch((e: Error) => this.log.warn({ err: e.message }, 'import: saving progress failed')); }, 2000);
+    const worker = async (): Promise<void> => {
+      while (!this.stopping) {
+        const r = this.regions.nextUnmarked(cursor);
+        if (r < 0) return;
+        cursor = r + 1;
+        try {
+          const fresh = await this.settle(r, this.bg, false);
+          if (fresh) this.copiedThisRun += this.regionRange(r)[1];
+          this.job?.set(this.copiedBytes());
+          if (failing) { failing = 0; backoff = 500; }
+          if (this.phase !== 'copying') { this.phase = 'copying'; this.job?.setPhase('copying'); this.log.info({ source: this.source }, 'import copy resumed'); }
+        } catch (e) {
+          if (this.stopping) return;
+          cursor = Math.min(cursor, r); // try that region again
+          const msg = (e as Error).message;
+          if (this.phase === 'copying') this.log.warn({ source: this.source, err: msg }, 'import copy waiting for the source');
+          this.phase = `waiting for source: ${msg}`;
+          this.job?.setPhase(this.phase);
+          failing++;
+          await this.pause(backoff);
+          backoff = Math.min(10_000, backoff * 2);
+          continue;
+        }
+        if (this.o.rate > 0) {
+          const ahead = this.copiedThisRun / this.o.rate * 1000 - (Date.now() - this.startedAt);
+          if (ahead > 0) await this.pause(ahead);
+        }
       }
-      try {
-        await Promise.all(batch.map((r) => this.settle(r, this.bg, false).then((fresh) => {
-          if (fresh) { this.copiedThisRun += this.regionRange(r)[1]; sinceSave += this.regionRange(r)[1]; }
-        })));
-        backoff = 500;
-        if (this.phase !== 'copying') { this.phase = 'copying'; this.job?.setPhase('copying'); this.log.info({ source: this.source }, 'import copy resumed'); }
-      } catch (e) {
-        if (this.stopping) break;
-        const msg = (e as Error).message;
-        if (this.phase === 'copying') this.log.warn({ source: this.source, err: msg }, 'import copy waiting for the source');
-        this.phase = `waiting for source: ${msg}`;
-        this.job?.setPhase(this.phase);
-        await this.pause(backoff);
-        backoff = Math.min(10_000, backoff * 2);
-        continue;
-      }
-      this.job?.set(this.copiedBytes());
-      if (sinceSave >= 64 * REGION_SIZE || Date.now() - lastSave > 2000) {
-        await this.persist(false);
-        sinceSave = 0;
-        lastSave = Date.now();
-      }
-      if (this.o.rate > 0) {
-        const ahead = this.copiedThisRun / this.o.rate * 1000 - (Date.now() - this.startedAt);
-        if (ahead > 0) await this.pause(ahead);
-      }
-      next = this.regions.nextUnmarked(batch[batch.length - 1]! + 1);
+    };
+    try {
+      await Promise.all(Array.from({ length: parallel }, worker));
+    } finally {
+      clearInterval(saver);
     }
     if (this.stopping) return;
     await this.persist(true);
@@ -372,7 +372,7 @@ class ImportBackstore implements Backstore {
   async close(): Promise<void> {
     if (this.closed) throw new BackstoreError(BackstoreErrorCode.CLOSED, 'object backstore is closed');
     this.stopping = true;
-    this.wake?.();
+    for (const w of [...this.wakers]) w();
     this.bg.abort(); // a copy waiting on a dead source would otherwise hold the close for its command timeout
     await this.copying;
     this.closed = true;

@@ -30,8 +30,8 @@ test('import from tgt with CHAP: serves at once, a write to an uncopied range su
   const { tgt, image } = await startSource(dir, size);
   const site = await startSite(s3);
   try {
-    // 2 MiB/s: the copy takes ~12 s, so the end of the LUN is still uncopied when it is read and written below.
-    const c = await createImport(site, s3, { name: 'vol1', size, url: sourceUrl(tgt), rate: '2M' });
+    // 1 MiB/s: the copy takes ~24 s (each `outpost` command below takes a second or more on a loaded box), so the end of the LUN is still uncopied when it is read and written below.
+    const c = await createImport(site, s3, { name: 'vol1', size, url: sourceUrl(tgt), rate: '1M' });
     assert.equal(c.code, 0, c.out);
     assert.match(c.out, /Created object storage object vol1/);
 
