@@ -1,5 +1,6 @@
 // The import's view of the legacy LUN: sessions of agent/initiator/ that reconnect after the source goes away,
 // with a short memory of the last failure so that reads do not each wait out a dead host.
+import { BackstoreError, BackstoreErrorCode } from '../backstores/backstore.js';
 import type { Logger } from '../lib/log.js';
 import { InitiatorError } from '../initiator/errors.js';
 import { InitiatorSession } from '../initiator/session.js';
@@ -93,5 +94,25 @@ export class SourceLink {
     this.session = undefined;
     await this.opening?.catch(() => undefined);
     if (s && !s.closed) await s.logout().catch(() => s.destroy());
+  }
+}
+
+/** Refuses a source that is not this LUN's: unreachable, refusing login, another size or block size, or our own. */
+export async function probe(src: SourceLink, o: { size: number; blockSize: number; served: readonly string[] }): Promise<void> {
+  try {
+    const cap = await src.capacity();
+    if (cap.blockSize !== o.blockSize) {
+      throw new BackstoreError(BackstoreErrorCode.IO, `import: source ${src.display} has ${cap.blockSize}-byte blocks, this LUN ${o.blockSize}-byte ones; set block_size=${cap.blockSize} or import another LUN`);
+    }
+    if (cap.bytes !== o.size) {
+      throw new BackstoreError(BackstoreErrorCode.IO, `import: source ${src.display} holds ${cap.bytes} bytes (${cap.blocks} blocks of ${cap.blockSize}); SIZE must equal it: give ${cap.bytes}`);
+    }
+    const serial = await src.serial();
+    if (serial && o.served.some((w) => w.toLowerCase() === serial.toLowerCase())) {
+      throw new BackstoreError(BackstoreErrorCode.IO, `import: source ${src.display} is a LUN this agent serves (unit serial ${serial}); an agent cannot import a LUN while serving it`);
+    }
+  } catch (e) {
+    if (e instanceof InitiatorError) throw new BackstoreError(e.transient ? BackstoreErrorCode.NOT_READY : BackstoreErrorCode.IO, `import source unusable: ${e.message}`);
+    throw e;
   }
 }
