@@ -78,3 +78,15 @@ test('an agent refuses to import a LUN it serves itself', { skip, timeout: 60_00
   assert.equal(l.code, 0, l.stdout + l.stderr);
   await refused('self', 4 * MiB, `iscsi://127.0.0.1:${site.port}/${TARGET}/0`, /a LUN this agent serves .*cannot import a LUN while serving it/);
 });
+
+test('a URL without the secret takes it from import_secret_file; with neither, the create is refused', { skip, timeout: 60_000 }, async () => {
+  const url = `iscsi://${CHAP.user}@127.0.0.1:${tgt.port}/iqn.2024-01.dev.outpost.test:legacy-san/1`;
+  await refused('nosecret', 4 * MiB, url, /CHAP user "importer" has no secret: give iscsi:\/\/importer%SECRET@… or import_secret_file=FILE/);
+  const file = join(dir, 'san.chap');
+  await writeFile(file, CHAP.password + '\n', { mode: 0o600 });
+  const r = await createImport(site, s3, { name: 'fromfile', size: 4 * MiB, url, extra: [`import_secret_file=${file}`] });
+  assert.equal(r.code, 0, r.out);
+  const info = await site.info('fromfile');
+  assert.match(info['import state'] ?? '', /copying|done/);
+  assert.equal(info.import_secret_file, file);
+});

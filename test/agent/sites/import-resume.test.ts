@@ -44,7 +44,7 @@ async function waitDone(site: Site, name: string): Promise<void> {
 test('kill -9 mid-import: the restarted agent resumes from its progress record and completes with matching bytes', { skip, timeout: 400_000 }, async () => {
   const size = 32 * MiB;
   const { tgt, path } = await startSource(dir, size);
-  const site = await startSite(s3);
+  const site = await startSite(s3).catch(async (e: unknown) => { await tgt.stop(); throw e; });
   try {
     const c = await createImport(site, s3, { name: 'vol2', size, url: sourceUrl(tgt), rate: '4M' });
     assert.equal(c.code, 0, c.out);
@@ -78,7 +78,7 @@ test('the source disappears mid-copy: copied ranges still served, uncopied ones 
   const size = 16 * MiB;
   const src = await startSource(dir, size);
   let tgt: TgtDaemon = src.tgt;
-  const site = await startSite(s3);
+  const site = await startSite(s3).catch(async (e: unknown) => { await src.tgt.stop(); throw e; });
   try {
     const c = await createImport(site, s3, { name: 'vol3', size, url: sourceUrl(tgt), rate: '1M' });
     assert.equal(c.code, 0, c.out);

@@ -28,7 +28,7 @@ after(async () => {
 test('import from tgt with CHAP: serves at once, a write to an uncopied range survives, the copy completes with matching bytes', { skip, timeout: 300_000 }, async () => {
   const size = 24 * MiB;
   const { tgt, image } = await startSource(dir, size);
-  const site = await startSite(s3);
+  const site = await startSite(s3).catch(async (e: unknown) => { await tgt.stop(); throw e; });
   try {
     // 1 MiB/s: the copy takes ~24 s (each `outpost` command below takes a second or more on a loaded box), so the end of the LUN is still uncopied when it is read and written below.
     const c = await createImport(site, s3, { name: 'vol1', size, url: sourceUrl(tgt), rate: '1M' });
