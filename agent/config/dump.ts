@@ -1,5 +1,6 @@
 // Dumping the tree as saveconfig.json (rtslib-fb RTSRoot.dump + save_to_file: sorted keys, indent 2).
 // Managed (gateway) node ACLs are runtime state from the cached policy and are never written.
+import { redactIscsiUrl } from '../initiator/url.js';
 import type { RootConfig } from './schema.js';
 
 export function dumpConfig(root: RootConfig): RootConfig {
@@ -23,5 +24,8 @@ function sortKeys(v: unknown): unknown {
 }
 
 export function serializeConfig(root: RootConfig): string {
-  return JSON.stringify(sortKeys(dumpConfig(root)), null, 2) + '\n';
+  const out = dumpConfig(root);
+  // An import URL's CHAP secret went to the state dir when the LUN was created (docs/import.md): never to the file.
+  for (const so of out.storage_objects) if (typeof so.import === 'string') so.import = redactIscsiUrl(so.import);
+  return JSON.stringify(sortKeys(out), null, 2) + '\n';
 }

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { openBackstore, type BackstoreSpec } from '../backstores/index.js';
 import type { Backstore } from '../backstores/backstore.js';
 import { describeLocation, volumeLocation } from '../backstores/object/location.js';
+import { openImportBackstore } from '../sites/import.js';
 import type { PortalAddress } from '../iscsi/target-registry.js';
 import type { Logger } from '../lib/log.js';
 import type { AluaGroupConfig } from '../scsi/port.js';
@@ -109,7 +110,11 @@ export class Runtime {
   private async open(so: StorageObjectConfig, startup: boolean): Promise<UnitEntry> {
     const path = storageObjectPath(so);
     const entry: UnitEntry = { path, sig: signature(so), plugin: so.plugin };
-    const backstore = await openBackstore(backstoreSpec(so), { stateDir: this.opts.stateDir, log: this.opts.log, startup });
+    const ctx = { stateDir: this.opts.stateDir, log: this.opts.log, startup };
+    // An object LUN importing from another target (issue 13); the serials served here are what it may not import.
+    const backstore = so.plugin === 'object' && so.import !== undefined
+      ? await openImportBackstore(backstoreSpec(so), { ...ctx, served: [...this.units.values()].flatMap((u) => u.lu ? [u.lu.wwn] : []) })
+      : await openBackstore(backstoreSpec(so), ctx);
     try {
       entry.lu = await createLogicalUnit({
         name: path, wwn: storageWwn(so), backstore, attributes: so.attributes ?? {}, aluaGroups: aluaGroups(so),

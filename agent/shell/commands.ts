@@ -14,6 +14,7 @@ import {
 import { tunnelProblem } from '../config/tunnels.js';
 import type { VolumeDescriptor } from '../backstores/object/format.js';
 import { planRestore, type RestorePlan, type VolumeLocation } from '../sites/restore.js';
+import { parseIscsiUrl } from '../initiator/url.js';
 import { ShellError, type PrefValue, type ShellHost } from './host.js';
 import { findAcl, findSo, findTarget, findTpg, resolve, type TreeNode } from './tree.js';
 import { parseBool, parseIntParam } from './values.js';
@@ -156,9 +157,11 @@ const objectCreate: CommandSpec = {
   params: [{ name: 'name', required: true }, { name: 'size', required: true }, { name: 'bucket', required: true }, { name: 'prefix' }, { name: 'endpoint' },
     { name: 'region' }, { name: 'force_path_style', values: () => ['true', 'false'] }, { name: 'cache_dir' }, { name: 'cache_size' }, { name: 'write_back', values: () => ['true', 'false'] }, { name: 'wwn' },
     { name: 'restore', values: () => ['true', 'false'] }, { name: 'prefetch', values: () => ['true', 'false'] },
-    { name: 'source' }, { name: 'readonly', values: () => ['true', 'false'] }],
+    { name: 'source' }, { name: 'readonly', values: () => ['true', 'false'] },
+    { name: 'import' }, { name: 'import_secret_file' }, { name: 'import_rate' }],
   help: 'Creates an object (S3) storage object: a volume in bucket/prefix behind a bounded local cache. On a prefix that holds a volume '
-    + 'it opens that volume with its LU identity (another site restoring it); restore=true refuses a prefix without one.',
+    + 'it opens that volume with its LU identity (another site restoring it); restore=true refuses a prefix without one. '
+    + 'import=iscsi://[user%secret@]host:port/iqn/lun copies another target\'s LUN into it while serving (SIZE = the source\'s capacity).',
   async prepare(ctx, a) {
     // On the running agent the bucket is asked first, so a restore keeps the volume's identity (docs/dr.md).
     // A bucket that cannot be read is left for the open to report, as for any create (unless a restore was asked).
@@ -209,6 +212,17 @@ const objectCreate: CommandSpec = {
       try { so.source = resolveSource(ctx.draft, so, a.source); } catch (e) { err((e as Error).message); }
     }
     if (readonly) { if (!so.source) err('readonly=true exports a snapshot: give source=VOLUME@SNAPSHOT.'); so.readonly = true; so.write_back = false; }
+    if (a.import !== undefined && a.source !== undefined) err('import= and source= exclude each other: a volume starts from a snapshot or from another target, not both.');
+    if (a.import !== undefined) {
+      try {
+        parseIscsiUrl(a.import);
+        if (a.import_rate !== undefined) so.import_rate = humanToBytes(a.import_rate);
+      } catch (e) {
+        return err((e as Error).message);
+      }
+      so.import = a.import;
+      if (a.import_secret_file !== undefined) so.import_secret_file = resolvePath(a.import_secret_file);
+    } else if (a.import_secret_file !== undefined || a.import_rate !== undefined) err('import_secret_file and import_rate go with import=iscsi://…');
     addSo(ctx, so);
     ctx.out.push(`Created object storage object ${a.name} with size ${size}.`, ...(plan?.said ?? []));
     if (so.source) ctx.out.push(readonly ? `Exporting snapshot ${a.source} read-only.` : `Cloned from snapshot ${a.source} (sharing its objects).`);

@@ -13,6 +13,7 @@ import { groupsFor } from './groups.js';
 import { helpTopic, syntax, syntaxLine } from './help.js';
 import { jobCommandsAt, lastJobId, runJobCommand, startedJob } from './job-commands.js';
 import { BOOKMARKS_PREF, DEFAULT_PREFS, ShellError, type PrefValue, type ShellHost } from './host.js';
+import { redactIscsiUrl } from '../initiator/url.js';
 import { renderLiveStats } from './live-stats.js';
 import { recoveryLines } from './replica.js';
 import { renderTree } from './render.js';
@@ -395,5 +396,7 @@ function info(root: RootConfig, node: TreeNode): string[] {
   else if (node.kind === 'acl') obj = root.targets.find((t) => t.wwn === ids.target)?.tpgs.find((t) => t.tag === Number(ids.tag))?.node_acls.find((a) => a.node_wwn === ids.acl);
   else if (node.kind === 'lun') obj = root.targets.find((t) => t.wwn === ids.target)?.tpgs.find((t) => t.tag === Number(ids.tag))?.luns.find((l) => l.index === Number(ids.lun));
   if (!obj) return [`${node.path}: no information for this node`];
-  return Object.keys(obj).sort().filter((k) => typeof obj![k] !== 'object' || obj![k] === null).map((k) => `${k}: ${String(obj![k])}`);
+  // An import URL may still carry the CHAP secret it was created with (saveconfig never does): not shown.
+  return Object.keys(obj).sort().filter((k) => typeof obj![k] !== 'object' || obj![k] === null)
+    .map((k) => `${k}: ${k === 'import' ? redactIscsiUrl(String(obj![k])) : String(obj![k])}`);
 }
