@@ -28,7 +28,7 @@ function version(): string {
 function topHelp(): string {
   const w = Math.max(...SUBCOMMANDS.map(([u]) => u.length));
   return [
-    'Usage: outpost [--state-dir DIR] [--config FILE] [PATH] [COMMAND ARGS...]',
+    'Usage: outpost [--state-dir DIR] [--config FILE] [--no-wait] [PATH] [COMMAND ARGS...]',
     '       outpost agent|gateway|relay [OPTIONS]',
     '',
     'Outpost: an iSCSI target agent with S3-backed LUNs, its fleet gateway, and a targetcli-compatible shell.',
@@ -111,6 +111,7 @@ async function runShell(argv: string[]): Promise<number> {
   const program = new Command('outpost')
     .option('--state-dir <dir>', 'state directory of the agent (or OUTPOST_STATE_DIR)')
     .option('--config <file>', 'saveconfig.json to edit when no agent is running (or OUTPOST_CONFIG)')
+    .option('--no-wait', 'start long work (an import, a flush…) and return at once; follow it later with `jobs wait ID`')
     .argument('[words...]', 'PATH COMMAND ARGS… (command-line mode)')
     .passThroughOptions()
     .option('-h, --help', 'show the help')
@@ -118,7 +119,7 @@ async function runShell(argv: string[]): Promise<number> {
     .helpOption(false)
     .exitOverride();
   program.parse(argv, { from: 'user' });
-  const o = program.opts<{ stateDir?: string; config?: string; help?: boolean; version?: boolean }>();
+  const o = program.opts<{ stateDir?: string; config?: string; wait: boolean; help?: boolean; version?: boolean }>();
   if (o.help || o.version) {
     process.stdout.write((o.help ? topHelp() : version()) + '\n');
     return 0;
@@ -133,6 +134,10 @@ async function runShell(argv: string[]): Promise<number> {
     const r = await session.exec({ cwd: '/', prevCwd: '/', line, width: process.stdout.columns ?? 80 });
     for (const l of r.output) (r.error ? process.stderr : process.stdout).write(l + '\n');
     if (r.error || r.job === undefined) return r.error ? 1 : 0;
+    if (!o.wait) {
+      process.stdout.write(`Job ${r.job} goes on in the agent: \`outpost jobs wait ${r.job}\` follows it.\n`);
+      return 0;
+    }
     // The command started (or waits on) long work: show its progress until it ends; Ctrl-C only stops watching.
     const f = followJob(session, r.job, { out: process.stdout });
     const onInt = () => f.detach();

@@ -76,7 +76,8 @@ export async function startSite(s3: S3rverHandle): Promise<Site> {
 
 /** Creates the importing LUN and maps it as LUN 0 of the site's target. */
 export async function createImport(site: Site, s3: S3rverHandle, o: { name: string; size: number; url: string; rate?: string; prefix?: string; extra?: string[] }): Promise<{ code: number | null; out: string }> {
-  const r = await site.cli(['/backstores/object', 'create', o.name, String(o.size), `bucket=${s3.bucket}`, `prefix=${o.prefix ?? `${o.name}/`}`, `endpoint=${s3.endpoint}`,
+  // --no-wait: the shell would otherwise follow the import's job to its end before returning.
+  const r = await site.cli(['--no-wait', '/backstores/object', 'create', o.name, String(o.size), `bucket=${s3.bucket}`, `prefix=${o.prefix ?? `${o.name}/`}`, `endpoint=${s3.endpoint}`,
     'force_path_style=true', 'cache_size=64M', `import=${o.url}`, ...(o.rate ? [`import_rate=${o.rate}`] : []), ...(o.extra ?? [])]);
   if (r.code !== 0) return { code: r.code, out: r.stdout + r.stderr };
   const l = await site.cli([`/iscsi/${TARGET}/tpg1/luns`, 'create', `/backstores/object/${o.name}`]);
