@@ -20,6 +20,7 @@ import { countingCore } from './metrics/core-counters.js';
 import { loginReason } from './metrics/login-reasons.js';
 import { createTargetCore } from './scsi/core.js';
 import { ShellEngine } from './shell/engine.js';
+import { runCommand } from './sites/agent-commands.js';
 import type { ShellHost } from './shell/host.js';
 import { PrefsStore } from './shell/prefs-store.js';
 import { TunnelManager, describeTunnel } from './tunnel/manager.js';
@@ -61,6 +62,8 @@ export interface Agent {
   servedTargets(): string[];
   inventory(): ReturnType<typeof inventoryOf>;
   status(): AgentStatus;
+  /** One gateway control command (shared/control-commands.ts), run by agent/sites/agent-commands.ts. */
+  command(op: string, args: Record<string, unknown>): Promise<unknown>;
   stop(): Promise<void>;
 }
 
@@ -201,6 +204,8 @@ async function startLocked(opts: AgentOptions, stateDir: string, lock: StateDirL
         loginFailures: { ...loginFailures },
       };
     },
+    command: (op, args) => runCommand({ model: () => model, commit: agent.commit, unit: (p) => runtime.units.get(p)?.lu, sessions: () => server!.sessions(),
+      shell: (line) => commandEngine.exec({ line }), log }, op, args),
     async stop() {
       if (stopped) return;
       stopped = true;
@@ -248,6 +253,7 @@ async function startLocked(opts: AgentOptions, stateDir: string, lock: StateDirL
     },
   };
 
+  const commandEngine = new ShellEngine(host);
   let admin: AdminServer | undefined;
   if (opts.admin !== false) {
     try {
