@@ -152,7 +152,7 @@ export class Migrations {
       await A('alua.set', { ...tl, state: 'transitioning' });
       const t0 = Date.now();
       step('cut-over: source hands the writer lease over');
-      const h = await A<Figures & { pr: unknown; epoch: number }>('handover', tl, 60_000);
+      const h = await A<Figures & { pr: unknown; detached?: boolean }>('handover', tl, 90_000);
       m.uploaded_bytes = h.bytes_uploaded - before.bytes_uploaded;
       m.put_count = h.put_count - before.put_count;
       // from here the source no longer writes: a failed take-over must give it the lease back first
@@ -162,7 +162,8 @@ export class Migrations {
       await B('alua.set', { ...tl, state: 'active/optimized' });
       m.pause_ms = Date.now() - t0;
       undo.length = 0; // B serves: nothing to roll back to any more
-      await A('alua.set', { ...tl, state: 'unavailable' }).catch((e: Error) => log.warn({ migration: m.id, err: e.message }, 'source port not set unavailable'));
+      if (h.detached) m.source_exported = false; // A closed the LUN to release the lease
+      else await A('alua.set', { ...tl, state: 'unavailable' }).catch((e: Error) => log.warn({ migration: m.id, err: e.message }, 'source port not set unavailable'));
       m.state = 'done';
       step('done');
     } catch (e) {

@@ -3,7 +3,8 @@
 // (gateway/migrations.ts) sequences these steps and the ALUA states around them.
 import { jobs, type Job } from '../jobs.js';
 import { relativePortId, relativePortIds } from '../config/ports.js';
-import { storageObjectPath } from '../config/schema.js';
+import { ALUA_STATE_NAMES } from '../../shared/control-commands.js';
+import { iscsiTargets, storageObjectPath, type LunConfig, type StorageObjectConfig } from '../config/schema.js';
 import { exportPr, importPr } from '../scsi/pr/transfer.js';
 import { findLun } from './lun-export.js';
 import type { SiteHost } from './site-host.js';
@@ -72,44 +73,106 @@ export async function flushLun(host: SiteHost, target: string, lun: number) {
   return { storage_object: path, ...now, uploaded_now: now.bytes_uploaded - base };
 }
 
-/** The LU's handover capabilities, provided by the object backstore (writer lease hand-over and promotion). */
-interface Transferable {
-  handOver?(): Promise<{ epoch: number }>;
-  promote?(): Promise<{ epoch: number }>;
+/** What a hand-over took out of this agent's model, kept so a rolled-back migration can put it back. */
+interface Parked {
+  readonly so: StorageObjectConfig;
+  readonly luns: ReadonlyArray<{ readonly target: string; readonly tag: number; readonly lun: LunConfig }>;
+}
+const parked = new Map<string, Parked>();
+const keyOf = (target: string, lun: number) => `${target.toLowerCase()}|${lun}`;
+
+/**
+ * Takes the storage object and every TPG LUN exporting it out of the model. Closing an object backstore
+ * uploads what is dirty, writes the final root and releases the writer lease (docs/writer-lease.md).
+ */
+async function detach(host: SiteHost, path: string): Promise<Parked> {
+  const next = structuredClone(host.model());
+  const so = next.storage_objects.find((x) => storageObjectPath(x) === path);
+  if (!so) throw new Error(`${path} is not in this agent's configuration`);
+  const luns: Array<{ target: string; tag: number; lun: LunConfig }> = [];
+  for (const t of iscsiTargets(next)) {
+    for (const tpg of t.tpgs) {
+      for (const l of tpg.luns) if (l.storage_object === path) luns.push({ target: t.wwn, tag: tpg.tag, lun: l });
+      tpg.luns = tpg.luns.filter((l) => l.storage_object !== path);
+    }
+  }
+  next.storage_objects = next.storage_objects.filter((x) => x !== so);
+  await host.commit(next);
+  return { so, luns };
 }
 
-/** A: everything dirty uploaded, the final root written, the lease released; the PR state goes with the answer. */
+/** Puts a parked storage object and its TPG LUNs back (reopened: the writer when the lease is free). */
+async function attach(host: SiteHost, p: Parked, state?: number): Promise<void> {
+  const next = structuredClone(host.model());
+  const so = structuredClone(p.so);
+  if (state !== undefined) for (const g of so.alua_tpgs ?? []) if (p.luns.some((l) => (l.lun.alua_tg_pt_gp_name ?? 'default_tg_pt_gp') === g.name)) g.alua_access_state = state;
+  next.storage_objects.push(so);
+  for (const l of p.luns) {
+    const tpg = iscsiTargets(next).find((t) => t.wwn.toLowerCase() === l.target.toLowerCase())?.tpgs.find((g) => g.tag === l.tag);
+    if (!tpg) throw new Error(`TPG ${l.tag} of ${l.target} is gone; cannot export ${storageObjectPath(so)} again`);
+    tpg.luns.push(structuredClone(l.lun));
+  }
+  await host.commit(next);
+}
+
+/**
+ * A: the last dirty bytes uploaded (refused while any stays dirty: the bucket must be reachable), the PR
+ * state taken, then the LUN closed here — final root written, writer lease released. The port was set
+ * transitioning before, so no command completes on it meanwhile.
+ */
 export async function handOver(host: SiteHost, target: string, lun: number) {
   const { path, lu, place } = objectUnit(host, target, lun);
-  const b = lu.backstore as Transferable;
-  if (!b.handOver) throw new Error(`${path} cannot hand its writer lease over`);
   const job = jobFor(path, figures(lu.backstore.stats?.()).dirty_bytes);
   job.setPhase('handing over');
   try {
-    const r = await b.handOver();
+    const drained = await flushLun(host, target, lun);
+    if (drained.dirty_bytes > 0 || drained.uploads_in_flight > 0) {
+      throw new Error(`${drained.dirty_bytes} bytes are still not in the bucket (${drained.last_error ?? 'uploads slow'}); the writer stays here`);
+    }
     const pr = exportPr(lu);
+    const before = figures(lu.backstore.stats?.());
+    parked.set(keyOf(target, lun), await detach(host, path));
     job.finish();
-    return { storage_object: path, epoch: r.epoch, pr, tpg: place.tpg.tag, ...figures(lu.backstore.stats?.()) };
+    return { storage_object: path, pr, tpg: place.tpg.tag, detached: true, ...before };
   } catch (e) {
     job.fail(e);
     throw e;
   }
 }
 
-/** B: the writer role (next epoch), the PR state of A's LU (A's TPG's registrations re-keyed to ours). */
+/**
+ * The writer role (next epoch) and active/optimized, with the PR state of A's LU (registrations made through
+ * A's TPG re-keyed to ours). On B the standby reader is reopened as the writer; on A after a hand-over
+ * (a rolled-back migration) what was parked is exported again.
+ */
 export async function takeOver(host: SiteHost, target: string, lun: number, pr: Record<string, unknown> | undefined, fromTpg: number | undefined) {
-  const { path, lu, place } = objectUnit(host, target, lun);
-  const b = lu.backstore as Transferable;
-  if (!b.promote) throw new Error(`${path} cannot be promoted to writer`);
+  const key = keyOf(target, lun);
+  const back = parked.get(key);
+  if (back) {
+    await attach(host, back);
+    parked.delete(key);
+    const { path, lu } = objectUnit(host, target, lun);
+    return { storage_object: path, restored: true, ...figures(lu.backstore.stats?.()) };
+  }
+  const { path, place } = objectUnit(host, target, lun);
   const job = jobs.start('migration', path, { phase: 'taking over' });
   try {
-    const r = await b.promote();
+    // a reader does not follow later roots and cannot become the writer in place: reopen it
+    const p = await detach(host, path);
+    await attach(host, p, ALUA_STATE_NAMES['active/optimized']);
+    const { lu } = objectUnit(host, target, lun);
+    const now = figures(lu.backstore.stats?.());
+    if (now.lease_role !== 'writer') {
+      const standby = await detach(host, path);
+      await attach(host, standby, ALUA_STATE_NAMES.standby);
+      throw new Error(`${path} reopened as ${now.lease_role ?? 'unknown'}: the writer lease was not released (${now.last_error ?? 'still held'})`);
+    }
     if (pr) {
       const toRelativePortId = relativePortId(relativePortIds(host.model()), place.target.wwn, place.tpg.tag);
       await importPr(lu, pr, fromTpg === undefined ? undefined : { fromTpg, toTpg: place.tpg.tag, target: place.target.wwn, toRelativePortId });
     }
     job.finish();
-    return { storage_object: path, epoch: r.epoch, ...figures(lu.backstore.stats?.()) };
+    return { storage_object: path, ...now };
   } catch (e) {
     job.fail(e);
     throw e;

@@ -115,7 +115,9 @@ export function pattern(seq: number): Buffer {
   return b;
 }
 
-const retryable = (r: ScsiResult): boolean => r.status === 2 && (r.sense?.[0] === 6 || r.sense?.[0] === 2);
+/** A path that cannot take the write now: unit attention, NOT READY (ALUA), or the LUN gone from that port. */
+const retryable = (r: ScsiResult): boolean => r.status === 2 && (r.sense?.[0] === 6 || r.sense?.[0] === 2 || (r.sense?.[0] === 5 && r.sense[1] === 0x2500));
+const pathDown = (r: ScsiResult): boolean => r.sense?.[0] === 2 || r.sense?.[0] === 5;
 
 /**
  * A multipath initiator over raw sessions: each write goes to the current path; a unit attention or NOT
@@ -168,8 +170,8 @@ export class PathWriter {
             break;
           }
           if (!retryable(r)) throw new Error(`write ${seq} failed: status ${r.status} sense ${JSON.stringify(r.sense)}`);
-          if (r.sense?.[0] === 2) {
-            this.current = (this.current + 1) % this.paths.length; // NOT READY: try the other path
+          if (pathDown(r)) {
+            this.current = (this.current + 1) % this.paths.length; // as dm-multipath: try the other path
             await new Promise((res) => setTimeout(res, 20));
           }
         }
