@@ -32,6 +32,8 @@ test('16 GiB volume, 512 MiB written: the migration uploads the dirty bytes plus
   const w = await run('qemu-io', ['-f', 'raw', '-c', `write -P 0x5a 0 ${WRITTEN}`, url(s.a.portal)], {}, 300_000);
   assert.equal(w.code, 0, w.stdout + w.stderr);
 
+  const beforeBytes = await figure(s.a.agent.stateDir, 'bytes uploaded');
+  const beforePuts = await figure(s.a.agent.stateDir, 'PUT count');
   const id = await s.migrate();
   await waitFor('B standby path offered', async () => {
     const m = (await api(s.gw, 'GET', `/v1/migrations/${id}`)).body;
@@ -42,9 +44,12 @@ test('16 GiB volume, 512 MiB written: the migration uploads the dirty bytes plus
   const m = await s.settle(id, 300_000);
   assert.equal(m.state, 'done', m.error);
 
-  const uploaded = await figure(s.a.agent.stateDir, 'bytes uploaded');
-  const puts = await figure(s.a.agent.stateDir, 'PUT count');
-  console.log(`# 16 GiB volume, ${WRITTEN / MiB} MiB written: A uploaded ${uploaded} bytes in ${puts} PUTs in all, ${m.uploaded_bytes} bytes / ${m.put_count} PUTs during the migration; pause ${m.pause_ms} ms`);
+  // A's counters up to the hand-over (its LUN is closed after it), and what B has uploaded since its take-over
+  const uploaded = beforeBytes + m.uploaded_bytes;
+  const puts = beforePuts + m.put_count;
+  const byB = await figure(s.b.agent.stateDir, 'bytes uploaded');
+  console.log(`# 16 GiB volume, ${WRITTEN / MiB} MiB written: A uploaded ${uploaded} bytes in ${puts} PUTs in all, ${m.uploaded_bytes} bytes / ${m.put_count} PUTs during the migration; B ${byB} bytes since; pause ${m.pause_ms} ms`);
+  assert.ok(byB < MiB, 'B uploads nothing of the volume');
   // manifests, lease and epoch records: a few MiB at most for 512 MiB of 1 MiB+ chunks
   assert.ok(uploaded <= WRITTEN + 16 * MiB, `A uploaded ${uploaded} bytes for ${WRITTEN} written`);
   assert.ok(uploaded >= WRITTEN, 'everything written is in the bucket');
