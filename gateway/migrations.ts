@@ -142,9 +142,14 @@ export class Migrations {
       }
 
       step('uploading dirty data on the source while it serves');
-      for (let round = 0; ; round++) {
-        const f = await A<Figures>('flush', tl, 30_000);
+      // each round waits up to 10 s on A; three rounds without progress mean A cannot reach the bucket
+      let best = Infinity;
+      for (let round = 0, stalled = 0; ; round++) {
+        const f = await A<Figures & { last_error: string | null }>('flush', tl, 30_000);
         if (f.dirty_bytes <= CUTOVER_DIRTY_BYTES || round >= MAX_FLUSH_ROUNDS) break;
+        stalled = f.dirty_bytes < best ? 0 : stalled + 1;
+        best = Math.min(best, f.dirty_bytes);
+        if (stalled >= 3) throw new Error(`the source cannot upload its dirty data (${f.dirty_bytes} bytes dirty, ${f.last_error ?? 'no progress'})`);
       }
 
       step('cut-over: source transitioning');

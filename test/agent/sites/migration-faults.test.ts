@@ -72,3 +72,39 @@ test('a LUN that is not an object LUN is refused with the reason', { timeout: 12
     await r.dispose();
   }
 });
+
+test('bucket down at the cut-over: failed with the reason, A keeps the writer lease and serves once the bucket is back', { timeout: 240_000 }, async () => {
+  await s.b.agent.stop().catch(() => {});
+  // B is offline after the previous test: bring it back on its own dirs
+  const { spawnAgent } = await import('../../helpers/agent.js');
+  s.b.agent = await spawnAgent({ dirs: s.b.agent, env: { ...s.s3.env, OUTPOST_GATEWAY: s.gw.url, OUTPOST_AGENT_TOKEN: s.b.token } });
+  const { waitFor } = await import('../../helpers/gateway.js');
+  await waitFor('B connected again', async () => (await api(s.gw, 'GET', '/v1/agents')).body.agents.find((x: { id: string }) => x.id === s.b.id)?.connected, 15_000, 100);
+  const w = new PathWriter();
+  try {
+    await w.addPath(s.a.portal.ip, s.a.portal.port, '400000000003');
+    w.start(8192);
+    const id = await s.migrate();
+    await waitFor('B standby path offered', async () => /waiting for the initiator/.test((await api(s.gw, 'GET', `/v1/migrations/${id}`)).body.phase), 60_000, 100);
+    await s.s3.stop();
+    // B's path logs in (the migration waits for it) but carries no writes: only A's behaviour is under test
+    const idle = new PathWriter();
+    await idle.addPath(s.b.portal.ip, s.b.portal.port, '400000000004');
+    after(() => idle.close());
+    const m = await s.settle(id, 180_000);
+    assert.equal(m.state, 'failed');
+    assert.match(m.error, /cannot upload its dirty data|still not in the bucket/);
+    await s.s3.start();
+    const acked = w.ackCount;
+    await waitFor('writes acknowledged again', () => w.ackCount > acked + 20 || w.errors.length > 0, 90_000, 100);
+    await w.stop();
+    assert.deepEqual(w.errors, []);
+    assert.deepEqual(await w.verify(0), [], 'every acknowledged write reads back through A');
+    const info = await outpost(s.a.agent.stateDir, ['/backstores/object/vol1', 'info'], s.s3.env);
+    assert.match(info.stdout, /lease role: writer/);
+    const ls = await outpost(s.b.agent.stateDir, ['ls', '/'], s.s3.env);
+    assert.doesNotMatch(ls.stdout, /vol1/, 'B exports nothing');
+  } finally {
+    w.close();
+  }
+});

@@ -14,8 +14,9 @@ export const TARGET = 'iqn.2026-01.dev.outpost.test:multipath'; // the name the 
 export const MiB = 1024 * 1024;
 
 export interface Site {
-  readonly agent: SpawnedAgent;
+  agent: SpawnedAgent;
   readonly id: string;
+  readonly token: string;
   readonly portal: { ip: string; port: number };
 }
 
@@ -35,7 +36,7 @@ export function objectConfig(s3: S3rverHandle, o: { size: number; cacheSize: num
   const so = o.plugin === 'rd_mcp'
     ? { plugin: 'rd_mcp', name: 'vol1', size: o.size, attributes: { block_size: 512 } }
     : { plugin: 'object', name: 'vol1', size: o.size, bucket: s3.bucket, prefix: o.prefix, endpoint: s3.endpoint, force_path_style: true, cache_size: o.cacheSize,
-        upload_delay_ms: 50, commit_interval_ms: 200, lease_ms: 20_000, lease_settle_ms: 1000, read_timeout_ms: 5000, attributes: { block_size: 512 } };
+        upload_delay_ms: 50, commit_interval_ms: 200, lease_ms: 60_000, lease_settle_ms: 1000, read_timeout_ms: 5000, attributes: { block_size: 512 } };
   return {
     fabric_modules: [],
     storage_objects: [{ ...so, wwn: '0d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6', alua_tpgs: [{ name: 'site_a', tg_pt_gp_id: 10, alua_access_state: 0, alua_access_type: 1, preferred: 1 }] }],
@@ -64,7 +65,7 @@ export async function startSites(o: { size: number; cacheSize?: number; prefix?:
       const portal = { ip, port: await freePort(ip) };
       const agent = await spawnAgent({ config: config(portal), env: { ...s3.env, OUTPOST_GATEWAY: gw.url, OUTPOST_AGENT_TOKEN: enrolled.body.token } });
       started.push(agent);
-      return { agent, id: enrolled.body.id, portal };
+      return { agent, id: enrolled.body.id, token: enrolled.body.token, portal };
     };
     const prefix = o.prefix ?? 'migrate/vol1';
     const a = await site('site-a', '127.0.0.1', (portal) => objectConfig(s3, { size: o.size, cacheSize: o.cacheSize ?? 64 * MiB, prefix, portal, plugin: o.plugin }));
@@ -86,7 +87,7 @@ export async function startSites(o: { size: number; cacheSize?: number; prefix?:
         }, timeoutMs, 100);
       },
       async dispose() {
-        for (const x of started) await x.cleanup();
+        for (const x of new Set([...started, a.agent, b.agent])) await x.cleanup();
         await gw.dispose();
         await s3.dispose();
       },
@@ -133,6 +134,10 @@ export class PathWriter {
   lastAck = 0;
   firstAckOnPath = new Map<number, number>();
   errors: string[] = [];
+  /** Writes acknowledged in all (rewrites of one LBA included). */
+  ackCount = 0;
+  /** The last refusal seen (for a failing test's message). */
+  lastRefusal = '';
   private stopping = false;
   private loop: Promise<void> | undefined;
 
@@ -158,17 +163,23 @@ export class PathWriter {
       while (!this.stopping) {
         const lba = (seq * WRITE_BLOCKS) % blocks;
         const data = pattern(seq);
-        for (let tries = 0; ; tries++) {
-          if (tries > 2000) throw new Error(`write ${seq} never completed on any path`);
-          const r = await scsi(this.paths[this.current]!, write10(lba, WRITE_BLOCKS), 0, data);
+        const giveUp = Date.now() + 150_000;
+        for (;;) {
+          if (Date.now() > giveUp) throw new Error(`write ${seq} never completed on any path`);
+          const path = this.current;
+          const r = await scsi(this.paths[path]!, write10(lba, WRITE_BLOCKS), 0, data).catch((e: Error) => {
+            throw new Error(`write ${seq} on path ${path} (after ${this.lastRefusal || 'no refusal'}): ${e.message}`);
+          });
           if (r.status === 0) {
             const t = Date.now();
             if (this.lastAck) this.maxGapMs = Math.max(this.maxGapMs, t - this.lastAck);
             this.lastAck = t;
             if (!this.firstAckOnPath.has(this.current)) this.firstAckOnPath.set(this.current, t);
+            this.ackCount++;
             this.acked.set(lba, seq); // a rewrite of the same LBA supersedes an older acknowledged write there
             break;
           }
+          this.lastRefusal = `path ${this.current}: status ${r.status} sense ${JSON.stringify(r.sense)}`;
           if (!retryable(r)) throw new Error(`write ${seq} failed: status ${r.status} sense ${JSON.stringify(r.sense)}`);
           if (pathDown(r)) {
             this.current = (this.current + 1) % this.paths.length; // as dm-multipath: try the other path
