@@ -21,6 +21,8 @@ import { loginReason } from './metrics/login-reasons.js';
 import { createTargetCore } from './scsi/core.js';
 import { ShellEngine } from './shell/engine.js';
 import { runCommand } from './sites/agent-commands.js';
+import { promoteCommand } from './sites/promote.js';
+import { probeVolume } from './sites/restore.js';
 import type { ShellHost } from './shell/host.js';
 import { PrefsStore } from './shell/prefs-store.js';
 import { TunnelManager, describeTunnel } from './tunnel/manager.js';
@@ -229,6 +231,12 @@ async function startLocked(opts: AgentOptions, stateDir: string, lock: StateDirL
       const e = runtime.units.get(path);
       if (!e) return undefined;
       return e.error ? { error: e.error } : { size: e.lu?.backstore.size, stats: e.lu?.backstore.stats?.() };
+    },
+    probeVolume: (loc) => probeVolume(loc),
+    async soAction(path, action, args) {
+      const e = runtime.units.get(path);
+      if (action !== 'promote') throw new Error(`unknown action ${action}`);
+      return promoteCommand(e?.lu?.backstore, path, args.force === 'true', e?.error);
     },
     portalListening: (ip, port) => runtime.portals.has(portalKey(ip, port)),
     prefs: () => prefs.all(),

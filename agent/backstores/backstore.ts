@@ -57,6 +57,11 @@ export interface Backstore {
    * range is reported mapped.
    */
   allocation?(offset: number, length: number): Promise<AllocationRange[]>;
+  /**
+   * Calls `fn` when the store's write protection changed while open (an object volume's reader promoted to
+   * writer); the LU then raises the unit attention SPC-4 asks for. Optional: most stores never change.
+   */
+  onAccessChange?(fn: () => void): void;
   /** Figures for `info`/status (cache stats for object LUNs). */
   stats?(): Record<string, number | string | null>;
 }

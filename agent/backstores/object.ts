@@ -70,22 +70,204 @@ function num(v: unknown, what: string, dflt?: number): number {
   return n;
 }
 
-class ObjectBackstore implements Backstore {
+/** The volume as opened under one lease role: a promotion replaces all of it (agent/sites/promote.ts). */
+export interface VolumeParts {
+  cache: ChunkCache;
+  manifest: VolumeManifest;
+  store: ObjectStore;
+  sweeping: Promise<unknown>;
+  /** Opened as the writer (false: a reader's image, exported write-protected). */
+  writer: boolean;
+}
+
+export interface PromoteOutcome {
+  epoch: number;
+  /** Holder of the lease this promotion replaced (null: there was none). */
+  previous: string | null;
+  forced: boolean;
+  /** How long the promotion waited for the replaced writer to be fenced. */
+  fenceWaitMs: number;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export class ObjectBackstore implements Backstore {
   readonly plugin = 'object' as const;
   readonly thinProvisioned = true;
-  /** A reader (another agent holds the writer lease) is exported write-protected. */
-  readonly readOnly: boolean;
   private closed = false;
+  private promoting: string | null = null;
+  /** Set when a failed promotion could not reopen the volume at all: every command then fails with it. */
+  private broken: string | null = null;
+  private readonly listeners: Array<() => void> = [];
+  private readonly closeHooks: Array<() => Promise<void>> = [];
+  private readonly statsHooks: Array<() => Record<string, string>> = [];
+  /** I/O barrier for a promotion's swap of the volume parts. */
+  private inflight = 0;
+  private paused: Promise<void> | null = null;
+  private drained: (() => void) | null = null;
 
-  constructor(readonly size: number, readonly writeBack: boolean, private readonly cache: ChunkCache, private readonly bucket: Bucket,
-    private readonly manifest: VolumeManifest, private readonly closeTimeoutMs: number, private readonly sweeping: Promise<unknown>,
-    private readonly log: Logger, private readonly chunkSize: number, private readonly lease: WriterLease, private readonly store: ObjectStore) {
-    this.readOnly = lease.role !== 'writer';
+  constructor(readonly size: number, readonly writeBack: boolean, private parts: VolumeParts, private readonly bucket: Bucket,
+    private readonly closeTimeoutMs: number, private readonly log: Logger, private readonly chunkSize: number,
+    private readonly lease: WriterLease, private readonly reopen: (lease: WriterLease) => Promise<VolumeParts>,
+    private readonly site: { prefix: string; readTimeoutMs: number; readListeners: Array<(index: number) => void> }) {}
+
+  // ---- for the work above the backstore (agent/sites/: heat map, prefetch) ----
+
+  /** Calls `fn` with each chunk an initiator's read touches. */
+  onChunkRead(fn: (index: number) => void): void {
+    this.site.readListeners.push(fn);
+  }
+
+  /** Adds figures to stats() (a prefetch's progress line). */
+  addStats(fn: () => Record<string, string>): void {
+    this.statsHooks.push(fn);
+  }
+
+  /** Runs `fn` first when the backstore closes (a heat map's last write goes before the lease is released). */
+  onClose(fn: () => Promise<void>): void {
+    this.closeHooks.push(fn);
+  }
+
+  get epoch(): number {
+    return this.lease.epoch;
+  }
+
+  get cacheBytes(): number {
+    return this.cache.slots * this.chunkSize;
+  }
+
+  /** ms since the last read that had to go to the bucket. */
+  get foregroundIdleMs(): number {
+    return performance.now() - this.cache.lastMissAt;
+  }
+
+  /** Fetches chunk `index` into the cache in the background (false: already there, unmapped, or no room). */
+  warmChunk(index: number): Promise<boolean> {
+    if (this.closed) return Promise.resolve(false);
+    return this.io(() => this.cache.warm(index));
+  }
+
+  /** Reads `<prefix>rel` (null: absent). */
+  getMeta(rel: string): Promise<Buffer | null> {
+    return this.bucket.get(this.site.prefix + rel, this.site.readTimeoutMs);
+  }
+
+  /** Keys under `<prefix>rel`, relative to the prefix, in key order. */
+  async listMeta(rel: string, limit = Infinity): Promise<string[]> {
+    return (await this.bucket.list(this.site.prefix + rel, limit, this.site.readTimeoutMs)).map((k) => k.slice(this.site.prefix.length));
+  }
+
+  /** Writes `<prefix>rel` only as the writer, under the same gate as a root (false: not allowed now). */
+  async putMeta(rel: string, body: Buffer): Promise<boolean> {
+    if (!this.parts.writer || !this.lease.mayMutate(this.site.readTimeoutMs)) return false;
+    await this.bucket.put(this.site.prefix + rel, body, this.site.readTimeoutMs, 'application/json');
+    return true;
+  }
+
+  private get cache(): ChunkCache { return this.parts.cache; }
+  private get manifest(): VolumeManifest { return this.parts.manifest; }
+  private get store(): ObjectStore { return this.parts.store; }
+
+  /** A reader (another agent holds the writer lease) is exported write-protected until it is promoted. */
+  get readOnly(): boolean {
+    return !this.parts.writer;
+  }
+
+  /** Backstore.onAccessChange: the write-protect state changed (a promotion). */
+  onAccessChange(fn: () => void): void {
+    this.listeners.push(fn);
+  }
+
+  get role(): string {
+    return this.lease.role;
+  }
+
+  /** Waits out a promotion's swap, then counts the command in. */
+  private async enter(): Promise<void> {
+    while (this.paused) await this.paused;
+    if (this.broken) throw new BackstoreError(BackstoreErrorCode.IO, this.broken);
+    this.inflight++;
+  }
+
+  private leave(): void {
+    if (--this.inflight === 0) this.drained?.();
+  }
+
+  private async io<T>(fn: () => Promise<T>): Promise<T> {
+    await this.enter();
+    try {
+      return await fn();
+    } finally {
+      this.leave();
+    }
+  }
+
+  /** Resolves once the holder of the lease has released it (clean close or hand-over). */
+  whenLeaseReleased(o: { pollMs?: number; signal?: AbortSignal } = {}): Promise<unknown> {
+    return this.lease.whenReleased(o);
+  }
+
+  /**
+   * Makes this reader the writer without a restart (docs/writer-lease.md §Promotion): takes the next epoch
+   * (force: even from a live holder), waits until a replaced live writer is fenced, then reopens the volume at
+   * the newest root as its writer and tells the LUN the write-protect state changed.
+   */
+  async promote(o: { force?: boolean } = {}): Promise<PromoteOutcome> {
+    if (this.closed) throw new BackstoreError(BackstoreErrorCode.CLOSED, 'object backstore is closed');
+    if (this.promoting) throw new Error(`a promotion is already under way (${this.promoting})`);
+    if (this.parts.writer) throw new Error(`already the writer (epoch ${this.lease.epoch}, role ${this.lease.role})`);
+    this.promoting = 'taking the writer lease';
+    try {
+      const t = await this.lease.promote(o);
+      const wait = t.forced && t.previous ? this.lease.fenceWaitMs(t.previous) : 0;
+      if (wait > 0) {
+        this.promoting = `waiting ${wait} ms for ${t.previous!.holder} (epoch ${t.previous!.epoch}) to be fenced`;
+        this.log.warn({ epoch: t.epoch, previous: t.previous!.holder, wait_ms: wait }, 'object volume: forced promotion; waiting for the old writer to be fenced');
+        await sleep(wait);
+      }
+      this.promoting = 'reopening the volume as its writer';
+      await this.swap();
+      this.log.info({ epoch: t.epoch, previous: t.previous?.holder ?? null, forced: t.forced }, 'object volume: promoted to writer');
+      for (const fn of this.listeners) fn();
+      return { epoch: t.epoch, previous: t.previous?.holder ?? null, forced: t.forced, fenceWaitMs: wait };
+    } finally {
+      this.promoting = null;
+    }
+  }
+
+  /** Replaces the reader's parts by the writer's, with no command in flight; falls back to reading if that fails. */
+  private async swap(): Promise<void> {
+    let resume!: () => void;
+    this.paused = new Promise((r) => (resume = r));
+    try {
+      if (this.inflight > 0) await new Promise<void>((r) => (this.drained = r));
+      this.drained = null;
+      await this.parts.sweeping;
+      // A reader's cache holds nothing dirty: closing it records its clean chunks, which the writer's cache keeps
+      // where the newest root maps them identically (docs/writer-lease.md §Warm restart).
+      await this.parts.cache.close(this.closeTimeoutMs);
+      try {
+        this.parts = await this.reopen(this.lease);
+      } catch (e) {
+        this.log.error({ err: (e as Error).message }, 'object volume: promotion could not reopen the volume; releasing the lease and reading again');
+        await this.lease.release();
+        try {
+          this.parts = await this.reopen(this.lease);
+        } catch (e2) {
+          this.broken = `object volume could not be reopened after a failed promotion: ${(e2 as Error).message}`;
+        }
+        throw e;
+      }
+    } finally {
+      this.paused = null;
+      resume();
+    }
   }
 
   /** Writes are acknowledged only under a valid writer lease (docs/writer-lease.md §Senses). */
   private gate(): void {
     const l = this.lease;
+    if (!this.parts.writer) throw new BackstoreError(BackstoreErrorCode.WRITE_PROTECTED, this.promoting ? `read-only while promoting: ${this.promoting}` : `read-only: the writer lease is held by ${l.heldBy ?? 'another agent'} (epoch ${l.epoch})`);
     if (l.role === 'reader') throw new BackstoreError(BackstoreErrorCode.WRITE_PROTECTED, `read-only: the writer lease is held by ${l.heldBy ?? 'another agent'} (epoch ${l.epoch})`);
     if (l.role === 'fenced') throw new BackstoreError(BackstoreErrorCode.WRITE_PROTECTED, l.lastError ?? 'writer lease lost');
     if (!l.writable()) throw new BackstoreError(BackstoreErrorCode.NOT_READY, `writer lease not renewed for ${Math.round(l.remainingMs())} ms left (${l.lastError ?? 'bucket unreachable'}); writes resume when it is`);
@@ -100,31 +282,37 @@ class ObjectBackstore implements Backstore {
 
   async read(offset: number, length: number): Promise<Buffer> {
     this.check(offset, length);
-    return this.cache.read(offset, length);
+    return this.io(() => this.cache.read(offset, length));
   }
 
   async write(offset: number, chunks: readonly Buffer[]): Promise<void> {
     let length = 0;
     for (const c of chunks) length += c.length;
     this.check(offset, length);
-    this.gate();
-    await this.cache.write(offset, chunks);
-    this.gate(); // the lease may have lapsed while the write waited for cache space
+    return this.io(async () => {
+      this.gate();
+      await this.cache.write(offset, chunks);
+      this.gate(); // the lease may have lapsed while the write waited for cache space
+    });
   }
 
   async flush(): Promise<void> {
     this.check(0, 0);
-    if (this.lease.role === 'reader') return; // nothing of a reader's is dirty
-    this.gate();
-    await this.cache.flush();
-    this.gate();
+    if (!this.parts.writer) return; // nothing of a reader's is dirty
+    return this.io(async () => {
+      this.gate();
+      await this.cache.flush();
+      this.gate();
+    });
   }
 
   async unmap(offset: number, length: number): Promise<void> {
     this.check(offset, length);
-    this.gate();
-    await this.cache.unmap(offset, length);
-    this.gate();
+    return this.io(async () => {
+      this.gate();
+      await this.cache.unmap(offset, length);
+      this.gate();
+    });
   }
 
   /** Backstore.allocation at chunk granularity: a chunk neither cached nor in the manifest reads as zeros. */
@@ -147,7 +335,9 @@ class ObjectBackstore implements Backstore {
   }
 
   private async closeNow(): Promise<void> {
-    await this.sweeping;
+    for (const fn of this.closeHooks) await fn().catch((e: Error) => this.log.warn({ err: e.message }, 'object volume: close hook failed'));
+    while (this.paused) await this.paused;
+    await this.parts.sweeping;
     const drained = await this.cache.close(this.closeTimeoutMs);
     if (!drained) {
       const left = this.cache.pending();
@@ -176,6 +366,7 @@ class ObjectBackstore implements Backstore {
       format_version: this.manifest.formatVersion,
       chunks_stored: this.manifest.chunkCount,
       lease_role: this.lease.role,
+      ...(this.promoting ? { promotion: this.promoting } : {}),
       lease_epoch: this.lease.epoch,
       ...(this.lease.heldBy ? { lease_holder: this.lease.heldBy } : {}),
       ...(this.lease.lastError ? { last_error: this.lease.lastError } : {}),
@@ -185,6 +376,7 @@ class ObjectBackstore implements Backstore {
       compactions: this.cache.flusher.compactions,
       compacted_bytes: this.store.compactedBytes,
       checksum_errors: this.store.codec.corrupt,
+      ...Object.assign({}, ...this.statsHooks.map((fn) => fn())) as Record<string, string>,
     };
   }
 }
@@ -240,32 +432,41 @@ async function openNow(spec: ObjectBackstoreSpec, ctx: { stateDir: string; log?:
       holder, leaseMs, settleMs, timeoutMs: readTimeoutMs, log,
     });
     await refuseOrphans(cacheDir, holder, lease);
-    const vol = await openVolume({ bucket, prefix: spec.prefix, size, wwn: spec.wwn, timeoutMs: readTimeoutMs, retain: num(spec.retain_manifests, 'retain_manifests', 2) || 1, log, key, keyHint,
-      epoch: lease.role === 'writer' ? lease.epoch : undefined });
-    const chunkSize = vol.descriptor.chunk_size;
-    if (cacheSize < 2 * chunkSize) throw new BackstoreError(BackstoreErrorCode.IO, `object backstore: cache_size must be at least ${2 * chunkSize} bytes (two chunks)`);
-    const { manifest, prefix } = vol;
-    const writer = lease;
-    const remote = new ObjectStore(bucket, prefix, manifest, chunkSize, key, log, {
-      // An upload by a fenced writer would only be garbage; a root or GC after a rival could have taken over
-      // would shadow or delete its epoch's objects.
-      mayUpload: () => writer.role === 'fenced' ? (writer.lastError ?? 'writer lease lost') : null,
-      mayMutate: () => writer.mayMutate(readTimeoutMs),
-      role: () => writer.role,
-    });
-    const cache = await ChunkCache.open({
-      dir: cacheDir, size, chunkSize, capacity: cacheSize,
-      writeBack: spec.write_back ?? true, remote, readTimeoutMs,
-      uploadConcurrency: Math.max(1, num(spec.upload_concurrency, 'upload_concurrency', 4)),
-      retryBaseMs: 100, retryMaxMs: Math.max(100, num(spec.retry_max_ms, 'retry_max_ms', 5000)),
-      commitIntervalMs: Math.max(50, num(spec.commit_interval_ms, 'commit_interval_ms', 2000)),
-      uploadDelayMs: num(spec.upload_delay_ms, 'upload_delay_ms', 200),
-      readAhead: num(spec.read_ahead, 'read_ahead', 2), writeTimeoutMs: num(spec.write_timeout_ms, 'write_timeout_ms', 20_000), log,
-    });
-    // Only the writer sweeps: a reader would delete what the writer has uploaded but not yet named in a root.
-    const sweeping = !writer.mayMutate(readTimeoutMs) ? Promise.resolve() : manifest.sweep().then((n) => { if (n) log.info({ deleted: n }, 'object volume: swept unreferenced objects'); },
-      (err: Error) => log.warn({ err: err.message }, 'object volume: sweep failed'));
-    return new ObjectBackstore(size, spec.write_back ?? true, cache, bucket, manifest, num(spec.close_timeout_ms, 'close_timeout_ms', 60_000), sweeping, log, chunkSize, writer, remote);
+    // Everything below is opened again, under the new role, when a reader is promoted (agent/sites/promote.ts).
+    let chunkSize = chunk0;
+    const readListeners: Array<(index: number) => void> = [];
+    const openParts = async (writer: WriterLease): Promise<VolumeParts> => {
+      const asWriter = writer.role === 'writer';
+      const vol = await openVolume({ bucket, prefix: spec.prefix, size, wwn: spec.wwn, timeoutMs: readTimeoutMs, retain: num(spec.retain_manifests, 'retain_manifests', 2) || 1, log, key, keyHint,
+        epoch: asWriter ? writer.epoch : undefined });
+      chunkSize = vol.descriptor.chunk_size;
+      if (cacheSize < 2 * chunkSize) throw new BackstoreError(BackstoreErrorCode.IO, `object backstore: cache_size must be at least ${2 * chunkSize} bytes (two chunks)`);
+      const { manifest, prefix } = vol;
+      const remote = new ObjectStore(bucket, prefix, manifest, chunkSize, key, log, {
+        // An upload by a fenced writer would only be garbage; a root or GC after a rival could have taken over
+        // would shadow or delete its epoch's objects.
+        mayUpload: () => writer.role === 'fenced' ? (writer.lastError ?? 'writer lease lost') : null,
+        mayMutate: () => writer.mayMutate(readTimeoutMs),
+        role: () => writer.role,
+      });
+      const cache = await ChunkCache.open({
+        dir: cacheDir, size, chunkSize, capacity: cacheSize,
+        writeBack: spec.write_back ?? true, remote, readTimeoutMs,
+        uploadConcurrency: Math.max(1, num(spec.upload_concurrency, 'upload_concurrency', 4)),
+        retryBaseMs: 100, retryMaxMs: Math.max(100, num(spec.retry_max_ms, 'retry_max_ms', 5000)),
+        commitIntervalMs: Math.max(50, num(spec.commit_interval_ms, 'commit_interval_ms', 2000)),
+        uploadDelayMs: num(spec.upload_delay_ms, 'upload_delay_ms', 200),
+        readAhead: num(spec.read_ahead, 'read_ahead', 2), writeTimeoutMs: num(spec.write_timeout_ms, 'write_timeout_ms', 20_000), log,
+        onRead: (i) => { for (const fn of readListeners) fn(i); },
+      });
+      // Only the writer sweeps: a reader would delete what the writer has uploaded but not yet named in a root.
+      const sweeping = !writer.mayMutate(readTimeoutMs) ? Promise.resolve() : manifest.sweep().then((n) => { if (n) log.info({ deleted: n }, 'object volume: swept unreferenced objects'); },
+        (err: Error) => log.warn({ err: err.message }, 'object volume: sweep failed'));
+      return { cache, manifest, store: remote, sweeping, writer: asWriter };
+    };
+    const parts = await openParts(lease);
+    return new ObjectBackstore(size, spec.write_back ?? true, parts, bucket, num(spec.close_timeout_ms, 'close_timeout_ms', 60_000), log, chunkSize, lease, openParts,
+      { prefix: prefix0, readTimeoutMs, readListeners });
   } catch (e) {
     bucket.destroy();
     await lease?.destroy();

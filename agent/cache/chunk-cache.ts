@@ -30,6 +30,8 @@ export interface CacheOptions {
   readAhead: number;
   /** Longest a write waits for cache space (dirty data filling the cache) before a retryable NOT READY. */
   writeTimeoutMs?: number;
+  /** Called with each chunk an initiator's read touches (the heat map of agent/sites/heat-map.ts). */
+  onRead?: (index: number) => void;
   log: Logger;
 }
 
@@ -57,6 +59,8 @@ export class ChunkCache {
   closed = false;
   hits = 0;
   misses = 0;
+  /** performance.now() of the last read that had to go to the bucket: background prefetch yields to those. */
+  lastMissAt = 0;
   lastError: string | null = null;
 
   private constructor(readonly o: CacheOptions) {
@@ -292,6 +296,22 @@ export class ChunkCache {
     this.fetch(index).then((r) => this.install(index, r.data, r.version)).catch(() => undefined);
   }
 
+  /**
+   * Background hydration of a whole chunk (restore prefetch): fetched and kept if there is room, without counting
+   * as a hit or miss. Resolves true when the chunk is cached now because of this call.
+   */
+  async warm(index: number): Promise<boolean> {
+    if (this.closed || this.entries.has(index) || !this.o.remote.hasData(index)) return false;
+    const r = await this.fetch(index);
+    await this.install(index, r.data, r.version);
+    return this.entries.has(index);
+  }
+
+  /** Whether chunk `index` is in the cache (any state). */
+  holds(index: number): boolean {
+    return this.entries.has(index);
+  }
+
   // ---- data path ----
 
   private *pieces(offset: number, length: number): Generator<[index: number, off: number, len: number, pos: number]> {
@@ -312,6 +332,7 @@ export class ChunkCache {
     let last = -1;
     const sequential = offset === this.lastReadEnd;
     for (const [index, off, len, pos] of this.pieces(offset, length)) {
+      this.o.onRead?.(index);
       jobs.push(this.readPiece(index, off, out.subarray(pos, pos + len), sequential || len === this.o.chunkSize));
       last = index;
     }
@@ -347,6 +368,7 @@ export class ChunkCache {
       }
       if (!this.o.remote.hasData(index)) { dst.fill(0); this.hits++; return; }
       this.misses++;
+      this.lastMissAt = performance.now();
       // Keeping a whole chunk needs room for it; without room, fetching it whole for each piece would multiply GETs.
       const room = this.held + this.reserved + this.unlinking + this.o.chunkSize <= this.slots * this.o.chunkSize
         || [...this.entries.values()].some((x) => this.evictable(x));

@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { openBackstore, type BackstoreSpec } from '../backstores/index.js';
+import type { Backstore } from '../backstores/backstore.js';
 import { describeLocation, volumeLocation } from '../backstores/object/location.js';
 import type { PortalAddress } from '../iscsi/target-registry.js';
 import type { Logger } from '../lib/log.js';
@@ -98,7 +99,9 @@ export class Runtime {
   readonly units = new Map<string, UnitEntry>();
   readonly portals = new Map<string, PortalAddress>();
 
-  constructor(private readonly opts: { stateDir: string; log: Logger; portalHost: () => PortalHost | undefined }) {}
+  constructor(private readonly opts: { stateDir: string; log: Logger; portalHost: () => PortalHost | undefined;
+    /** Work above the backstore for a newly opened unit (agent/sites/: heat map, restore prefetch). */
+    attach?: (path: string, so: StorageObjectConfig, backstore: Backstore) => void; }) {}
 
   private async open(so: StorageObjectConfig, startup: boolean): Promise<UnitEntry> {
     const path = storageObjectPath(so);
@@ -113,6 +116,7 @@ export class Runtime {
       await backstore.close().catch(() => {});
       throw err;
     }
+    this.opts.attach?.(path, so, backstore);
     return entry;
   }
 

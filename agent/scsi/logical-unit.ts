@@ -86,7 +86,7 @@ export class LogicalUnit implements LogicalUnitHandle {
   readonly blocks: number;
   /** Replaced (never mutated) by updateAttributes. */
   limits: LuLimits;
-  readonly readOnly: boolean;
+  private readonly readOnlyAttr: boolean;
   /**
    * log2(logical blocks per physical block), READ CAPACITY(16). 0 unless the `physical_block_exponent`
    * attribute says otherwise: with 4 KiB physical blocks GET LBA STATUS would have to report per-block
@@ -118,9 +118,16 @@ export class LogicalUnit implements LogicalUnitHandle {
     this.blocks = Math.floor(o.backstore.size / bs);
     this.physicalBlockExponent = Math.max(0, Math.min(15, num(o.attributes, 'physical_block_exponent', 0)));
     if (this.blocks < 1) throw new Error(`${o.name}: backstore smaller than one block`);
-    this.readOnly = (o.backstore as { readOnly?: boolean }).readOnly === true || flag(o.attributes, 'readonly', false);
+    this.readOnlyAttr = flag(o.attributes, 'readonly', false);
     this.limits = deriveLimits(o.attributes, o.backstore);
     this.alua = new AluaGroups(o.aluaGroups);
+    // SPC-4 §7.5.4 / SBC-4 §6.5.2: the WP bit is mode data, so a change of it is MODE PARAMETERS CHANGED.
+    o.backstore.onAccessChange?.(() => this.ua.establishOthers(undefined, 'MODE_PARAMETERS_CHANGED'));
+  }
+
+  /** Write-protected: the readonly attribute, or a store that refuses writes now (an object volume's reader). */
+  get readOnly(): boolean {
+    return this.readOnlyAttr || (this.backstore as { readOnly?: boolean }).readOnly === true;
   }
 
   /**

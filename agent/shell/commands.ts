@@ -12,6 +12,8 @@ import {
   type NodeAclConfig, type Plugin, type RootConfig, type StorageObjectConfig, type TpgConfig, type TunnelConfig,
 } from '../config/schema.js';
 import { tunnelProblem } from '../config/tunnels.js';
+import type { VolumeDescriptor } from '../backstores/object/format.js';
+import { planRestore, type RestorePlan, type VolumeLocation } from '../sites/restore.js';
 import { ShellError, type PrefValue, type ShellHost } from './host.js';
 import { findAcl, findSo, findTarget, findTpg, resolve, type TreeNode } from './tree.js';
 import { parseBool, parseIntParam } from './values.js';
@@ -25,6 +27,8 @@ export interface RunCtx {
   readonly out: string[];
   /** TPGs given the default 0.0.0.0:3260 portal (auto_add_default_portal), and where their lines start in out. */
   readonly defaultPortals?: { tpg: TpgConfig; at: number }[];
+  /** What a command's prepare step found out (the bucket's volume.json…) for its run. */
+  readonly facts?: Record<string, unknown>;
 }
 
 export interface ParamSpec {
@@ -38,6 +42,10 @@ export interface CommandSpec {
   readonly params: readonly ParamSpec[];
   readonly help: string;
   run(ctx: RunCtx, args: Record<string, string | undefined>): void;
+  /** Asynchronous look-ups before run (a bucket's volume), stored in ctx.facts; throws to refuse the command. */
+  prepare?(ctx: RunCtx, args: Record<string, string | undefined>): Promise<void>;
+  /** An action on the running object (promote…) instead of a model change: run is then not called. */
+  live?(ctx: RunCtx, args: Record<string, string | undefined>): Promise<void>;
 }
 
 const err = (msg: string): never => {
@@ -133,10 +141,29 @@ const ramdiskCreate: CommandSpec = {
   },
 };
 
+function objectLocation(a: Record<string, string | undefined>): VolumeLocation {
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(a.bucket!)) err(`'${a.bucket}' is not a valid bucket name.`);
+  if (a.endpoint !== undefined && !/^https?:\/\/\S+$/.test(a.endpoint)) err(`endpoint '${a.endpoint}' must be an http(s) URL.`);
+  return { bucket: a.bucket!, prefix: a.prefix ?? `${a.name}/`, endpoint: a.endpoint, region: a.region,
+    force_path_style: a.force_path_style === undefined ? undefined : parseBool(a.force_path_style, false, 'force_path_style') };
+}
+
 const objectCreate: CommandSpec = {
   params: [{ name: 'name', required: true }, { name: 'size', required: true }, { name: 'bucket', required: true }, { name: 'prefix' }, { name: 'endpoint' },
-    { name: 'region' }, { name: 'force_path_style', values: () => ['true', 'false'] }, { name: 'cache_dir' }, { name: 'cache_size' }, { name: 'write_back', values: () => ['true', 'false'] }, { name: 'wwn' }],
-  help: 'Creates an object (S3) storage object: a volume in bucket/prefix behind a bounded local cache.',
+    { name: 'region' }, { name: 'force_path_style', values: () => ['true', 'false'] }, { name: 'cache_dir' }, { name: 'cache_size' }, { name: 'write_back', values: () => ['true', 'false'] }, { name: 'wwn' },
+    { name: 'restore', values: () => ['true', 'false'] }, { name: 'prefetch', values: () => ['true', 'false'] }],
+  help: 'Creates an object (S3) storage object: a volume in bucket/prefix behind a bounded local cache. On a prefix that holds a volume '
+    + 'it opens that volume with its LU identity (another site restoring it); restore=true refuses a prefix without one.',
+  async prepare(ctx, a) {
+    // On the running agent the bucket is asked first, so a restore keeps the volume's identity (docs/dr.md).
+    // A bucket that cannot be read is left for the open to report, as for any create (unless a restore was asked).
+    if (!ctx.host.probeVolume) return;
+    try {
+      ctx.facts!.volume = await ctx.host.probeVolume(objectLocation(a));
+    } catch (e) {
+      if (parseBool(a.restore, false, 'restore')) err(`${(e as Error).message}; nothing was created.`);
+    }
+  },
   run(ctx, a) {
     let size: number;
     let cacheSize: number | undefined;
@@ -149,17 +176,40 @@ const objectCreate: CommandSpec = {
     if (size < 512) err(`Size ${a.size} is too small (at least one 512-byte block).`);
     // the backstore cannot open without its cache bound: say so here rather than after "Created …"
     if (cacheSize === undefined) err('Missing cache_size: the local cache\'s bound is required (for example cache_size=2G).');
-    if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(a.bucket!)) err(`'${a.bucket}' is not a valid bucket name.`);
-    if (a.endpoint !== undefined && !/^https?:\/\/\S+$/.test(a.endpoint)) err(`endpoint '${a.endpoint}' must be an http(s) URL.`);
-    const so: StorageObjectConfig = { plugin: 'object', name: a.name!, size, bucket: a.bucket!, prefix: a.prefix ?? `${a.name}/`, wwn: wwnArg(a.wwn) };
+    const loc = objectLocation(a);
+    const restore = parseBool(a.restore, false, 'restore');
+    let plan: RestorePlan | null = null;
+    if (ctx.facts && 'volume' in ctx.facts) {
+      try {
+        plan = planRestore(loc, ctx.facts.volume as VolumeDescriptor | null, { size, wwn: wwnArg(a.wwn), restore });
+      } catch (e) {
+        return err((e as Error).message);
+      }
+    } else if (restore) err('restore=true needs the running agent, which checks the bucket first (start it, or give its --state-dir).');
+    // Lazy hydration serves at once; prefetch warms the chunks the primary's heat map names hottest (docs/dr.md).
+    const prefetch = parseBool(a.prefetch, plan !== null, 'prefetch');
+    const so: StorageObjectConfig = { plugin: 'object', name: a.name!, size, bucket: a.bucket!, prefix: loc.prefix, wwn: plan?.wwn ?? wwnArg(a.wwn) };
     if (a.endpoint !== undefined) so.endpoint = a.endpoint;
     if (a.region !== undefined) so.region = a.region;
     if (a.force_path_style !== undefined) so.force_path_style = parseBool(a.force_path_style, false, 'force_path_style');
     if (a.cache_dir !== undefined) so.cache_dir = resolvePath(a.cache_dir);
     if (cacheSize !== undefined) so.cache_size = cacheSize;
     so.write_back = parseBool(a.write_back, true, 'write_back');
+    if (prefetch) so.prefetch = true;
     addSo(ctx, so);
-    ctx.out.push(`Created object storage object ${a.name} with size ${size}.`);
+    ctx.out.push(`Created object storage object ${a.name} with size ${size}.`, ...(plan?.said ?? []));
+  },
+};
+
+const objectPromote: CommandSpec = {
+  params: [{ name: 'force', values: () => ['true', 'false'] }],
+  help: 'Makes this object LUN its volume\'s writer without a restart, once the writer lease is released or expired; '
+    + 'force=true takes the next epoch from a live writer, which is fenced (docs/dr.md, docs/writer-lease.md).',
+  run() {},
+  async live(ctx, a) {
+    const force = parseBool(a.force, false, 'force');
+    if (!ctx.host.soAction) err('promote acts on the running agent: start it (or give its --state-dir) first.');
+    ctx.out.push(...await ctx.host.soAction!(ctx.node.path, 'promote', { force: String(force) }));
   },
 };
 
@@ -481,6 +531,7 @@ export function objectCommands(node: TreeNode): Record<string, CommandSpec> {
       const create = { fileio: fileioCreate, block: blockCreate, rd_mcp: ramdiskCreate, pscsi: pscsiCreate, object: objectCreate }[node.ids.plugin as Plugin];
       return { create, delete: soDelete };
     }
+    case 'so': return node.ids.plugin === 'object' ? { promote: objectPromote } : {};
     case 'iscsi': return { create: targetCreate, delete: targetDelete };
     case 'target': return { create: tpgCreate, delete: tpgDelete };
     case 'tpg': return { enable: tpgEnable(true), disable: tpgEnable(false) };

@@ -197,10 +197,15 @@ export class ShellEngine {
     }
     const spec = objectCommands(node)[cmd] ?? fail(`Command not found ${cmd}`);
     const args = bindArgs(cmd, spec, positional, keywords);
+    if (spec.live) {
+      await spec.live({ draft: this.host.model(), node, tree, host: this.host, prefs: this.prefs(), out }, args);
+      return;
+    }
     const draft = structuredClone(this.host.model());
     // Messages are held until the change is committed: a command that fails prints only its error.
     const said: string[] = [];
-    const ctx: RunCtx = { draft, node, tree, host: this.host, prefs: this.prefs(), out: said, defaultPortals: [] };
+    const ctx: RunCtx = { draft, node, tree, host: this.host, prefs: this.prefs(), out: said, defaultPortals: [], facts: {} };
+    await spec.prepare?.(ctx, args);
     spec.run(ctx, args);
     try {
       await this.host.commit(draft);

@@ -1,6 +1,8 @@
 // What the shell engine needs from whoever owns the configuration: the running agent, or the saved file.
 import type { RootConfig } from '../config/schema.js';
 import type { SoInfo } from './tree.js';
+import type { VolumeDescriptor } from '../backstores/object/format.js';
+import type { VolumeLocation } from '../sites/restore.js';
 
 export class ShellError extends Error {
   constructor(message: string) {
@@ -50,6 +52,10 @@ export interface ShellHost {
   status?(): string[];
   /** Lines for `sessions`; absent offline. */
   sessions?(): string[];
+  /** volume.json at a bucket location (null: none there); throws when the bucket cannot be read. Absent offline. */
+  probeVolume?(loc: VolumeLocation): Promise<VolumeDescriptor | null>;
+  /** Runs an action on a running storage object (`promote`); returns its messages. Absent offline. */
+  soAction?(path: string, action: string, args: Readonly<Record<string, string | undefined>>): Promise<string[]>;
   /** State of a running tunnel (`tunnels ls`); absent offline. */
   tunnelInfo?(target: string, tag: number, url: string): string | undefined;
 }

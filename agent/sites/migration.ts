@@ -3,10 +3,10 @@
 // (gateway/migrations.ts) sequences these steps and the ALUA states around them.
 import { jobs, type Job } from '../jobs.js';
 import { relativePortId, relativePortIds } from '../config/ports.js';
-import { ALUA_STATE_NAMES } from '../../shared/control-commands.js';
 import { iscsiTargets, storageObjectPath, type LunConfig, type StorageObjectConfig } from '../config/schema.js';
 import { exportPr, importPr } from '../scsi/pr/transfer.js';
-import { findLun } from './lun-export.js';
+import { findLun, setAluaState } from './lun-export.js';
+import { promote } from './promote.js';
 import type { SiteHost } from './site-host.js';
 
 /** How long one `flush` command waits for the background flusher before answering with what is left. */
@@ -102,10 +102,9 @@ async function detach(host: SiteHost, path: string): Promise<Parked> {
 }
 
 /** Puts a parked storage object and its TPG LUNs back (reopened: the writer when the lease is free). */
-async function attach(host: SiteHost, p: Parked, state?: number): Promise<void> {
+async function attach(host: SiteHost, p: Parked): Promise<void> {
   const next = structuredClone(host.model());
   const so = structuredClone(p.so);
-  if (state !== undefined) for (const g of so.alua_tpgs ?? []) if (p.luns.some((l) => (l.lun.alua_tg_pt_gp_name ?? 'default_tg_pt_gp') === g.name)) g.alua_access_state = state;
   next.storage_objects.push(so);
   for (const l of p.luns) {
     const tpg = iscsiTargets(next).find((t) => t.wwn.toLowerCase() === l.target.toLowerCase())?.tpgs.find((g) => g.tag === l.tag);
@@ -142,8 +141,8 @@ export async function handOver(host: SiteHost, target: string, lun: number) {
 
 /**
  * The writer role (next epoch) and active/optimized, with the PR state of A's LU (registrations made through
- * A's TPG re-keyed to ours). On B the standby reader is reopened as the writer; on A after a hand-over
- * (a rolled-back migration) what was parked is exported again.
+ * A's TPG re-keyed to ours). On B the standby reader is promoted in place (agent/sites/promote.ts: same LU,
+ * reopened at A's final root); on A after a hand-over (a rolled-back migration) what was parked is exported again.
  */
 export async function takeOver(host: SiteHost, target: string, lun: number, pr: Record<string, unknown> | undefined, fromTpg: number | undefined) {
   const key = keyOf(target, lun);
@@ -154,23 +153,18 @@ export async function takeOver(host: SiteHost, target: string, lun: number, pr: 
     const { path, lu } = objectUnit(host, target, lun);
     return { storage_object: path, restored: true, ...figures(lu.backstore.stats?.()) };
   }
-  const { path, place } = objectUnit(host, target, lun);
+  const { path, lu, place } = objectUnit(host, target, lun);
   const job = jobs.start('migration', path, { phase: 'taking over' });
   try {
-    // a reader does not follow later roots and cannot become the writer in place: reopen it
-    const p = await detach(host, path);
-    await attach(host, p, ALUA_STATE_NAMES['active/optimized']);
-    const { lu } = objectUnit(host, target, lun);
-    const now = figures(lu.backstore.stats?.());
-    if (now.lease_role !== 'writer') {
-      const standby = await detach(host, path);
-      await attach(host, standby, ALUA_STATE_NAMES.standby);
-      throw new Error(`${path} reopened as ${now.lease_role ?? 'unknown'}: the writer lease was not released (${now.last_error ?? 'still held'})`);
-    }
+    // graceful: A released the lease with its final root; the reader reopens at that root as the writer
+    const r = await promote(lu.backstore, { path });
+    // the reservation is in force before the port admits media access
     if (pr) {
       const toRelativePortId = relativePortId(relativePortIds(host.model()), place.target.wwn, place.tpg.tag);
       await importPr(lu, pr, fromTpg === undefined ? undefined : { fromTpg, toTpg: place.tpg.tag, target: place.target.wwn, toRelativePortId });
     }
+    await setAluaState(host, target, lun, 'active/optimized');
+    const now = { epoch: r.epoch, ...figures(lu.backstore.stats?.()) };
     job.finish();
     return { storage_object: path, ...now };
   } catch (e) {

@@ -196,7 +196,8 @@ export class WriterLease {
     return Math.max(found?.epoch ?? 0, Number.isSafeInteger(last) ? last : 0);
   }
 
-  private async acquire(): Promise<void> {
+  /** force: take the next epoch even from a holder whose lease has not expired (promote force=true). */
+  private async acquire(force = false): Promise<void> {
     /** The last record found that an earlier attempt of ours did not write: whom this writer takes over from. */
     let prior: LeaseRecord | null = null;
     for (let attempt = 0; attempt < 20; attempt++) {
@@ -205,7 +206,7 @@ export class WriterLease {
       const cur = await this.current();
       const ours = cur?.rec.token === this.token;
       if (!ours) prior = cur?.rec ?? null;
-      if (cur && cur.rec.holder !== this.o.holder && !leaseFree(cur.rec, wall, this.o.settleMs)) {
+      if (!force && cur && cur.rec.holder !== this.o.holder && !leaseFree(cur.rec, wall, this.o.settleMs)) {
         this.role = 'reader';
         this.epoch = cur.rec.epoch;
         this.heldBy = cur.rec.holder;
@@ -248,6 +249,58 @@ export class WriterLease {
       return;
     }
     throw new Error('could not take or read the writer lease (too much contention)');
+  }
+
+  /**
+   * Promotion of a reader (docs/writer-lease.md §Promotion): takes the lease when it is free (released, expired,
+   * absent) — or, with force, even from a live holder, whose next renewal then finds a foreign record and fences
+   * it. Throws, leaving the lease untouched, when it is held and force is not given. Returns the replaced record.
+   */
+  async promote(o: { force?: boolean } = {}): Promise<{ epoch: number; previous: LeaseRecord | null; forced: boolean }> {
+    if (this.role !== 'reader') throw new Error(this.role === 'writer' ? `already the writer (epoch ${this.epoch})` : `${this.lastError ?? 'writer lease lost'}; a fenced LUN is reopened (restart the agent) before it can be promoted`);
+    const cur = await this.current();
+    const held = cur !== null && cur.rec.holder !== this.o.holder && !leaseFree(cur.rec, Date.now(), this.o.settleMs);
+    if (held && !o.force) {
+      throw new Error(`the writer lease is held by ${cur.rec.holder} (epoch ${cur.rec.epoch}) until ${cur.rec.expires}; `
+        + 'wait until it is released or expires, or promote with force=true to fence that writer');
+    }
+    await this.acquire(held);
+    if ((this.role as LeaseRole) !== 'writer') throw new Error(`the writer lease was taken by ${this.heldBy ?? 'another agent'} (epoch ${this.epoch}) first`);
+    this.heldBy = null;
+    this.schedule();
+    return { epoch: this.epoch, previous: this.previous, forced: held };
+  }
+
+  /** The lease record as it is now in the bucket (null: none). */
+  async peek(): Promise<LeaseRecord | null> {
+    return (await this.current())?.rec ?? null;
+  }
+
+  /**
+   * Resolves with the record once its holder has released the lease (clean close, migration hand-over), polling
+   * every pollMs; rejects when the signal aborts. Expiry does not count: a standby never takes over on its own.
+   */
+  async whenReleased(o: { pollMs?: number; signal?: AbortSignal } = {}): Promise<LeaseRecord> {
+    const every = Math.max(50, o.pollMs ?? Math.floor(this.o.leaseMs / 12));
+    for (;;) {
+      o.signal?.throwIfAborted();
+      const cur = await this.current().catch(() => null);
+      if (cur?.rec.released && cur.rec.holder !== this.o.holder) return cur.rec;
+      await new Promise<void>((resolve, reject) => {
+        const t = setTimeout(() => { o.signal?.removeEventListener('abort', stop); resolve(); }, every);
+        const stop = (): void => { clearTimeout(t); reject(o.signal!.reason as Error); };
+        o.signal?.addEventListener('abort', stop, { once: true });
+      });
+    }
+  }
+
+  /**
+   * How long a forced promotion waits before it serves writes: until the replaced holder has certainly renewed
+   * (and been fenced) and any root or delete it began before has ended — or its lease has run out, if sooner.
+   */
+  fenceWaitMs(replaced: LeaseRecord): number {
+    const renewal = Math.floor(this.o.leaseMs / 6) + 2 * this.o.timeoutMs + this.o.settleMs;
+    return Math.max(0, Math.min(renewal, replaced.expires_ms + this.o.settleMs - Date.now()));
   }
 
   private schedule(): void {

@@ -15,6 +15,8 @@ function cdb10(op: number, lba: number, blocks: number): Buffer {
 }
 
 export class RawScsi {
+  /** The last Data-In payload received (MODE SENSE). */
+  lastData: Buffer = Buffer.alloc(0);
   private constructor(private readonly c: RawIscsiClient) {}
 
   static async open(port: number, initiator: string, target: string): Promise<RawScsi> {
@@ -41,6 +43,7 @@ export class RawScsi {
       if (p.header.itt !== itt) continue;
       if (p.header.opcode === Opcode.DATA_IN) {
         const d = p.header as DataIn;
+        if (p.data.length) this.lastData = Buffer.from(p.data);
         if (!d.hasStatus) continue;
         this.c.expStatSN = (d.statSN + 1) >>> 0;
         return { status: d.status };
@@ -66,6 +69,14 @@ export class RawScsi {
   /** READ(10): status and sense only (the data is discarded). */
   read(lba: number, blocks: number, timeoutMs = 60_000): Promise<ScsiOutcome> {
     return this.command(cdb10(0x28, lba, blocks), undefined, timeoutMs, blocks * 512);
+  }
+
+  /** MODE SENSE(6), all pages: status, and the WP bit of the mode parameter header when it succeeded. */
+  async writeProtected(timeoutMs = 60_000): Promise<ScsiOutcome & { wp?: boolean }> {
+    const cdb = Buffer.alloc(16);
+    cdb[0] = 0x1a; cdb[2] = 0x3f; cdb[4] = 0xff;
+    const r = await this.command(cdb, undefined, timeoutMs, 0xff);
+    return r.status === 0 ? { ...r, wp: (this.lastData[2]! & 0x80) !== 0 } : r;
   }
 
   close(): void {
