@@ -167,8 +167,13 @@ export class Migrations {
       await B('alua.set', { ...tl, state: 'active/optimized' });
       m.pause_ms = Date.now() - t0;
       undo.length = 0; // B serves: nothing to roll back to any more
-      if (h.detached) m.source_exported = false; // A closed the LUN to release the lease
-      else await A('alua.set', { ...tl, state: 'unavailable' }).catch((e: Error) => log.warn({ migration: m.id, err: e.message }, 'source port not set unavailable'));
+      // A closed its LUN to release the lease; it comes back as a reader whose port is unavailable, so the
+      // initiator sees that path as such (not as a vanished LUN) until it drops it or finish removes it
+      await A(h.detached ? 'reexport' : 'alua.set', { ...tl, state: 'unavailable' }, 60_000)
+        .catch((e: Error) => {
+          m.source_exported = !h.detached;
+          log.warn({ migration: m.id, err: e.message }, 'source path not set unavailable');
+        });
       m.state = 'done';
       step('done');
     } catch (e) {

@@ -14,6 +14,7 @@ export const COMMAND_OPS = [
   'flush', // upload what is dirty now (serving continues)
   'handover', // A: last upload, final root, release the lease; returns the PR state
   'takeover', // B: become the writer (next epoch), load PR state, go active/optimized
+  'reexport', // A after the cut-over: export the handed-over LUN again, a reader in the given ALUA state
   'unexport', // remove a TPG LUN (and what only it used) from this agent
   'snapshot.create',
   'snapshot.list',
@@ -66,6 +67,7 @@ const SPECS: Record<CommandOp, Spec> = {
   flush: TARGET_LUN,
   handover: TARGET_LUN,
   takeover: [...TARGET_LUN, ['pr', 'object', false], ['from_tpg', 'int', false]],
+  reexport: [...TARGET_LUN, ['state', 'state', true]],
   unexport: [...TARGET_LUN, ['tpg', 'int', false]],
   'snapshot.create': NAMED_SNAPSHOT,
   'snapshot.list': [['backstore', 'string', true]],

@@ -2,7 +2,7 @@
 // gateway is trusted with policy, not with arbitrary input), then one handler per op.
 import { checkCommandArgs, type AluaStateName, type CommandOp } from '../../shared/control-commands.js';
 import { describeLun, findLun, openStandby, setAluaState, unexport } from './lun-export.js';
-import { dirtyReport, flushLun, handOver, takeOver } from './migration.js';
+import { dirtyReport, flushLun, handOver, reexport, takeOver } from './migration.js';
 import type { SiteHost } from './site-host.js';
 
 type Args = Record<string, unknown>;
@@ -36,6 +36,7 @@ const HANDLERS: Record<CommandOp, (host: SiteHost, a: Args) => Promise<unknown>>
   flush: async (h, a) => flushLun(h, s(a, 'target'), n(a, 'lun')),
   handover: async (h, a) => handOver(h, s(a, 'target'), n(a, 'lun')),
   takeover: async (h, a) => takeOver(h, s(a, 'target'), n(a, 'lun'), a.pr as Args | undefined, optN(a, 'from_tpg')),
+  reexport: async (h, a) => reexport(h, s(a, 'target'), n(a, 'lun'), s(a, 'state') as AluaStateName),
   unexport: async (h, a) => unexport(h, s(a, 'target'), n(a, 'lun'), optN(a, 'tpg')),
   'snapshot.create': async (h, a) => ({ output: await shell(h, `/backstores/object/${s(a, 'backstore')} snapshot create ${s(a, 'name')}`) }),
   'snapshot.list': async (h, a) => ({ output: await shell(h, `/backstores/object/${s(a, 'backstore')} snapshot list`) }),

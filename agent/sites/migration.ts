@@ -5,6 +5,7 @@ import { jobs, type Job } from '../jobs.js';
 import { relativePortId, relativePortIds } from '../config/ports.js';
 import { iscsiTargets, storageObjectPath, type LunConfig, type StorageObjectConfig } from '../config/schema.js';
 import { exportPr, importPr } from '../scsi/pr/transfer.js';
+import { ALUA_STATE_NAMES, type AluaStateName } from '../../shared/control-commands.js';
 import { findLun, setAluaState } from './lun-export.js';
 import { promote } from './promote.js';
 import type { SiteHost } from './site-host.js';
@@ -102,9 +103,11 @@ async function detach(host: SiteHost, path: string): Promise<Parked> {
 }
 
 /** Puts a parked storage object and its TPG LUNs back (reopened: the writer when the lease is free). */
-async function attach(host: SiteHost, p: Parked): Promise<void> {
+async function attach(host: SiteHost, p: Parked, state?: number): Promise<void> {
   const next = structuredClone(host.model());
   const so = structuredClone(p.so);
+  const groups = new Set(p.luns.map((l) => l.lun.alua_tg_pt_gp_name ?? 'default_tg_pt_gp'));
+  if (state !== undefined) for (const g of so.alua_tpgs ?? []) if (groups.has(g.name)) g.alua_access_state = state;
   next.storage_objects.push(so);
   for (const l of p.luns) {
     const tpg = iscsiTargets(next).find((t) => t.wwn.toLowerCase() === l.target.toLowerCase())?.tpgs.find((g) => g.tag === l.tag);
@@ -137,6 +140,22 @@ export async function handOver(host: SiteHost, target: string, lun: number) {
     job.fail(e);
     throw e;
   }
+}
+
+/**
+ * A after the cut-over: the handed-over LUN exported again — a reader now, B holding the lease — in `state`
+ * (unavailable), so A's path answers NOT READY 02/04/0C with the same LU identity until it is removed.
+ */
+export async function reexport(host: SiteHost, target: string, lun: number, state: AluaStateName) {
+  const key = keyOf(target, lun);
+  const p = parked.get(key);
+  if (!p) throw new Error(`LUN ${lun} of ${target} was not handed over by this agent`);
+  await attach(host, p, ALUA_STATE_NAMES[state]);
+  parked.delete(key);
+  const { path, lu } = objectUnit(host, target, lun);
+  const f = figures(lu.backstore.stats?.());
+  if (f.lease_role === 'writer') throw new Error(`${path} reopened as the writer: the destination has not taken the lease`);
+  return { storage_object: path, ...f };
 }
 
 /**

@@ -63,14 +63,23 @@ test('migrate A → B mid-write: no acknowledged byte lost, pause ≤ 5 s, PR re
 
   const rtpgB = parseRtpg((await w.command(pathB, RTPG_CDB, 1024)).data);
   assert.equal(rtpgB[0]!.state, 0, 'B active/optimized');
-  // A released the lease by closing its LUN: its path no longer reaches an LU
+  // A closed its LUN to release the lease and exports it again as a reader whose port is unavailable
   let onA = await scsi(w.paths[pathA]!, [0x28, 0, 0, 0, 0, 0, 0, 0, 8, 0], 4096);
   for (let i = 0; i < 4 && onA.sense?.[0] === 6; i++) onA = await scsi(w.paths[pathA]!, [0x28, 0, 0, 0, 0, 0, 0, 0, 8, 0], 4096);
-  assert.deepEqual(onA.sense, [0x05, 0x2500], 'LOGICAL UNIT NOT SUPPORTED through A');
+  assert.deepEqual(onA.sense, [0x02, 0x040c], 'NOT READY, TARGET PORT IN UNAVAILABLE STATE through A');
+  const rtpgA = parseRtpg((await w.command(pathA, RTPG_CDB, 1024)).data);
+  assert.equal(rtpgA[0]!.state, 3, 'A reports its group unavailable');
   const infoB = await outpost(s.b.agent.stateDir, ['/backstores/object/vol1', 'info'], s.s3.env);
   assert.match(infoB.stdout, /lease role: writer/);
 
-  assert.equal(m.source_exported, false);
+  const infoA = await outpost(s.a.agent.stateDir, ['/backstores/object/vol1', 'info'], s.s3.env);
+  assert.match(infoA.stdout, /lease role: reader/);
+
+  // on command, A stops exporting the LUN
+  const fin = await api(s.gw, 'POST', `/v1/migrations/${id}/finish`);
+  assert.equal(fin.status, 200, fin.text);
+  assert.equal(fin.body.source_exported, false);
   const lsA = await outpost(s.a.agent.stateDir, ['ls', '/backstores'], s.s3.env);
   assert.doesNotMatch(lsA.stdout, /vol1/, 'A no longer has the backstore');
+  assert.equal((await w.command(pathB, [0x28, 0, 0, 0, 0, 0, 0, 0, 8, 0], 4096)).status, 0, 'B serves on');
 });
