@@ -31,6 +31,9 @@ async function one(repo: string, size: number, written: number): Promise<Row> {
     await qemuWrite(s.a.portal, written);
     await w.addPath(s.a.portal.ip, s.a.portal.port, '400000000001');
     w.start(16 * MiB / 512);
+    // A's counters before the migration; after it A's LUN is a fresh reader, so its totals are these plus
+    // what the migration reports it uploaded up to the hand-over
+    const before = await fetchFigures(repo, s.a.agent.stateDir);
     const id = await s.migrate();
     for (;;) {
       const m = (await api(s.gw, 'GET', `/v1/migrations/${id}`)).body;
@@ -44,15 +47,14 @@ async function one(repo: string, size: number, written: number): Promise<Row> {
     await new Promise((r) => setTimeout(r, 1000));
     await w.stop();
     if (w.errors.length) throw new Error(w.errors.join('; '));
-    const figures = await fetchFigures(repo, s.a.agent.stateDir);
-    return { size, written, pause: m.pause_ms, gap: w.maxGapMs, during: m.uploaded_bytes, total: figures.uploaded, puts: figures.puts };
+    return { size, written, pause: m.pause_ms, gap: w.maxGapMs, during: m.uploaded_bytes, total: before.uploaded + m.uploaded_bytes, puts: before.puts + m.put_count };
   } finally {
     w.close();
     await s.dispose();
   }
 }
 
-/** A's lifetime upload counters, from `outpost … info` (A still exports the LUN, unavailable, until finish). */
+/** A's upload counters since its LUN opened, from `outpost … info`. */
 async function fetchFigures(repo: string, stateDir: string): Promise<{ uploaded: number; puts: number }> {
   const out = await new Promise<string>((resolve) => {
     const p = spawn(process.execPath, [join(repo, 'bin/outpost.js'), '--state-dir', stateDir, '/backstores/object/vol1', 'info'], { stdio: ['ignore', 'pipe', 'ignore'] });

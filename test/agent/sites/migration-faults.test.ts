@@ -81,6 +81,7 @@ test('bucket down at the cut-over: failed with the reason, A keeps the writer le
   const { waitFor } = await import('../../helpers/gateway.js');
   await waitFor('B connected again', async () => (await api(s.gw, 'GET', '/v1/agents')).body.agents.find((x: { id: string }) => x.id === s.b.id)?.connected, 15_000, 100);
   const w = new PathWriter();
+  const idle = new PathWriter();
   try {
     await w.addPath(s.a.portal.ip, s.a.portal.port, '400000000003');
     w.start(8192);
@@ -88,9 +89,7 @@ test('bucket down at the cut-over: failed with the reason, A keeps the writer le
     await waitFor('B standby path offered', async () => /waiting for the initiator/.test((await api(s.gw, 'GET', `/v1/migrations/${id}`)).body.phase), 60_000, 100);
     await s.s3.stop();
     // B's path logs in (the migration waits for it) but carries no writes: only A's behaviour is under test
-    const idle = new PathWriter();
     await idle.addPath(s.b.portal.ip, s.b.portal.port, '400000000004');
-    after(() => idle.close());
     const m = await s.settle(id, 180_000);
     assert.equal(m.state, 'failed');
     assert.match(m.error, /cannot upload its dirty data|still not in the bucket/);
@@ -106,5 +105,6 @@ test('bucket down at the cut-over: failed with the reason, A keeps the writer le
     assert.doesNotMatch(ls.stdout, /vol1/, 'B exports nothing');
   } finally {
     w.close();
+    idle.close();
   }
 });

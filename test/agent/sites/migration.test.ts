@@ -24,6 +24,12 @@ function register(key: bigint): { cdb: number[]; data: Buffer } {
   return { cdb: [0x5f, 0x00, 0, 0, 0, 0, 0, 0, 24, 0], data };
 }
 
+function reserve(key: bigint, type: number): { cdb: number[]; data: Buffer } {
+  const data = Buffer.alloc(24);
+  data.writeBigUInt64BE(key, 0);
+  return { cdb: [0x5f, 0x01, type, 0, 0, 0, 0, 0, 24, 0], data };
+}
+
 function readKeys(data: Buffer): bigint[] {
   const n = data.readUInt32BE(4) / 8;
   return Array.from({ length: n }, (_, i) => data.readBigUInt64BE(8 + 8 * i));
@@ -35,6 +41,9 @@ test('migrate A → B mid-write: no acknowledged byte lost, pause ≤ 5 s, PR re
   const reg = register(KEY);
   const r = await w.command(pathA, reg.cdb, 0, reg.data);
   assert.equal(r.status, 0, `PR REGISTER through A: ${JSON.stringify(r.sense)}`);
+  // WRITE EXCLUSIVE held by this initiator port: after the move only its nexus through B may write
+  const res = reserve(KEY, 1);
+  assert.equal((await w.command(pathA, res.cdb, 0, res.data)).status, 0, 'PR RESERVE through A');
   w.start(32 * MiB / 512);
   await waitFor('writes through A', () => w.acked.size > 50, 30_000, 50);
 
@@ -45,7 +54,8 @@ test('migrate A → B mid-write: no acknowledged byte lost, pause ≤ 5 s, PR re
     assert.notEqual(m.state, 'failed', m.error);
     return /waiting for the initiator/.test(m.phase);
   }, 60_000, 100);
-  const pathB = await w.addPath(s.b.portal.ip, s.b.portal.port, '400000000002');
+  // the same initiator port (ISID) through B's target port: the reservation holder's nexus moves with the LU
+  const pathB = await w.addPath(s.b.portal.ip, s.b.portal.port, '400000000001');
   const m = await s.settle(id, 180_000);
   assert.equal(m.state, 'done', m.error);
   await new Promise((res) => setTimeout(res, 1500)); // writes go on through B after the cut-over
@@ -60,6 +70,18 @@ test('migrate A → B mid-write: no acknowledged byte lost, pause ≤ 5 s, PR re
   const keys = await w.command(pathB, [0x5e, 0x00, 0, 0, 0, 0, 0, 0x02, 0x00, 0], 512);
   assert.equal(keys.status, 0);
   assert.ok(readKeys(keys.data).includes(KEY), 'the registration made through A is visible through B');
+  const held = await w.command(pathB, [0x5e, 0x01, 0, 0, 0, 0, 0, 0x00, 0x20, 0], 32);
+  assert.equal(held.data.readUInt32BE(4), 16, 'a reservation is held (READ RESERVATION through B)');
+  assert.equal(held.data.readBigUInt64BE(8), KEY);
+  assert.equal(held.data[21]! & 0x0f, 1, 'WRITE EXCLUSIVE');
+  const stranger = new PathWriter();
+  try {
+    await stranger.addPath(s.b.portal.ip, s.b.portal.port, '400000000077');
+    const refused = await stranger.command(0, [0x2a, 0, 0, 0, 0, 0, 0, 0, 8, 0], 0, Buffer.alloc(4096));
+    assert.equal(refused.status, 0x18, 'another initiator port gets RESERVATION CONFLICT through B');
+  } finally {
+    stranger.close();
+  }
 
   const rtpgB = parseRtpg((await w.command(pathB, RTPG_CDB, 1024)).data);
   assert.equal(rtpgB[0]!.state, 0, 'B active/optimized');
