@@ -23,6 +23,7 @@ import { bothCounters, IoRates } from './metrics/io-rates.js';
 import { loginReason } from './metrics/login-reasons.js';
 import { createTargetCore } from './scsi/core.js';
 import { ShellEngine } from './shell/engine.js';
+import { runCommand } from './sites/agent-commands.js';
 import { promoteCommand } from './sites/promote.js';
 import { attachObjectSites, probeVolume } from './sites/restore.js';
 import { preloadObjectBackstore } from './backstores/index.js';
@@ -70,6 +71,8 @@ export interface Agent {
   servedTargets(): string[];
   inventory(): ReturnType<typeof inventoryOf>;
   status(): AgentStatus;
+  /** One gateway control command (shared/control-commands.ts), run by agent/sites/agent-commands.ts. */
+  command(op: string, args: Record<string, unknown>): Promise<unknown>;
   stop(): Promise<void>;
 }
 
@@ -221,6 +224,8 @@ async function startLocked(opts: AgentOptions, stateDir: string, lock: StateDirL
         jobs: recentJobs(),
       };
     },
+    command: (op, args) => runCommand({ model: () => model, commit: agent.commit, unit: (p) => runtime.units.get(p)?.lu, sessions: () => server!.sessions(),
+      shell: (line) => commandEngine.exec({ line }), log }, op, args),
     async stop() {
       if (stopped) return;
       stopped = true;
@@ -288,6 +293,7 @@ async function startLocked(opts: AgentOptions, stateDir: string, lock: StateDirL
     },
   };
 
+  const commandEngine = new ShellEngine(host);
   let admin: AdminServer | undefined;
   if (opts.admin !== false) {
     try {

@@ -8,6 +8,8 @@ import { ApiError, badRequest, notFound } from './errors.js';
 import { DISCOVERY_CONTEXT, Fleet, aclContext, type PendingChange } from './fleet.js';
 import type { GatewayDeps } from './hub.js';
 import { mountOperatorView } from './metrics.js';
+import { mountAgentRoutes } from './agent-routes.js';
+import { mountMigrationRoutes } from './migrations.js';
 import type { AclRecord, ChapInfo, Store } from './store.js';
 import { checkIscsiName, parseAclBody, parseAgentBody, parseAssignBody, parseDiscoveryAuthBody } from './validate.js';
 
@@ -265,6 +267,9 @@ export function createApp(deps: GatewayDeps): Hono {
     const d = await store.getDiscoveryAuth();
     return c.json(d ? { enable: d.enable, chap: d.info, updated_at: d.updated_at } : { enable: false, chap: null, updated_at: null });
   });
+
+  mountAgentRoutes(app, deps); // ping, ALUA, snapshots through the control commands (gateway/agent-routes.ts)
+  mountMigrationRoutes(app, deps); // POST/GET /v1/migrations (gateway/migrations.ts)
 
   return app;
 }

@@ -1,6 +1,7 @@
 // Gateway side of the control link: authenticate an agent, answer hello with its snapshot, record
 // ack/nack/status. Runtime-free: adapters feed frames in and give a peer to send/close on.
 import { CloseCode, MAX_FRAME_BYTES, PING_TEXT, PONG_TEXT, ProtocolError, decodeAgentMessage, type AgentMessage } from '../shared/control-protocol.js';
+import { AgentCommands } from './agent-commands.js';
 import { sha256Hex } from './crypto.js';
 import { Fleet } from './fleet.js';
 import type { GatewayDeps } from './hub.js';
@@ -106,6 +107,9 @@ export class ControlService {
         logger.warn({ agent_id: agentId, version: msg.version, err: msg.error.slice(0, 1000) }, 'agent rejected policy');
         gatewayMetrics(this.deps).event('rejected', agentId, `version ${msg.version}: ${msg.error}`);
         return;
+      case 'result':
+        AgentCommands.for(this.deps).answered(conn.connId, msg);
+        return;
       case 'status': {
         const changed = msg.served_targets !== undefined && msg.served_targets.join('\n') !== peer.state.servedTargets.join('\n');
         this.fleet.record(agentId, { last_seen: now(), status: msg.status, ...(msg.served_targets ? { served_targets: msg.served_targets } : {}) });
@@ -130,6 +134,7 @@ export class ControlService {
   async onClose(peer: ControlPeer): Promise<void> {
     const agentId = peer.state.agentId;
     if (agentId === undefined) return;
+    AgentCommands.for(this.deps).lost(peer.state.connId);
     this.fleet.record(agentId, { last_seen: now() });
     this.fleet.forget(peer.state.connId);
     this.deps.logger.info({ agent_id: agentId }, 'agent disconnected');

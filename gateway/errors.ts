@@ -1,6 +1,6 @@
 // The gateway's one error class; app.ts maps it (and nothing else) to a JSON error response.
 export class ApiError extends Error {
-  constructor(readonly status: 400 | 401 | 404 | 409 | 413 | 500, message: string) {
+  constructor(readonly status: 400 | 401 | 404 | 409 | 413 | 500 | 502 | 503 | 504, message: string) {
     super(message);
     this.name = 'ApiError';
   }

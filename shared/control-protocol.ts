@@ -5,6 +5,7 @@
 // lower than the one it holds unless `fleet_epoch` differs from the held policy's (a reset fleet).
 import { Packr } from 'msgpackr/index-no-eval';
 import type { PolicySnapshot } from './policy.js';
+import { CommandArgsError, decodeCommand, decodeResult, type CommandMessage, type ResultMessage } from './control-commands.js';
 
 /** Largest frame either side accepts; a bigger one closes that socket. */
 export const MAX_FRAME_BYTES = 1024 * 1024;
@@ -51,11 +52,11 @@ export interface StatusMessage {
   /** Sent with served_targets, and when the local LUNs or ACLs change. */
   readonly inventory?: Inventory;
 }
-export type AgentMessage = HelloMessage | AckMessage | NackMessage | StatusMessage;
+export type AgentMessage = HelloMessage | AckMessage | NackMessage | StatusMessage | ResultMessage;
 
 export interface SnapshotMessage { readonly type: 'snapshot'; readonly policy: PolicySnapshot }
 export interface PingMessage { readonly type: 'ping'; readonly time: number }
-export type GatewayMessage = SnapshotMessage | PingMessage;
+export type GatewayMessage = SnapshotMessage | PingMessage | CommandMessage;
 
 export class ProtocolError extends Error {
   constructor(message: string, readonly code: 'too_big' | 'malformed') {
@@ -109,6 +110,15 @@ function bad(what: string): never {
   throw new ProtocolError(what, 'malformed');
 }
 
+function commandFrame<T>(decode: () => T): T {
+  try {
+    return decode();
+  } catch (e) {
+    if (e instanceof CommandArgsError) bad(e.message);
+    throw e;
+  }
+}
+
 /** Decodes and shape-checks a frame sent by an agent. */
 export function decodeAgentMessage(frame: Uint8Array): AgentMessage {
   const m = decodeObject(frame);
@@ -132,6 +142,8 @@ export function decodeAgentMessage(frame: Uint8Array): AgentMessage {
       if (m.served_targets !== undefined && !isStringArray(m.served_targets)) bad('status.served_targets must be a string array');
       if (m.inventory !== undefined && !isInventory(m.inventory)) bad('status.inventory must map target IQNs to {tpg_luns, local_acls}');
       return m as unknown as StatusMessage;
+    case 'result':
+      return commandFrame(() => decodeResult(m));
     default:
       return bad(`unknown agent message type ${JSON.stringify(m.type)}`);
   }
@@ -149,6 +161,8 @@ export function decodeGatewayMessage(frame: Uint8Array, unpack?: Unpack): Gatewa
     }
     case 'ping':
       return m as unknown as PingMessage;
+    case 'command':
+      return commandFrame(() => decodeCommand(m));
     default:
       return bad(`unknown gateway message type ${JSON.stringify(m.type)}`);
   }

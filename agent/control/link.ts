@@ -25,6 +25,8 @@ export interface ManagedAgent {
   /** TPG LUNs and local ACLs per target, so the gateway can refuse what cannot apply. */
   inventory?(): Inventory;
   status(): object;
+  /** Runs one control command (shared/control-commands.ts); absent: every command is refused. */
+  command?(op: string, args: Record<string, unknown>): Promise<unknown>;
 }
 
 export interface ControlLinkOptions {
@@ -236,6 +238,17 @@ export async function startControlLink(opts: ControlLinkOptions): Promise<Contro
         attempt = 0;
         const p = msg.policy;
         applying = applying.then(() => apply(p));
+      } else if (msg.type === 'command') {
+        // commands run concurrently with policy and each other (a long flush must not hold a ping back)
+        const { id, op, args } = msg;
+        const answer = agent.command ? agent.command(op, args as Record<string, unknown>) : Promise.reject(new Error('this agent takes no control commands'));
+        answer.then(
+          (result) => send({ type: 'result', id, ok: true, result: result ?? null }),
+          (e: Error) => {
+            log.warn({ op, err: e.message }, 'control command failed');
+            send({ type: 'result', id, ok: false, error: e.message || String(e) });
+          },
+        ).catch((e: Error) => log.warn({ op, err: e.message }, 'control command result not sent'));
       }
     });
     sock.on('unexpected-response', (_req, res) => {
