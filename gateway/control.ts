@@ -108,7 +108,7 @@ export class ControlService {
         gatewayMetrics(this.deps).event('rejected', agentId, `version ${msg.version}: ${msg.error}`);
         return;
       case 'result':
-        AgentCommands.for(this.deps).answered(conn.connId, msg);
+        (this.deps.commandResults ?? AgentCommands.for(this.deps)).answered(conn.connId, msg);
         return;
       case 'status': {
         const changed = msg.served_targets !== undefined && msg.served_targets.join('\n') !== peer.state.servedTargets.join('\n');
@@ -134,7 +134,7 @@ export class ControlService {
   async onClose(peer: ControlPeer): Promise<void> {
     const agentId = peer.state.agentId;
     if (agentId === undefined) return;
-    AgentCommands.for(this.deps).lost(peer.state.connId);
+    (this.deps.commandResults ?? AgentCommands.for(this.deps)).lost(peer.state.connId);
     this.fleet.record(agentId, { last_seen: now() });
     this.fleet.forget(peer.state.connId);
     this.deps.logger.info({ agent_id: agentId }, 'agent disconnected');

@@ -37,4 +37,15 @@ export interface GatewayDeps {
   /** OUTPOST_ADMIN_TOKEN: Bearer token of the admin REST API. */
   readonly adminToken: string;
   readonly logger: GatewayLogger;
+  /**
+   * Where the agents' command results go (gateway/agent-commands.ts). Absent: this gateway's own registry.
+   * A Workers shard holds the sockets while the coordinator sent the commands, so it forwards them there.
+   */
+  readonly commandResults?: CommandResultSink;
+}
+
+/** The receiving end of command results: a result frame from a socket, or the socket's close. */
+export interface CommandResultSink {
+  answered(connId: string, msg: import('../shared/control-commands.js').ResultMessage): void;
+  lost(connId: string): void;
 }

@@ -3,6 +3,8 @@
 // call in here for the store (storeCall), their sockets (presence) and the dashboard's figures (metrics).
 import { DurableObject } from 'cloudflare:workers';
 import { createApp } from '../app.js';
+import { AgentCommands } from '../agent-commands.js';
+import type { ResultMessage } from '../../shared/control-commands.js';
 import { secretKeyProblem } from '../crypto.js';
 import { Fleet } from '../fleet.js';
 import type { GatewayDeps } from '../hub.js';
@@ -82,6 +84,16 @@ export class FleetObject extends DurableObject<Env> {
 
   async presence(shard: number, added: PresenceRow[], removed: string[], replace: boolean, keep: string[] = []): Promise<void> {
     this.hub?.presence(shard, added, removed, replace, keep);
+  }
+
+  /** A command's result from the agent's socket at a shard (the command was sent from here). */
+  async commandResult(connId: string, msg: ResultMessage): Promise<void> {
+    if (this.deps) AgentCommands.for(this.deps).answered(connId, msg);
+  }
+
+  /** A shard's socket closed: what was asked over it will not be answered. */
+  async commandLost(connId: string): Promise<void> {
+    if (this.deps) AgentCommands.for(this.deps).lost(connId);
   }
 
   async metrics(batch: ShardMetric[]): Promise<void> {

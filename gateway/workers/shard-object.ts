@@ -3,6 +3,7 @@
 // the store is the coordinator's (gateway/workers/remote-store.ts), so policy has one home.
 import { DurableObject } from 'cloudflare:workers';
 import { CONTROL_PATH, PING_TEXT, PONG_TEXT } from '../../shared/control-protocol.js';
+import type { ResultMessage } from '../../shared/control-commands.js';
 import { ControlService, type ControlPeer, type PeerState } from '../control.js';
 import { sha256Hex } from '../crypto.js';
 import { Fleet } from '../fleet.js';
@@ -56,7 +57,12 @@ export class FleetShard extends DurableObject<Env> implements ShardApi {
     };
     const { store, seed } = remoteStore((method, args) => coordinator.storeCall(method, args));
     this.seed = seed;
-    this.deps = { store, hub, secretKey: env.OUTPOST_SECRET_KEY, kdf: scryptKdf, adminToken: env.OUTPOST_ADMIN_TOKEN, logger: consoleLogger };
+    // Commands are sent by the coordinator (its REST app, migrations): their results go back there.
+    const commandResults = {
+      answered: (connId: string, msg: ResultMessage) => void coordinator.commandResult(connId, msg).catch((e: Error) => consoleLogger.warn({ err: e.message }, 'command result not delivered')),
+      lost: (connId: string) => void coordinator.commandLost(connId).catch(() => {}),
+    };
+    this.deps = { store, hub, secretKey: env.OUTPOST_SECRET_KEY, kdf: scryptKdf, adminToken: env.OUTPOST_ADMIN_TOKEN, logger: consoleLogger, commandResults };
     this.control = new ControlService(this.deps);
     // The dashboard and /metrics are the coordinator's: this shard's push, ack and event figures go there.
     // Sent in batches, as the acks are stored: one call per window, not one per agent.
