@@ -61,7 +61,7 @@ export async function destroyVolume(so: StorageObjectConfig, path: string): Prom
     const origin = body ? decodeDescriptor(parseJson(body, keys.descriptor(prefix))).origin ?? null : null;
     let n = 0;
     if (body) { await bucket.delete([keys.descriptor(prefix)], TIMEOUT_MS); n++; }
-    for (const sub of ['chunks/', 'segments/', 'pages/', 'roots/', 'manifests/', 'snapshots/', 'lease-probe/', 'epochs/']) {
+    for (const sub of ['chunks/', 'segments/', 'pages/', 'roots/', 'manifests/', 'snapshots/', 'heat/', 'lease-probe/', 'epochs/']) {
       const list = await bucket.list(prefix + sub, Infinity, TIMEOUT_MS);
       job.set(n);
       if (list.length) await bucket.delete(list, TIMEOUT_MS);
