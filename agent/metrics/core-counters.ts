@@ -56,6 +56,9 @@ export function countingCore(core: TargetCore & { table?: OpcodeTable }, counter
       if (r.status === ScsiStatus.CHECK_CONDITION) counters.checkCondition(lu.name, senseKeyName(r.sense));
       return r;
     },
+    // The fabric solicits no more Data-Out than this (declared-length bounds): dropping it would make every
+    // write with an oversized Expected Data Transfer Length a TASK SET FULL.
+    ...(core.dataOutLength ? { dataOutLength: (cmd: Pick<ScsiCommand, 'luns' | 'lun' | 'cdb'>) => core.dataOutLength!(cmd) } : {}),
     taskManagement: (req) => core.taskManagement(req),
     nexusCreated: (nexus, luns) => core.nexusCreated(nexus, luns),
     nexusLost: (nexus) => core.nexusLost(nexus),
