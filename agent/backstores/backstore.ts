@@ -24,6 +24,14 @@ export class BackstoreError extends Error {
   }
 }
 
+/** The guard every object-volume command starts with: open, and a range inside the volume. */
+export function checkObjectRange(closed: boolean, offset: number, length: number, size: number): void {
+  if (closed) throw new BackstoreError(BackstoreErrorCode.CLOSED, 'object backstore is closed');
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
+    throw new BackstoreError(BackstoreErrorCode.RANGE, `range ${offset}+${length} outside 0..${size}`);
+  }
+}
+
 export interface AllocationRange {
   offset: number;
   length: number;

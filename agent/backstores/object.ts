@@ -5,7 +5,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { silentLogger, type Logger } from '../lib/log.js';
-import { BackstoreError, BackstoreErrorCode, type AllocationRange, type Backstore } from './backstore.js';
+import { BackstoreError, BackstoreErrorCode, type AllocationRange, type Backstore, checkObjectRange } from './backstore.js';
 import { ChunkCache } from '../cache/chunk-cache.js';
 import { chunkAllocation } from './allocation.js';
 import { Bucket } from './object/bucket.js';
@@ -282,10 +282,7 @@ export class ObjectBackstore implements Backstore {
   }
 
   private check(offset: number, length: number): void {
-    if (this.closed) throw new BackstoreError(BackstoreErrorCode.CLOSED, 'object backstore is closed');
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > this.size) {
-      throw new BackstoreError(BackstoreErrorCode.RANGE, `range ${offset}+${length} outside 0..${this.size}`);
-    }
+    checkObjectRange(this.closed, offset, length, this.size);
   }
 
   async read(offset: number, length: number): Promise<Buffer> {

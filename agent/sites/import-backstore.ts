@@ -1,7 +1,7 @@
 // docs/import.md §Serving while copying: the importing LUN over the object backstore. Regions not copied yet are
 // read from the source; a write copies its region first unless it covers it whole; the background copy
 // skips every region already copied, so it never overwrites a write; progress is saved after the volume's flush.
-import { BackstoreError, BackstoreErrorCode, type AllocationRange, type Backstore } from '../backstores/backstore.js';
+import { BackstoreError, BackstoreErrorCode, type AllocationRange, type Backstore, checkObjectRange } from '../backstores/backstore.js';
 import { Mutex } from '../cache/mutex.js';
 import { jobs, type Job } from '../jobs.js';
 import type { Logger } from '../lib/log.js';
@@ -86,10 +86,7 @@ export class ImportBackstore implements Backstore {
   }
 
   private check(offset: number, length: number): void {
-    if (this.closed) throw new BackstoreError(BackstoreErrorCode.CLOSED, 'object backstore is closed');
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > this.size) {
-      throw new BackstoreError(BackstoreErrorCode.RANGE, `range ${offset}+${length} outside 0..${this.size}`);
-    }
+    checkObjectRange(this.closed, offset, length, this.size);
   }
 
   /** Source bytes, block-aligned; a source that is down is a retryable NOT READY (the range is not copied yet). */

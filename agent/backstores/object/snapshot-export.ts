@@ -1,7 +1,7 @@
 // docs/bucket-format.md §Snapshot, clone (read-only export): a snapshot served as a write-protected LUN straight
 // from its retained root — no writer lease, no cache, nothing written to the bucket — for backups and DR tests.
 import type { Logger } from '../../lib/log.js';
-import { BackstoreError, BackstoreErrorCode, type Backstore } from '../backstore.js';
+import { BackstoreError, BackstoreErrorCode, type Backstore, checkObjectRange } from '../backstore.js';
 import { Bucket } from './bucket.js';
 import { VolumeManifest } from './manifest.js';
 import { ObjectStore } from './store.js';
@@ -22,10 +22,7 @@ class SnapshotExport implements Backstore {
     private readonly timeoutMs: number, private readonly generation: number, private readonly source: string) {}
 
   private check(offset: number, length: number): void {
-    if (this.closed) throw new BackstoreError(BackstoreErrorCode.CLOSED, 'object backstore is closed');
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > this.size) {
-      throw new BackstoreError(BackstoreErrorCode.RANGE, `range ${offset}+${length} outside 0..${this.size}`);
-    }
+    checkObjectRange(this.closed, offset, length, this.size);
   }
 
   async read(offset: number, length: number): Promise<Buffer> {
