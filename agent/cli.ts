@@ -75,6 +75,7 @@ async function runAgent(argv: string[]): Promise<void> {
   const agent = await startAgent({ configPath: o.config, stateDir: o.stateDir, log, policy, metrics });
   let link: import('./control/link.js').ControlLink | undefined;
   if (control && o.gateway && token) link = await control.startControlLink({ url: o.gateway, token, stateDir: o.stateDir, agent, log, agentVersion: version() });
+  if (link) agent.setGatewayLink(link);
   let metricsServer: { close(): Promise<void> } | undefined;
   if (metrics && o.metricsListen !== undefined) {
     metrics.attach((await import('./metrics/source.js')).agentSource(agent, o.gateway?.join(','), () => link));

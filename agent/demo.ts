@@ -80,9 +80,13 @@ async function startS3(): Promise<ChildProcess> {
     const S3rver = require(${JSON.stringify(s3rver)});
     new S3rver({ address: ${JSON.stringify(host)}, port: ${s3Port}, silent: true, directory: ${JSON.stringify(join(dir, 's3'))},
       configureBuckets: [{ name: ${JSON.stringify(bucket)}, configs: [] }] })
-      .run().then(() => process.stdout.write('ready\\n'), (e) => { console.error(e.message); process.exit(1); });`;
+      .run().then(() => process.stdout.write('ready\\n'), (e) => { console.error(e.message); process.exit(1); });
+    process.stdin.on('end', () => process.exit(0)).resume();`;
   // s3rver's ListObjectsV2 continuation tokens use DES, which OpenSSL 3 keeps in its legacy provider.
-  const child = spawn(process.execPath, ['--openssl-legacy-provider', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // Its own process group: a Ctrl-C at the terminal goes to the whole foreground group, and the bucket
+  // must outlive the agent's final flush and lease release. It exits when our end of its stdin closes,
+  // so it cannot outlive us either, however we end.
+  const child = spawn(process.execPath, ['--openssl-legacy-provider', '-e', script], { stdio: ['pipe', 'pipe', 'inherit'], detached: true });
   await new Promise<void>((ok, fail) => {
     child.stdout!.on('data', (d: Buffer) => { if (d.toString().includes('ready')) ok(); });
     child.once('exit', (code) => fail(new Error(`the embedded S3 endpoint (s3rver) exited with ${code}; is port ${s3Port} free?`)));
@@ -133,6 +137,7 @@ async function main(): Promise<void> {
   const agent = await startAgent({ configPath, stateDir, log });
   const agentVersion = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
   const link = await startControlLink({ url: gateway.url, token: agentToken, stateDir, agent, log, agentVersion });
+  agent.setGatewayLink(link);
 
   // The commands below work once the agent's first tunnel connections are up.
   for (let i = 0; i < 50 && !agent.tunnels.all().every((t) => t.state === 'connected'); i++) await new Promise((r) => setTimeout(r, 100));

@@ -24,6 +24,7 @@ import { loginReason } from './metrics/login-reasons.js';
 import { createTargetCore } from './scsi/core.js';
 import { ShellEngine } from './shell/engine.js';
 import { runCommand } from './sites/agent-commands.js';
+import { requestMigration, type GatewayRequester } from './sites/migration-request.js';
 import { promoteCommand } from './sites/promote.js';
 import { attachObjectSites, probeVolume } from './sites/restore.js';
 import { preloadObjectBackstore } from './backstores/index.js';
@@ -73,6 +74,8 @@ export interface Agent {
   status(): AgentStatus;
   /** One gateway control command (shared/control-commands.ts), run by agent/sites/agent-commands.ts. */
   command(op: string, args: Record<string, unknown>): Promise<unknown>;
+  /** The control link, once started: the shell's `migrate` asks the gateway through it. */
+  setGatewayLink(link: GatewayRequester): void;
   stop(): Promise<void>;
 }
 
@@ -176,6 +179,7 @@ async function startLocked(opts: AgentOptions, stateDir: string, lock: StateDirL
   const prefs = new PrefsStore(join(stateDir, 'prefs.json'));
   const snapshotSchedule = new SnapshotScheduler({ model: () => model, backstore: (p) => runtime.units.get(p)?.lu?.backstore, log });
   let stopped = false;
+  let gatewayLink: GatewayRequester | undefined;
   const agent: Agent = {
     registry,
     server,
@@ -224,8 +228,11 @@ async function startLocked(opts: AgentOptions, stateDir: string, lock: StateDirL
         jobs: recentJobs(),
       };
     },
+    setGatewayLink(l) {
+      gatewayLink = l;
+    },
     command: (op, args) => runCommand({ model: () => model, commit: agent.commit, unit: (p) => runtime.units.get(p)?.lu, sessions: () => server!.sessions(),
-      shell: (line) => commandEngine.exec({ line }), log }, op, args),
+      shell: (line) => commandEngine.exec({ line }), log, stateDir }, op, args),
     async stop() {
       if (stopped) return;
       stopped = true;
@@ -255,6 +262,7 @@ async function startLocked(opts: AgentOptions, stateDir: string, lock: StateDirL
       return e.error ? { error: e.error } : { size: e.lu?.backstore.size, stats: e.lu?.backstore.stats?.() };
     },
     probeVolume: (loc) => probeVolume(loc),
+    migrate: (subject, body) => requestMigration(gatewayLink, subject, body, log),
     async soAction(path, action, args) {
       const e = runtime.units.get(path);
       if (action !== 'promote') throw new Error(`unknown action ${action}`);

@@ -1,11 +1,12 @@
 // Gateway side of the control link: authenticate an agent, answer hello with its snapshot, record
 // ack/nack/status. Runtime-free: adapters feed frames in and give a peer to send/close on.
-import { CloseCode, MAX_FRAME_BYTES, PING_TEXT, PONG_TEXT, ProtocolError, decodeAgentMessage, type AgentMessage } from '../shared/control-protocol.js';
+import { CloseCode, MAX_FRAME_BYTES, PING_TEXT, PONG_TEXT, ProtocolError, decodeAgentMessage, encodeMessage, type AgentMessage } from '../shared/control-protocol.js';
 import { AgentCommands } from './agent-commands.js';
 import { sha256Hex } from './crypto.js';
 import { Fleet } from './fleet.js';
 import type { GatewayDeps } from './hub.js';
 import { gatewayMetrics } from './metrics.js';
+import { answerAgentRequest } from './migrations.js';
 import type { AgentRecord } from './store.js';
 
 /** One socket's state. On Workers it lives in the socket's attachment, so it must stay plain data. */
@@ -41,7 +42,7 @@ export class ControlService {
 
   async agentForToken(token: string): Promise<AgentRecord | undefined> {
     if (token.length > 512) return undefined;
-    return this.deps.store.findAgentByTokenHash(await sha256Hex(token));
+    return this.deps.store.findAgentByTokenHash(this.deps.hashToken ? this.deps.hashToken(token) : await sha256Hex(token));
   }
 
   /** Handles one frame; protocol errors close this socket only, never throw to the adapter. */
@@ -109,6 +110,11 @@ export class ControlService {
         return;
       case 'result':
         (this.deps.commandResults ?? AgentCommands.for(this.deps)).answered(conn.connId, msg);
+        return;
+      case 'request':
+        // answered without holding the socket's other frames back: a migration start talks to agents itself
+        void answerAgentRequest(this.deps, agentId, msg).then((r) => peer.send(encodeMessage(r)),
+          (e: Error) => logger.warn({ agent_id: agentId, err: e.message }, 'agent request not answered'));
         return;
       case 'status': {
         const changed = msg.served_targets !== undefined && msg.served_targets.join('\n') !== peer.state.servedTargets.join('\n');

@@ -16,6 +16,9 @@ export type PendingChange =
 
 interface Opened<T> { readonly version: number; readonly value: Promise<T> }
 
+/** A fleet view with its assignments (filled in from an earlier view when the store left them out). */
+type FullView = FleetView & { readonly assignments: ReadonlyMap<string, readonly string[]> };
+
 /** One fleet version with its opened content; frames are built lazily, once per target set. */
 export class FleetContent {
   private readonly frames = new Map<string, Promise<Uint8Array>>();
@@ -24,9 +27,10 @@ export class FleetContent {
   readonly failed: Promise<void>;
 
   constructor(
-    readonly view: FleetView,
+    readonly view: FullView,
     private readonly targets: ReadonlyMap<string, Promise<AclPolicy[]>>,
     private readonly discovery: Promise<DiscoveryAuthPolicy | undefined>,
+    private readonly built: () => void = () => {},
   ) {
     this.failed = new Promise((resolve) => {
       for (const p of [...targets.values(), discovery]) p.catch(() => resolve());
@@ -54,7 +58,10 @@ export class FleetContent {
     const targets = this.targetsOf(agentId);
     const key = targets.join('\n');
     let f = this.frames.get(key);
-    if (!f) this.frames.set(key, (f = this.snapshot(targets).then((policy) => encodeMessage({ type: 'snapshot', policy }))));
+    if (!f) {
+      this.built();
+      this.frames.set(key, (f = this.snapshot(targets).then((policy) => encodeMessage({ type: 'snapshot', policy }))));
+    }
     return f;
   }
 }
@@ -65,7 +72,7 @@ export class SnapshotCache {
   /** The last fleet-wide read: while the version is unchanged it is the fleet's content, frames included. */
   private whole: FleetContent | undefined;
 
-  constructor(private readonly store: Store, private readonly box: () => Promise<SecretBox>) {}
+  constructor(private readonly store: Store, private readonly box: () => Promise<SecretBox>, private readonly built: () => void = () => {}) {}
 
   /** The fleet as of one version; only targets changed since they were last opened are read and opened. */
   async read(extra: readonly string[] = [], agents?: readonly string[]): Promise<FleetContent> {
@@ -75,7 +82,7 @@ export class SnapshotCache {
     if (whole && extra.every((t) => whole.view.targetVersions.has(t)) && (await this.store.policyVersion()) === whole.version) return whole;
     const known = new Map([...this.opened].map(([t, e]) => [t, e.version] as const));
     // a concurrent read may replace an entry between our view and our pinning: then re-read in full
-    const content = (await this.tryRead(known, extra, agents)) ?? (await this.tryRead(new Map(), extra, agents))!;
+    const content = (await this.tryRead(known, extra, agents, whole)) ?? (await this.tryRead(new Map(), extra, agents, undefined))!;
     if (agents === undefined && (!this.whole || this.whole.version <= content.version)) {
       this.whole = content;
       content.failed.then(() => this.whole === content && (this.whole = undefined));
@@ -83,8 +90,14 @@ export class SnapshotCache {
     return content;
   }
 
-  private async tryRead(known: ReadonlyMap<string, number>, extra: readonly string[], agents: readonly string[] | undefined): Promise<FleetContent | undefined> {
-    const view = await this.store.fleetView(known, extra, agents);
+  private async tryRead(known: ReadonlyMap<string, number>, extra: readonly string[], agents: readonly string[] | undefined, prev: FleetContent | undefined): Promise<FleetContent | undefined> {
+    // A whole-fleet read after a policy change (every PUT of a burst checks the frame size fleet-wide) reuses
+    // the previous read's assignments while they are unchanged: only the targets' versions and rows are read.
+    const reuse = agents === undefined ? prev : undefined;
+    const wanted = reuse ? [...new Set([...extra, ...reuse.view.targetVersions.keys()])] : extra;
+    const got = await this.store.fleetView(known, wanted, agents, reuse?.view.assignmentsVersion);
+    if (!got.assignments && !reuse) return undefined; // not asked for: cannot happen with a conforming store
+    const view: FullView = got.assignments ? { ...got, assignments: got.assignments } : { ...got, assignments: reuse!.view.assignments };
     // from here to the return there is no await: what is pinned belongs to this view's version
     const targets = new Map<string, Promise<AclPolicy[]>>();
     for (const [t, v] of view.targetVersions) {
@@ -105,9 +118,9 @@ export class SnapshotCache {
       const entry = { version: view.discoveryVersion, value };
       if (!this.discovery || this.discovery.version <= entry.version) this.discovery = entry;
       value.catch(() => this.discovery === entry && (this.discovery = undefined));
-      return new FleetContent(view, targets, value);
+      return new FleetContent(view, targets, value, this.built);
     }
-    return new FleetContent(view, targets, this.discovery.value);
+    return new FleetContent(view, targets, this.discovery.value, this.built);
   }
 
   /** A failed open (wrong key, corrupt blob) is not cached: the next read tries again. */

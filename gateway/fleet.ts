@@ -52,6 +52,16 @@ export interface FanoutProgress {
   last_sent_at: string | null;
 }
 
+/** Running totals of the fan-out's work since start, for GET /v1/fleet (what a burst cost, not only how long). */
+export interface FanoutWork {
+  /** Snapshot frames encoded (one per version per target set) and snapshots sent (one per socket). */
+  frames_built: number;
+  snapshots_sent: number;
+  /** Store transactions that wrote agents' reports (acks, statuses, hellos), and the rows they wrote. */
+  report_commits: number;
+  report_rows: number;
+}
+
 const fleets = new WeakMap<GatewayDeps, Fleet>();
 // after the pending I/O callbacks (Node's setImmediate), so one turn's acks share a batch; Workers have setTimeout
 const immediate = (globalThis as { setImmediate?: (fn: () => void) => unknown }).setImmediate;
@@ -72,9 +82,10 @@ export class Fleet {
   private progress: FanoutProgress | undefined;
   private readonly records = new Map<string, AgentPatch>();
   private flushing: Promise<void> | undefined;
+  private readonly work: FanoutWork = { frames_built: 0, snapshots_sent: 0, report_commits: 0, report_rows: 0 };
 
   private constructor(readonly deps: GatewayDeps) {
-    this.cache = new SnapshotCache(deps.store, () => this.box());
+    this.cache = new SnapshotCache(deps.store, () => this.box(), () => this.work.frames_built++);
   }
 
   /** The one Fleet of a gateway (the REST app and the control service must share push state). */
@@ -125,7 +136,11 @@ export class Fleet {
     if (agentIds === undefined) this.pendingAll = true;
     else for (const id of agentIds) this.pendingAgents.add(id);
     const want = agentIds && new Set(agentIds);
-    const agents = new Set(this.deps.hub.connections().filter((c) => !want || want.has(c.agentId)).map((c) => c.agentId));
+    // counted over this fleet's own sockets (those that said hello) when it holds them: listing the hub's
+    // connections built an object per socket for every PUT of a burst
+    const listed = this.deps.hub.fanOut ? this.deps.hub.connections() : [...this.sockets.values()].map((s) => s.conn);
+    const agents = new Set<string>();
+    for (const c of listed) if (!want || want.has(c.agentId)) agents.add(c.agentId);
     this.kick();
     this.deps.logger.info({ version, agents: agents.size }, 'policy push queued');
     return { pushed_to: agents.size };
@@ -207,20 +222,21 @@ export class Fleet {
   sentElsewhere(version: number): void {
     let p = this.progress;
     if (!p || version > p.version) this.progress = p = { version, sent: 0, failed: 0, started_at: new Date().toISOString(), last_sent_at: null };
+    this.work.snapshots_sent++;
     if (p.version !== version) return;
     p.sent++;
     p.last_sent_at = new Date().toISOString();
   }
 
   /** The newest fan-out, and how many sockets hold an unacked snapshot or wait for one behind it. */
-  fanout(): (FanoutProgress & { in_flight: number; waiting_for_ack: number }) | null {
+  fanout(): (FanoutProgress & { in_flight: number; waiting_for_ack: number; work: FanoutWork }) | null {
     if (!this.progress) return null;
     let in_flight = 0, waiting_for_ack = 0;
     for (const s of this.sockets.values()) {
       if (s.inFlight !== undefined) in_flight++;
       if (s.owed) waiting_for_ack++;
     }
-    return { ...this.progress, in_flight, waiting_for_ack };
+    return { ...this.progress, in_flight, waiting_for_ack, work: { ...this.work } };
   }
 
   private async sendOne(c: HubConnection, content: FleetContent): Promise<'sent' | 'waiting' | 'failed' | 'current'> {
@@ -236,6 +252,7 @@ export class Fleet {
       const frame = await content.frameFor(c.agentId);
       if (version <= s.lastSent) return 'current';
       c.send(frame);
+      this.work.snapshots_sent++;
       s.lastSent = s.inFlight = version;
       s.sentAt = Date.now();
       s.owed = false;
@@ -273,6 +290,8 @@ export class Fleet {
     this.flushing = undefined;
     try {
       await this.deps.store.updateAgents(batch);
+      this.work.report_commits++;
+      this.work.report_rows += batch.size;
     } catch (e) {
       this.deps.logger.error({ err: (e as Error).message, agents: batch.size }, 'agent reports not stored');
     }

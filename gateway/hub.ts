@@ -34,6 +34,8 @@ export interface GatewayDeps {
   readonly secretKey: string;
   /** The key-derivation function (scrypt), from the runtime adapter. */
   readonly kdf: import('./crypto.js').Kdf;
+  /** SHA-256 hex of an agent token, from the runtime adapter when it has a cheaper one than Web Crypto's. */
+  readonly hashToken?: (token: string) => string;
   /** OUTPOST_ADMIN_TOKEN: Bearer token of the admin REST API. */
   readonly adminToken: string;
   readonly logger: GatewayLogger;

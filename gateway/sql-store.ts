@@ -37,6 +37,7 @@ const SCHEMA = [
   `CREATE INDEX IF NOT EXISTS assignments_by_target ON assignments (target, agent_id)`,
   `CREATE TABLE IF NOT EXISTS kdf (id INTEGER PRIMARY KEY CHECK (id = 1), salt TEXT NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS inventory (agent_id TEXT PRIMARY KEY, inventory TEXT NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS migrations (id TEXT PRIMARY KEY, record TEXT NOT NULL, running INTEGER NOT NULL)`,
 ];
 
 const targetScope = (t: string): string => `target\n${t}`;
@@ -74,6 +75,13 @@ function aclRow(r: Record<string, SqlValue>): AclRecord {
 const PATCH_COLUMNS = ['last_seen', 'applied_version', 'last_error', 'agent_version', 'served_targets', 'status'] as const;
 
 export class SqlStore implements Store {
+  /**
+   * agentsForTarget() per target, dropped at every assignment change: each ACL change of a target shared by
+   * 10,000 agents read 10,000 rows twice (its frame-size check and its push), the largest cost of a burst.
+   * This store is the database's only writer (one per gateway process, or the Workers coordinator).
+   */
+  private readonly agentsByTarget = new Map<string, readonly string[]>();
+
   constructor(private readonly db: SqlDriver) {
     for (const s of SCHEMA) db.run(s, []);
     db.run('INSERT OR IGNORE INTO fleet (id, epoch) VALUES (1, ?)', [crypto.randomUUID()]);
@@ -95,6 +103,17 @@ export class SqlStore implements Store {
 
   private versionNow(): number {
     const r = this.db.all("SELECT value FROM meta WHERE key = 'policy_version'", [])[0];
+    return r ? Number(r.value) : 0;
+  }
+
+  /** An assignment changed (inside its transaction): fleet views and the per-target agent lists are stale. */
+  private assignmentsChanged(): void {
+    this.db.run("INSERT INTO meta (key, value) VALUES ('assignments_version', 1) ON CONFLICT (key) DO UPDATE SET value = value + 1", []);
+    this.agentsByTarget.clear();
+  }
+
+  private assignmentsVersion(): number {
+    const r = this.db.all("SELECT value FROM meta WHERE key = 'assignments_version'", [])[0];
     return r ? Number(r.value) : 0;
   }
 
@@ -145,6 +164,7 @@ export class SqlStore implements Store {
       const had = this.db.all('SELECT id FROM agents WHERE id = ?', [id]).length > 0;
       this.db.run('DELETE FROM agents WHERE id = ?', [id]);
       this.db.run('DELETE FROM assignments WHERE agent_id = ?', [id]);
+      this.assignmentsChanged();
       this.db.run('DELETE FROM inventory WHERE agent_id = ?', [id]);
       this.db.run('DELETE FROM changes WHERE scope = ?', [agentScope(id)]);
       return had;
@@ -167,6 +187,7 @@ export class SqlStore implements Store {
     return this.tx(() => {
       if (this.db.all('SELECT 1 AS x FROM assignments WHERE agent_id = ? AND target = ?', [agentId, target]).length > 0) return undefined;
       this.db.run('INSERT INTO assignments (agent_id, target, assigned_at) VALUES (?, ?, ?)', [agentId, target, new Date().toISOString()]);
+      this.assignmentsChanged();
       return this.bump([agentScope(agentId)]);
     });
   }
@@ -174,6 +195,7 @@ export class SqlStore implements Store {
     return this.tx(() => {
       if (this.db.all('SELECT 1 AS x FROM assignments WHERE agent_id = ? AND target = ?', [agentId, target]).length === 0) return undefined;
       this.db.run('DELETE FROM assignments WHERE agent_id = ? AND target = ?', [agentId, target]);
+      this.assignmentsChanged();
       return this.bump([agentScope(agentId)]);
     });
   }
@@ -181,7 +203,9 @@ export class SqlStore implements Store {
     return this.db.all('SELECT target FROM assignments WHERE agent_id = ? ORDER BY target', [agentId]).map((r) => String(r.target));
   }
   async agentsForTarget(target: string): Promise<string[]> {
-    return this.db.all('SELECT agent_id FROM assignments WHERE target = ? ORDER BY agent_id', [target]).map((r) => String(r.agent_id));
+    let ids = this.agentsByTarget.get(target);
+    if (!ids) this.agentsByTarget.set(target, (ids = this.db.all('SELECT agent_id FROM assignments WHERE target = ? ORDER BY agent_id', [target]).map((r) => String(r.agent_id))));
+    return [...ids]; // the caller's own copy
   }
 
   async putAcl(a: AclRecord): Promise<number> {
@@ -248,16 +272,18 @@ export class SqlStore implements Store {
       return { version: this.versionNow(), epoch, targets, discovery: this.discoveryNow() };
     });
   }
-  async fleetView(known: ReadonlyMap<string, number>, extra: readonly string[] = [], agents?: readonly string[]): Promise<FleetView> {
+  async fleetView(known: ReadonlyMap<string, number>, extra: readonly string[] = [], agents?: readonly string[], assignmentsSeen?: number): Promise<FleetView> {
     return this.tx(() => {
       // per scope, not the whole table: it holds a row per agent, and a hello's round must not read the fleet
       const change = (scope: string): number | undefined => {
         const r = this.db.all('SELECT version FROM changes WHERE scope = ?', [scope])[0];
         return r ? Number(r.version) : undefined;
       };
+      const assignmentsVersion = this.assignmentsVersion();
+      const unchanged = agents === undefined && assignmentsSeen === assignmentsVersion;
       const assignments = new Map<string, string[]>();
       const targetVersions = new Map<string, number>();
-      const pairs = agents === undefined
+      const pairs = unchanged ? [] : agents === undefined
         ? this.db.all('SELECT agent_id, target FROM assignments ORDER BY agent_id, target', [])
         : agents.flatMap((id) => this.db.all('SELECT agent_id, target FROM assignments WHERE agent_id = ? ORDER BY target', [id]));
       for (const r of pairs) {
@@ -274,7 +300,7 @@ export class SqlStore implements Store {
         rows.set(t, this.db.all('SELECT * FROM acls WHERE target = ? ORDER BY initiator', [t]).map(aclRow));
       }
       const epoch = String(this.db.all('SELECT epoch FROM fleet WHERE id = 1', [])[0]!.epoch);
-      return { version: this.versionNow(), epoch, assignments, targetVersions, rows, discovery: this.discoveryNow(), discoveryVersion: change(DISCOVERY_SCOPE) ?? 0 };
+      return { version: this.versionNow(), epoch, assignments: unchanged ? undefined : assignments, assignmentsVersion, targetVersions, rows, discovery: this.discoveryNow(), discoveryVersion: change(DISCOVERY_SCOPE) ?? 0 };
     });
   }
   async kdfSalt(): Promise<string> {
@@ -295,5 +321,16 @@ export class SqlStore implements Store {
       }
       return out;
     });
+  }
+  async putMigration(id: string, record: string, running: boolean): Promise<void> {
+    this.db.run('INSERT INTO migrations (id, record, running) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET record = excluded.record, running = excluded.running',
+      [id, record, running ? 1 : 0]);
+  }
+  async getMigration(id: string): Promise<string | undefined> {
+    const r = this.db.all('SELECT record FROM migrations WHERE id = ?', [id])[0];
+    return r ? String(r.record) : undefined;
+  }
+  async runningMigrations(): Promise<string[]> {
+    return this.db.all('SELECT record FROM migrations WHERE running = 1', []).map((r) => String(r.record));
   }
 }

@@ -67,8 +67,13 @@ export interface PolicyContent {
 export interface FleetView {
   readonly version: number;
   readonly epoch: string;
-  /** Assigned targets per agent, sorted; an agent without assignments is absent. */
-  readonly assignments: ReadonlyMap<string, readonly string[]>;
+  /**
+   * Assigned targets per agent, sorted; an agent without assignments is absent. Undefined when the caller
+   * said it holds the assignments of `assignmentsVersion` already (a policy burst does not re-read them).
+   */
+  readonly assignments: ReadonlyMap<string, readonly string[]> | undefined;
+  /** Bumped by every assignment change (assign, unassign, agent deletion). */
+  readonly assignmentsVersion: number;
   /** Version of the last change of each assigned (or asked-for) target; -1 when none was recorded. */
   readonly targetVersions: ReadonlyMap<string, number>;
   /** ACL rows of each target whose version differs from the caller's `known` one. */
@@ -118,11 +123,18 @@ export interface Store {
   /**
    * See FleetView; `known` is the version of each target's ACLs the caller holds opened (plain data, so the
    * call can cross a Durable Object boundary); `extra` targets are included even when no agent is assigned
-   * them; `agents` limits the read to those.
+   * them; `agents` limits the read to those. `assignmentsSeen`: the assignments version the caller holds (a
+   * whole-fleet read only); when it is still current, `assignments` is left out and `targetVersions` covers
+   * only `extra` (the caller passes the targets it knows to be assigned).
    */
-  fleetView(known: ReadonlyMap<string, number>, extra?: readonly string[], agents?: readonly string[]): Promise<FleetView>;
+  fleetView(known: ReadonlyMap<string, number>, extra?: readonly string[], agents?: readonly string[], assignmentsSeen?: number): Promise<FleetView>;
   /** Random salt (hex) of the secrets-at-rest key derivation, created with the store. */
   kdfSalt(): Promise<string>;
   /** Per agent, the version of the last change that reached its policy (assignment, its targets, discovery). */
   desiredVersions(): Promise<Map<string, number>>;
+  /** Migration records (gateway/migrations.ts) as JSON by id, kept across restarts. Optional: without them a restart forgets. */
+  putMigration?(id: string, record: string, running: boolean): Promise<void>;
+  getMigration?(id: string): Promise<string | undefined>;
+  /** The records still marked running (a restart interrupted them). */
+  runningMigrations?(): Promise<string[]>;
 }

@@ -5,7 +5,7 @@
 // lower than the one it holds unless `fleet_epoch` differs from the held policy's (a reset fleet).
 import { Packr } from 'msgpackr/index-no-eval';
 import type { PolicySnapshot } from './policy.js';
-import { CommandArgsError, decodeCommand, decodeResult, type CommandMessage, type ResultMessage } from './control-commands.js';
+import { CommandArgsError, decodeCommand, decodeReply, decodeRequest, decodeResult, type AgentRequestMessage, type CommandMessage, type ReplyMessage, type ResultMessage } from './control-commands.js';
 
 /** Largest frame either side accepts; a bigger one closes that socket. */
 export const MAX_FRAME_BYTES = 1024 * 1024;
@@ -52,11 +52,11 @@ export interface StatusMessage {
   /** Sent with served_targets, and when the local LUNs or ACLs change. */
   readonly inventory?: Inventory;
 }
-export type AgentMessage = HelloMessage | AckMessage | NackMessage | StatusMessage | ResultMessage;
+export type AgentMessage = HelloMessage | AckMessage | NackMessage | StatusMessage | ResultMessage | AgentRequestMessage;
 
 export interface SnapshotMessage { readonly type: 'snapshot'; readonly policy: PolicySnapshot }
 export interface PingMessage { readonly type: 'ping'; readonly time: number }
-export type GatewayMessage = SnapshotMessage | PingMessage | CommandMessage;
+export type GatewayMessage = SnapshotMessage | PingMessage | CommandMessage | ReplyMessage;
 
 export class ProtocolError extends Error {
   constructor(message: string, readonly code: 'too_big' | 'malformed') {
@@ -144,6 +144,8 @@ export function decodeAgentMessage(frame: Uint8Array): AgentMessage {
       return m as unknown as StatusMessage;
     case 'result':
       return commandFrame(() => decodeResult(m));
+    case 'request':
+      return commandFrame(() => decodeRequest(m));
     default:
       return bad(`unknown agent message type ${JSON.stringify(m.type)}`);
   }
@@ -163,6 +165,8 @@ export function decodeGatewayMessage(frame: Uint8Array, unpack?: Unpack): Gatewa
       return m as unknown as PingMessage;
     case 'command':
       return commandFrame(() => decodeCommand(m));
+    case 'reply':
+      return commandFrame(() => decodeReply(m));
     default:
       return bad(`unknown gateway message type ${JSON.stringify(m.type)}`);
   }

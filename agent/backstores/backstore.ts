@@ -79,4 +79,6 @@ export interface Backstore {
    * applies them; throws, changing nothing, when they are refused.
    */
   reconfigure?(so: Record<string, unknown>): Promise<() => void>;
+  /** After close(), when the storage object was deleted: drops local state kept only for it (an import's progress and secret). */
+  forget?(): Promise<void>;
 }

@@ -270,6 +270,7 @@ export class FileStore implements Backstore {
     this.handle = undefined;
     // The descriptor number must not be reused by another open while a pread/pwritev still holds it.
     if (this.inflight > 0) await new Promise<void>((resolve) => (this.idle = resolve));
+    this.batcher?.close();
     try {
       if (!this.readOnly) await fh.datasync();
     } finally {
@@ -286,8 +287,7 @@ export class FileStore implements Backstore {
       fast_io: this.fast ? 'preadv2-nowait' : 'threadpool',
       cached_reads: this.cachedReads,
       threadpool_reads: this.threadpoolReads,
-      write_batches: this.batcher?.batches ?? 0,
-      batched_writes: this.batcher?.batchedWrites ?? 0,
+      ...(this.batcher?.stats() ?? { write_engine: 'threadpool, one job per write' }),
     };
   }
 }

@@ -1,87 +1,22 @@
 // Backstore plugin 'object' (docs/bucket-format.md): a volume kept in an S3 bucket behind the bounded local
 // block cache (agent/cache/). The bucket holds a descriptor, immutable chunk objects and paged manifests.
-import { join } from 'node:path';
-import { hostname } from 'node:os';
-import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { silentLogger, type Logger } from '../lib/log.js';
+// Opening is in object/open.ts, the configuration in object/spec.ts.
+import type { Logger } from '../lib/log.js';
 import { BackstoreError, BackstoreErrorCode, type AllocationRange, type Backstore, checkObjectRange } from './backstore.js';
-import { ChunkCache } from '../cache/chunk-cache.js';
+import type { ChunkCache } from '../cache/chunk-cache.js';
 import { chunkAllocation } from './allocation.js';
-import { Bucket } from './object/bucket.js';
-import { checkDescriptor, openVolume } from './object/volume.js';
+import type { Bucket } from './object/bucket.js';
 import type { VolumeManifest } from './object/manifest.js';
-import { DEFAULT_CHUNK_SIZE, decodeDescriptor, keys, normalizePrefix, parseJson, type VolumeDescriptor } from './object/format.js';
-import { WriterLease } from './object/lease.js';
-import { readJournal } from '../cache/journal.js';
-import { DeferredObjectBackstore, localCopies } from './object/deferred.js';
-import { ObjectStore } from './object/store.js';
+import type { WriterLease } from './object/lease.js';
+import type { ObjectStore } from './object/store.js';
 import { IoBarrier } from './object/io-barrier.js';
-import { keyEnvName, loadVolumeKey } from './object/crypto.js';
-import { ObjectSites } from '../sites/object-sites.js';
-import { VolumeSnapshots, WriteBarrier } from './object/snapshots.js';
-import { checkCloneSource, materializeClone, parseSource, type CloneSource } from './object/clone.js';
-import { openSnapshotExport } from './object/snapshot-export.js';
+import type { ObjectSites } from '../sites/object-sites.js';
+import { VolumeSnapshots } from './object/snapshots.js';
 import { startFlushJob } from './object/flush-job.js';
+import { commitLoaded, loadChunk, type BulkLoader } from './object/bulk-load.js';
 
-export interface ObjectBackstoreSpec {
-  plugin: 'object';
-  name: string;
-  size: number;
-  wwn?: string;
-  bucket: string;
-  prefix?: string;
-  endpoint?: string;
-  region?: string;
-  force_path_style?: boolean;
-  cache_dir?: string;
-  cache_size: number;
-  write_back?: boolean;
-  /** Tuning (all optional): bound on a read that needs the bucket, default 10 000 ms. */
-  read_timeout_ms?: number;
-  /** Parallel chunk uploads, default 4. */
-  upload_concurrency?: number;
-  /** Manifest generations kept before their objects are collected, default 2. */
-  retain_manifests?: number;
-  /** Longest gap between manifests while uploads continue, default 2000 ms. */
-  commit_interval_ms?: number;
-  /** Upper bound of the retry backoff, default 5000 ms. */
-  retry_max_ms?: number;
-  /** How long close() keeps trying to upload before leaving dirty data to the next start, default 60 000 ms. */
-  close_timeout_ms?: number;
-  /** A dirty chunk is uploaded once left unwritten this long (rewrites coalesce), default 200 ms. */
-  upload_delay_ms?: number;
-  /** Chunks read ahead for sequential readers, default 2. */
-  read_ahead?: number;
-  /** Longest a write waits for cache space before failing with a retryable NOT READY, default 20 000 ms. */
-  write_timeout_ms?: number;
-  /** Writer lease duration (docs/writer-lease.md), default 60 000 ms. */
-  lease_ms?: number;
-  /** Settle delay of the lease fallback for providers without conditional writes, default 1000 ms. */
-  lease_settle_ms?: number;
-  /**
-   * Client-side encryption (AES-256-GCM): a file holding the volume key as 64 hex digits. Without it the key is
-   * taken from OUTPOST_VOLUME_KEY_<NAME> when set. Only the path is kept in the configuration, never the key.
-   */
-  encryption_key_file?: string;
-  /** Longest a snapshot holds new writes back while what was written before it uploads, default 15 000 ms. */
-  snapshot_timeout_ms?: number;
-  /** A clone (or with readonly, an export) of a snapshot: `<bucket prefix>@<snapshot>` in the same bucket. */
-  source?: string;
-  /** With source: export the snapshot itself write-protected (no lease, nothing written to the bucket). */
-  readonly?: boolean;
-}
-
-function num(v: unknown, what: string, dflt?: number): number {
-  if (v === undefined || v === null || v === '') {
-    if (dflt === undefined) throw new BackstoreError(BackstoreErrorCode.IO, `object backstore: ${what} is required`);
-    return dflt;
-  }
-  const n = typeof v === 'string' ? Number(v) : v;
-  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw new BackstoreError(BackstoreErrorCode.IO, `object backstore: ${what} must be a non-negative integer`);
-  return n;
-}
-
+export type { ObjectBackstoreSpec } from './object/spec.js';
+export { openObjectBackstore } from './object/open.js';
 /** The volume as opened under one lease role: a promotion replaces all of it (agent/sites/promote.ts). */
 export interface VolumeParts {
   cache: ChunkCache;
@@ -107,8 +42,6 @@ export class ObjectBackstore implements Backstore {
   readonly plugin = 'object' as const;
   readonly thinProvisioned = true;
   private closed = false;
-  /** Snapshots hold writes back at their flush point. */
-  private readonly writes = new WriteBarrier();
   readonly snapshots: VolumeSnapshots;
   private promoting: string | null = null;
   /** Set when a failed promotion could not reopen the volume at all: every command then fails with it. */
@@ -116,7 +49,7 @@ export class ObjectBackstore implements Backstore {
   private readonly listeners: Array<() => void> = [];
   private readonly closeHooks: Array<() => Promise<void>> = [];
   private readonly statsHooks: Array<() => Record<string, string>> = [];
-  /** Commands in flight, held back while a promotion swaps the volume parts. */
+  /** Commands in flight: all held back while a promotion swaps the volume parts, writes while a snapshot is taken. */
   private readonly barrier = new IoBarrier();
 
   constructor(readonly size: number, readonly writeBack: boolean, private parts: VolumeParts, private readonly bucket: Bucket,
@@ -124,7 +57,7 @@ export class ObjectBackstore implements Backstore {
     private readonly lease: WriterLease, private readonly reopen: (lease: WriterLease) => Promise<VolumeParts>,
     private readonly site: { name: string; prefix: string; readTimeoutMs: number; readListeners: Array<(index: number) => void> },
     snap: { timeoutMs: number; flushTimeoutMs: number; what: string }, readonly sites: ObjectSites, private siteSpec: Record<string, unknown>) {
-    this.snapshots = new VolumeSnapshots(bucket, site.prefix, () => this.parts, lease, this.writes, { ...snap, size });
+    this.snapshots = new VolumeSnapshots(bucket, site.prefix, () => this.parts, lease, this.barrier, { ...snap, size });
   }
 
   /** The primary's own recovery point: age of the oldest acknowledged write not yet in a root (0 when clean). */
@@ -185,6 +118,15 @@ export class ObjectBackstore implements Backstore {
     return true;
   }
 
+  /** An import's background copy (agent/sites/import-backstore.ts): whole chunks straight to the bucket, under the writer's gates. */
+  bulkLoader(): BulkLoader {
+    return {
+      chunkSize: this.chunkSize,
+      load: (index, data) => { this.check(0, 0); return this.io(async () => { this.gate(); return loadChunk(this.parts, index, data); }); },
+      commit: () => { this.check(0, 0); return this.io(() => commitLoaded(this.parts)); },
+    };
+  }
+
   private get cache(): ChunkCache { return this.parts.cache; }
   private get manifest(): VolumeManifest { return this.parts.manifest; }
   private get store(): ObjectStore { return this.parts.store; }
@@ -203,8 +145,18 @@ export class ObjectBackstore implements Backstore {
     return this.lease.role;
   }
 
+  private readonly notBroken = (): void => { if (this.broken) throw new BackstoreError(BackstoreErrorCode.IO, this.broken); };
+
   private io<T>(fn: () => Promise<T>): Promise<T> {
-    return this.barrier.run(fn, () => { if (this.broken) throw new BackstoreError(BackstoreErrorCode.IO, this.broken); });
+    return this.barrier.run(fn, this.notBroken);
+  }
+
+  /** A command that changes data: gated by the writer lease before and after, held back by a snapshot's flush point. */
+  private mutate(fn: () => Promise<void>): Promise<void> {
+    return this.barrier.run(async () => {
+      await fn();
+      this.gate(); // the lease may have lapsed while the write waited for cache space
+    }, () => { this.notBroken(); this.gate(); }, true);
   }
 
   /** Resolves once the holder of the lease has released it (clean close or hand-over). */
@@ -285,8 +237,18 @@ export class ObjectBackstore implements Backstore {
     checkObjectRange(this.closed, offset, length, this.size);
   }
 
-  async read(offset: number, length: number): Promise<Buffer> {
-    this.check(offset, length);
+  /** Not an async function: a cache hit is served here, one settled promise and no barrier count (nothing stays in flight). */
+  read(offset: number, length: number): Promise<Buffer> {
+    try {
+      this.check(offset, length);
+      if (this.barrier.open) {
+        this.notBroken();
+        const hit = this.cache.cachedRead(offset, length);
+        if (hit) return Promise.resolve(hit);
+      }
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return this.io(() => this.cache.read(offset, length));
   }
 
@@ -294,16 +256,7 @@ export class ObjectBackstore implements Backstore {
     let length = 0;
     for (const c of chunks) length += c.length;
     this.check(offset, length);
-    return this.io(async () => {
-      this.gate();
-      await this.writes.enter();
-      try {
-        await this.cache.write(offset, chunks);
-      } finally {
-        this.writes.leave();
-      }
-      this.gate(); // the lease may have lapsed while the write waited for cache space
-    });
+    return this.mutate(() => this.cache.write(offset, chunks));
   }
 
   async flush(): Promise<void> {
@@ -344,16 +297,7 @@ export class ObjectBackstore implements Backstore {
 
   async unmap(offset: number, length: number): Promise<void> {
     this.check(offset, length);
-    return this.io(async () => {
-      this.gate();
-      await this.writes.enter();
-      try {
-        await this.cache.unmap(offset, length);
-      } finally {
-        this.writes.leave();
-      }
-      this.gate();
-    });
+    return this.mutate(() => this.cache.unmap(offset, length));
   }
 
   /** Backstore.allocation at chunk granularity: a chunk neither cached nor in the manifest reads as zeros. */
@@ -433,162 +377,4 @@ export class ObjectBackstore implements Backstore {
       ...this.sites.stats(),
     };
   }
-}
-
-/**
- * Opens the volume. At agent start (ctx.startup) a bucket that cannot be reached does not keep the LUN from
- * being exported: it serves what the local cache holds and opens the volume once the bucket answers.
- */
-export async function openObjectBackstore(spec: ObjectBackstoreSpec, ctx: { stateDir: string; log?: Logger; startup?: boolean }): Promise<Backstore> {
-  try {
-    return await openNow(spec, ctx);
-  } catch (e) {
-    if (!ctx.startup || !(e instanceof BackstoreError) || e.code !== BackstoreErrorCode.NOT_READY) throw e;
-    const log = (ctx.log ?? silentLogger).child({ backstore: spec.name });
-    log.warn({ err: e.message }, 'object volume: bucket unreachable at start; exporting the LUN with what the cache holds and retrying');
-    const local = await localCopies(spec.cache_dir ?? join(ctx.stateDir, 'cache', spec.name));
-    return new DeferredObjectBackstore(num(spec.size, 'size'), spec.write_back ?? true, local, () => openNow(spec, ctx), e.message,
-      Math.max(500, num(spec.retry_max_ms, 'retry_max_ms', 5000)), log);
-  }
-}
-
-async function openNow(spec: ObjectBackstoreSpec, ctx: { stateDir: string; log?: Logger; startup?: boolean }): Promise<Backstore> {
-  const log = (ctx.log ?? silentLogger).child({ backstore: spec.name });
-  if (spec.readonly) {
-    if (!spec.source) throw new BackstoreError(BackstoreErrorCode.IO, 'object backstore: readonly=true exports a snapshot; give source=VOLUME@SNAPSHOT');
-    return openSnapshotExport(spec, log);
-  }
-  if (!spec.name || /[/\\]|^\.\.?$/.test(spec.name)) throw new BackstoreError(BackstoreErrorCode.IO, `object backstore: bad name ${JSON.stringify(spec.name)}`);
-  if (!spec.bucket) throw new BackstoreError(BackstoreErrorCode.IO, 'object backstore: bucket is required');
-  const size = num(spec.size, 'size');
-  if (size === 0 || size % 512) throw new BackstoreError(BackstoreErrorCode.IO, 'object backstore: size must be a positive multiple of 512');
-  const cacheSize = num(spec.cache_size, 'cache_size');
-  const readTimeoutMs = num(spec.read_timeout_ms, 'read_timeout_ms', 10_000);
-  const leaseMs = num(spec.lease_ms, 'lease_ms', 60_000);
-  const settleMs = num(spec.lease_settle_ms, 'lease_settle_ms', 1000);
-  // A root write or delete begun under the lease must end (by read_timeout_ms) before the lease could pass on.
-  if (leaseMs < 4 * settleMs || leaseMs < 2 * readTimeoutMs) {
-    throw new BackstoreError(BackstoreErrorCode.IO, `object backstore: lease_ms (${leaseMs}) must be at least 4 × lease_settle_ms and 2 × read_timeout_ms`);
-  }
-  const cacheDir = spec.cache_dir ?? join(ctx.stateDir, 'cache', spec.name);
-  const bucket = new Bucket({ bucket: spec.bucket, endpoint: spec.endpoint, region: spec.region, forcePathStyle: spec.force_path_style,
-    connectTimeoutMs: Math.min(3000, readTimeoutMs) });
-  let lease: WriterLease | undefined;
-  try {
-    const prefix0 = normalizePrefix(spec.prefix);
-    // Bad configuration is refused before the lease is touched, so a failed open changes nothing in the bucket.
-    const key = await loadVolumeKey(spec.name, spec.encryption_key_file);
-    const keyHint = spec.encryption_key_file ? `encryption_key_file ${spec.encryption_key_file}` : `environment ${keyEnvName(spec.name)} or encryption_key_file`;
-    const existing = await bucket.get(keys.descriptor(prefix0), readTimeoutMs);
-    const d = existing ? decodeDescriptor(parseJson(existing, keys.descriptor(prefix0))) : undefined;
-    if (d) checkDescriptor(d, `bucket volume s3://${spec.bucket}/${keys.descriptor(prefix0)}`, { size, key, keyHint, log });
-    // A clone is checked against its source before anything is written to either prefix.
-    let cloneFrom: CloneSource | undefined;
-    if (spec.source && d) {
-      const want = parseSource(spec.source);
-      if (d.origin?.prefix !== want.prefix || d.origin?.snapshot !== want.snapshot) {
-        throw new BackstoreError(BackstoreErrorCode.IO, `object backstore: s3://${spec.bucket}/${prefix0} already holds a volume that is not a clone of ${spec.source}; use a new prefix`);
-      }
-    } else if (spec.source) {
-      cloneFrom = await checkCloneSource(bucket, spec.source, { prefix: prefix0, size, key, keyHint, timeoutMs: readTimeoutMs, log })
-        .catch((e: Error) => { throw (e as { $metadata?: unknown }).$metadata ? e : new BackstoreError(BackstoreErrorCode.IO, `object backstore ${spec.name}: ${e.message}`); });
-    }
-    const chunk0 = d?.chunk_size ?? cloneFrom?.descriptor.chunk_size ?? DEFAULT_CHUNK_SIZE;
-    if (cacheSize < 2 * chunk0) throw new BackstoreError(BackstoreErrorCode.IO, `object backstore: cache_size must be at least ${2 * chunk0} bytes (two chunks)`);
-    const holder = await holderId(cacheDir, spec.name);
-    lease = await WriterLease.open({
-      bucket: spec.bucket, endpoint: spec.endpoint, region: spec.region, forcePathStyle: spec.force_path_style, prefix: prefix0,
-      holder, leaseMs, settleMs, timeoutMs: readTimeoutMs, log,
-    });
-    await refuseOrphans(cacheDir, holder, lease);
-    let bsRef: ObjectBackstore | undefined;
-    const sites = new ObjectSites({ name: spec.name, bucket, bucketName: spec.bucket, prefix: prefix0, endpoint: spec.endpoint, region: spec.region,
-      forcePathStyle: spec.force_path_style, chunkSize: chunk0, timeoutMs: readTimeoutMs, log, primaryRpoMs: () => bsRef?.primaryRpoMs() ?? 0 });
-    // A bad schedule is refused before the cache opens. A replica from the configuration is checked by the
-    // replicator itself (it needs this volume's descriptor, written below), which retries and reports; the
-    // shell's `replica create` checks before anything changes (reconfigure). A reader replicates nothing.
-    const siteSpec = spec as unknown as Record<string, unknown>;
-    const applySites = await sites.prepare(lease.role === 'writer' ? siteSpec : { ...siteSpec, replica: undefined }, false);
-    // Everything below is opened again, under the new role, when a reader is promoted (agent/sites/promote.ts).
-    if (cloneFrom) {
-      if (lease.role !== 'writer') throw new BackstoreError(BackstoreErrorCode.IO, `object backstore: another agent (${lease.heldBy ?? 'unknown'}) holds s3://${spec.bucket}/${prefix0}`);
-      await materializeClone(bucket, prefix0, cloneFrom, { size, epoch: lease.epoch, wwn: spec.wwn, timeoutMs: readTimeoutMs, log });
-    }
-    let chunkSize = chunk0;
-    const readListeners: Array<(index: number) => void> = [];
-    const openParts = async (writer: WriterLease, descriptor?: VolumeDescriptor): Promise<VolumeParts> => {
-      const asWriter = writer.role === 'writer';
-      const vol = await openVolume({ bucket, prefix: spec.prefix, size, wwn: spec.wwn, timeoutMs: readTimeoutMs, retain: num(spec.retain_manifests, 'retain_manifests', 2) || 1, log, key, keyHint,
-        epoch: asWriter ? writer.epoch : undefined, descriptor });
-      chunkSize = vol.descriptor.chunk_size;
-      if (cacheSize < 2 * chunkSize) throw new BackstoreError(BackstoreErrorCode.IO, `object backstore: cache_size must be at least ${2 * chunkSize} bytes (two chunks)`);
-      const { manifest, prefix } = vol;
-      const remote = new ObjectStore(bucket, prefix, manifest, chunkSize, key, log, {
-        // An upload by a fenced writer would only be garbage; a root or GC after a rival could have taken over
-        // would shadow or delete its epoch's objects.
-        mayUpload: () => writer.role === 'fenced' ? (writer.lastError ?? 'writer lease lost') : null,
-        mayMutate: () => writer.mayMutate(readTimeoutMs),
-        role: () => writer.role,
-      });
-      const cache = await ChunkCache.open({
-        dir: cacheDir, size, chunkSize, capacity: cacheSize,
-        writeBack: spec.write_back ?? true, remote, readTimeoutMs,
-        uploadConcurrency: Math.max(1, num(spec.upload_concurrency, 'upload_concurrency', 4)),
-        retryBaseMs: 100, retryMaxMs: Math.max(100, num(spec.retry_max_ms, 'retry_max_ms', 5000)),
-        commitIntervalMs: Math.max(50, num(spec.commit_interval_ms, 'commit_interval_ms', 2000)),
-        uploadDelayMs: num(spec.upload_delay_ms, 'upload_delay_ms', 200),
-        readAhead: num(spec.read_ahead, 'read_ahead', 2), writeTimeoutMs: num(spec.write_timeout_ms, 'write_timeout_ms', 20_000), log,
-        onRead: (i) => { for (const fn of readListeners) fn(i); },
-      });
-      // Only the writer sweeps: a reader would delete what the writer has uploaded but not yet named in a root.
-      const sweeping = !writer.mayMutate(readTimeoutMs) ? Promise.resolve() : manifest.sweep().then((n) => { if (n) log.info({ deleted: n }, 'object volume: swept unreferenced objects'); },
-        (err: Error) => log.warn({ err: err.message }, 'object volume: sweep failed'));
-      return { cache, manifest, store: remote, sweeping, writer: asWriter };
-    };
-    // A reader opens on the descriptor read above; a writer reads it again, now that it holds the lease.
-    const parts = await openParts(lease, lease.role === 'writer' ? undefined : d);
-    const b = bsRef = new ObjectBackstore(size, spec.write_back ?? true, parts, bucket, num(spec.close_timeout_ms, 'close_timeout_ms', 60_000), log, chunkSize, lease, openParts,
-      { name: spec.name, prefix: prefix0, readTimeoutMs, readListeners },
-      { timeoutMs: readTimeoutMs, flushTimeoutMs: num(spec.snapshot_timeout_ms, 'snapshot_timeout_ms', 15_000), what: `object volume ${spec.name}` }, sites, siteSpec);
-    applySites();
-    return b;
-  } catch (e) {
-    bucket.destroy();
-    await lease?.destroy();
-    if (e instanceof BackstoreError) throw e;
-    const err = e as Error & { $metadata?: unknown; code?: string };
-    const fromBucket = err.$metadata !== undefined || err.name === 'AbortError' || err.name === 'TimeoutError' || /ECONNREFUSED|ETIMEDOUT|EHOSTUNREACH|socket/i.test(String(err.code ?? err.message));
-    throw new BackstoreError(fromBucket ? BackstoreErrorCode.NOT_READY : BackstoreErrorCode.IO, `object backstore ${spec.name}: ${err.message}`, { cause: e });
-  }
-}
-
-/** This cache's identity in lease.json, kept in the cache dir: the journal there is what a writer must not lose. */
-async function holderId(cacheDir: string, name: string): Promise<string> {
-  const path = join(cacheDir, 'lease-holder');
-  try {
-    const id = (await readFile(path, 'utf8')).trim();
-    if (id) return id;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-  }
-  await mkdir(cacheDir, { recursive: true });
-  const id = `${hostname()}/${name}/${randomBytes(8).toString('hex')}`;
-  await writeFile(path, id + '\n', { mode: 0o600 });
-  return id;
-}
-
-/**
- * Journaled writes belong to the epoch that acknowledged them. If another holder wrote the volume since (or
- * holds it now), replaying them would overwrite newer data: refuse, keep the journal, and say how to discard it.
- */
-async function refuseOrphans(cacheDir: string, holder: string, lease: WriterLease): Promise<void> {
-  const j = await readJournal(cacheDir);
-  const pending = (j?.dirty.length ?? 0) + (j?.trimmed.length ?? 0);
-  if (pending === 0) return;
-  const other = lease.role === 'writer' && lease.previous && lease.previous.holder !== holder ? lease.previous : null;
-  if (lease.role === 'writer' && !other) return;
-  const who = lease.role === 'writer' ? `${other!.holder} wrote epoch ${other!.epoch} since` : `the writer lease is held by ${lease.heldBy ?? 'another agent'} (epoch ${lease.epoch})`;
-  if (lease.role === 'writer') await lease.release();
-  throw new BackstoreError(BackstoreErrorCode.IO, `cache ${cacheDir} holds ${pending} journaled chunks not in the bucket, but ${who}; `
-    + `they are kept; move ${cacheDir} aside to open the volume without them`);
 }

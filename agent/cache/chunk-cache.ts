@@ -1,85 +1,31 @@
 // docs/bucket-format.md §Local cache: a disk cache of whole chunks bounded by cache_size, clean and dirty,
-// with LRU eviction of clean chunks, write backpressure, bucket fetches for misses and read-ahead.
+// with LRU eviction of clean chunks, write backpressure, bucket fetches for misses and read-ahead. The byte
+// budget is in space.ts, the read path in read-path.ts; this file holds recovery, the write path and the journal.
 import { mkdir, open, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BackstoreError, BackstoreErrorCode } from '../backstores/backstore.js';
-import type { Logger } from '../lib/log.js';
 import { SECTOR, SectorBitmap } from './bitmap.js';
-import { forgetHandle, forgetHandlesUnder, newEntry, openFd, readInto, writeAt, type Entry } from './entry.js';
-import { allocData } from '../lib/slab.js';
-import { fastIo, type FastIo } from '../native/fast-io.js';
+import { forgetHandlesUnder, newEntry, readInto, writeAt, type Entry } from './entry.js';
 import { Flusher } from './flusher.js';
+import { settleAll } from '../lib/settle.js';
 import { Journal, readJournal, type JournalRound, type JournalState } from './journal.js';
-import type { ChunkRemote } from './remote.js';
+import { CacheReads } from './read-path.js';
+import type { CacheOptions } from './space.js';
 
-export interface CacheOptions {
-  dir: string;
-  size: number;
-  chunkSize: number;
-  /** Bytes of local disk the cached chunk files may use. */
-  capacity: number;
-  writeBack: boolean;
-  remote: ChunkRemote;
-  /** Bound on a read that needs the bucket (ms). */
-  readTimeoutMs: number;
-  uploadConcurrency: number;
-  retryBaseMs: number;
-  retryMaxMs: number;
-  commitIntervalMs: number;
-  /** A dirty chunk is uploaded once unwritten for this long (or sooner under cache pressure or at close). */
-  uploadDelayMs: number;
-  /** Chunks fetched ahead of a sequential reader. */
-  readAhead: number;
-  /** Longest a write waits for cache space (dirty data filling the cache) before a retryable NOT READY. */
-  writeTimeoutMs?: number;
-  /** Called with each chunk an initiator's read touches (the heat map of agent/sites/heat-map.ts). */
-  onRead?: (index: number) => void;
-  log: Logger;
-}
+export type { CacheOptions } from './space.js';
 
-export class ChunkCache {
-  readonly entries = new Map<number, Entry>();
-  readonly slots: number;
-  readonly chunksDir: string;
+export class ChunkCache extends CacheReads {
   readonly flusher: Flusher;
   readonly journal: Journal;
-  readonly zeroChunk: Buffer;
   /** Chunks unmapped since the last manifest → stage epoch. */
   readonly trimmed = new Map<number, number>();
-  private unsynced = new Set<Entry>();
-  private dirChanged = false;
-  /** Bytes of chunk data the cache files hold (valid sectors), bytes promised to writes in progress, bytes being unlinked. */
-  private held = 0;
-  private reserved = 0;
-  private unlinking = 0;
-  private slotWaiters: Array<() => void> = [];
-  private readonly fetches = new Map<number, Promise<{ version: number; data: Buffer }>>();
-  private fileSeq = 0;
-  private lastReadEnd = -1;
-  /** preadv2(RWF_NOWAIT) for cache hits (undefined: addon absent, every read takes readPieces). */
-  private readonly io: FastIo | undefined;
-  /** Each entry's `ready` promise once it has resolved (a promise's state cannot be read synchronously). */
-  private readonly readied = new WeakMap<Entry, Promise<void>>();
   /** Set for the final journal round of close(). */
   private keepWarm = false;
-  closed = false;
-  hits = 0;
-  misses = 0;
-  /** performance.now() of the last read that had to go to the bucket: background prefetch yields to those. */
-  lastMissAt = 0;
-  /** Hits served by cachedRead (on the event loop, no threadpool). */
-  fastReads = 0;
-  lastError: string | null = null;
 
-  private constructor(readonly o: CacheOptions) {
-    // Slots are a byte budget counted in chunk units: a chunk holding a few written sectors costs only those.
-    this.slots = Math.max(2, Math.floor(o.capacity / o.chunkSize));
-    this.chunksDir = join(o.dir, 'chunks');
-    this.zeroChunk = Buffer.alloc(o.chunkSize);
+  private constructor(o: CacheOptions) {
+    super(o);
     this.journal = new Journal(o.dir, () => this.journalRound());
     this.flusher = new Flusher(this, o);
-    // OUTPOST_CACHE_FAST_READ=0: every read through readPieces (to measure the difference).
-    this.io = process.env.OUTPOST_CACHE_FAST_READ === '0' ? undefined : fastIo(o.log);
   }
 
   /** Opens the cache directory, recovering dirty chunks named by the journal (they are uploaded again). */
@@ -123,317 +69,7 @@ export class ChunkCache {
     return c;
   }
 
-  // ---- slots, eviction, backpressure ----
-
-  private evictable(e: Entry): boolean {
-    return !e.dirty && !e.stagedEpoch && !e.journaled && !e.uploading && e.users === 0 && !e.lock.locked && !e.removed;
-  }
-
-  get waitingForSlots(): number {
-    return this.slotWaiters.length;
-  }
-
-  notifySlots(): void {
-    const w = this.slotWaiters;
-    this.slotWaiters = [];
-    for (const r of w) r();
-  }
-
-  /** Bytes of chunk data entry `e` holds in its file. */
-  bytesOf(e: Entry): number {
-    return e.valid ? e.valid.count * SECTOR : this.o.chunkSize;
-  }
-
-  /** Runs `fn`, which may change e.valid, keeping the byte count of the cache in step. */
-  private async accounted<T>(e: Entry, fn: () => Promise<T>): Promise<T> {
-    const before = this.bytesOf(e);
-    try {
-      return await fn();
-    } finally {
-      if (!e.removed) this.held += this.bytesOf(e) - before;
-    }
-  }
-
-  /** Bytes held by cached chunks (stats, flusher pressure). */
-  get heldBytes(): number {
-    return this.held;
-  }
-
-  /** Reserves `bytes` of the budget (released by the caller once the bytes are held). */
-  private async reserveSlot(wait: boolean, bytes = this.o.chunkSize): Promise<boolean> {
-    // Bounded backpressure: below common initiator command timeouts (30 s), so the initiator sees a
-    // retryable sense instead of timing out and resetting the session.
-    const bound = this.o.writeTimeoutMs ?? 20_000;
-    const deadline = Date.now() + bound;
-    for (;;) {
-      if (this.closed) throw new BackstoreError(BackstoreErrorCode.CLOSED, 'object backstore is closed');
-      if (this.held + this.reserved + this.unlinking + bytes <= this.slots * this.o.chunkSize || (this.reserved === 0 && this.held === 0 && this.unlinking === 0)) {
-        this.reserved += bytes;
-        return true;
-      }
-      const victim = [...this.entries.values()].find((e) => this.evictable(e));
-      if (victim) { await this.removeEntry(victim); continue; }
-      if (!wait) return false;
-      const left = deadline - Date.now();
-      if (left <= 0) {
-        throw new BackstoreError(BackstoreErrorCode.NOT_READY, `cache full of data not yet uploaded for ${bound} ms (${this.flusher.lastError ?? 'uploads in progress'})`);
-      }
-      this.flusher.kick();
-      let timer: NodeJS.Timeout | undefined;
-      await new Promise<void>((r) => {
-        this.slotWaiters.push(r);
-        timer = setTimeout(() => { this.slotWaiters = this.slotWaiters.filter((w) => w !== r); r(); }, left);
-      });
-      clearTimeout(timer);
-    }
-  }
-
-  private async removeEntry(e: Entry): Promise<void> {
-    if (this.entries.get(e.index) === e) this.entries.delete(e.index);
-    const bytes = e.removed ? 0 : this.bytesOf(e);
-    e.removed = true;
-    this.unsynced.delete(e);
-    this.held -= bytes;
-    this.unlinking += bytes;
-    try {
-      await forgetHandle(e.path);
-      await unlink(e.path).catch(() => undefined);
-    } finally {
-      this.unlinking -= bytes;
-      this.notifySlots();
-    }
-  }
-
-  /** Drops an entry from the map without unlinking yet (unmap); its bytes leave the budget now. */
-  private detach(e: Entry): void {
-    this.entries.delete(e.index);
-    this.held -= this.bytesOf(e);
-    e.removed = true;
-    this.unsynced.delete(e);
-  }
-
-  /** Creates an entry for `index`; `valid` null means the file will hold the whole chunk. */
-  private createEntry(index: number, valid: SectorBitmap | null, init: (e: Entry) => Promise<void>): Entry {
-    const e = newEntry(index, this.chunksDir, `${index}-${this.fileSeq++}`);
-    e.valid = valid;
-    this.entries.set(index, e);
-    this.held += this.bytesOf(e);
-    this.dirChanged = true;
-    e.ready = init(e);
-    e.ready.catch(() => { void this.removeEntry(e); });
-    return e;
-  }
-
-  private touch(e: Entry): void {
-    if (this.entries.get(e.index) !== e) return;
-    this.entries.delete(e.index);
-    this.entries.set(e.index, e);
-  }
-
-  // ---- bucket fetches ----
-
-  private bounded<T>(p: Promise<T>, what: string): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const bound = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new BackstoreError(BackstoreErrorCode.NOT_READY,
-        `${what}: bucket did not answer within ${this.o.readTimeoutMs} ms`)), this.o.readTimeoutMs);
-    });
-    return Promise.race([p, bound]).catch((e: unknown) => {
-      const err = e instanceof BackstoreError ? e : new BackstoreError(BackstoreErrorCode.NOT_READY, `${what}: bucket unavailable`, { cause: e });
-      this.lastError = err.message;
-      throw err;
-    }).finally(() => clearTimeout(timer));
-  }
-
-  /** The whole chunk as the manifest maps it (concurrent callers share one fetch). */
-  private fetch(index: number): Promise<{ version: number; data: Buffer }> {
-    let f = this.fetches.get(index);
-    if (!f) {
-      const version = this.o.remote.version(index);
-      f = this.o.remote.read(index, 0, this.o.chunkSize, this.o.readTimeoutMs).then((data) => ({ version, data }))
-        .finally(() => this.fetches.delete(index));
-      this.fetches.set(index, f);
-    }
-    return this.bounded(f, `chunk ${index}`);
-  }
-
-  /** Chunk bytes [off, off+len) from the bucket: one ranged GET per object touched, nothing cached. */
-  private fetchRange(index: number, off: number, len: number): Promise<Buffer> {
-    return this.bounded(this.o.remote.read(index, off, len, this.o.readTimeoutMs), `chunk ${index}`);
-  }
-
-  /**
-   * Makes every sector of `e` touching [start, end) valid, filling the gaps from the bucket's copy (zeros when it
-   * has none). Only the missing range is fetched; sectors written meanwhile keep the newer data.
-   */
-  async fill(e: Entry, start = 0, end = this.o.chunkSize): Promise<void> {
-    if (!e.valid) return;
-    const gaps = e.valid.invalidRuns(start, end);
-    if (gaps.length === 0) return;
-    const from = gaps[0]![0];
-    const to = gaps[gaps.length - 1]![1];
-    const base = this.o.remote.hasData(e.index) ? await this.fetchRange(e.index, from, to - from) : null;
-    await e.lock.run(() => this.accounted(e, async () => {
-      if (!e.valid || e.removed) return;
-      for (const [s, t] of e.valid.invalidRuns(from, to)) {
-        if (base) await writeAt(e.path, [base.subarray(s - from, t - from)], s);
-        e.valid.markBytes(s, t);
-      }
-      if (e.valid.full) e.valid = null;
-      e.seq++;
-      this.unsynced.add(e);
-    }));
-  }
-
-  /** Makes every sector of `e` valid (kept for callers that need the whole chunk). */
-  mergeBase(e: Entry): Promise<void> {
-    return this.fill(e);
-  }
-
-  private async install(index: number, data: Buffer, version: number): Promise<void> {
-    if (this.closed || this.entries.has(index) || !(await this.reserveSlot(false))) return;
-    this.reserved -= this.o.chunkSize;
-    if (this.entries.has(index) || this.o.remote.version(index) !== version) { this.notifySlots(); return; }
-    this.createEntry(index, null, async (e) => {
-      const fh = await open(e.path, 'w');
-      try { await fh.write(data, 0, data.length, 0); } finally { await fh.close(); }
-    });
-  }
-
-  private prefetch(index: number): void {
-    if (this.entries.has(index) || this.fetches.has(index) || !this.o.remote.hasData(index)) return;
-    if (this.held + this.reserved + this.unlinking + this.o.chunkSize > this.slots * this.o.chunkSize && ![...this.entries.values()].some((e) => this.evictable(e))) return;
-    this.fetch(index).then((r) => this.install(index, r.data, r.version)).catch(() => undefined);
-  }
-
-  /**
-   * Background hydration of a whole chunk (restore prefetch): fetched and kept if there is room, without counting
-   * as a hit or miss. Resolves true when the chunk is cached now because of this call.
-   */
-  async warm(index: number): Promise<boolean> {
-    if (this.closed || this.entries.has(index) || !this.o.remote.hasData(index)) return false;
-    const r = await this.fetch(index);
-    await this.install(index, r.data, r.version);
-    return this.entries.has(index);
-  }
-
-  /** Whether chunk `index` is in the cache (any state). */
-  holds(index: number): boolean {
-    return this.entries.has(index);
-  }
-
-  // ---- data path ----
-
-  private *pieces(offset: number, length: number): Generator<[index: number, off: number, len: number, pos: number]> {
-    const cs = this.o.chunkSize;
-    for (let pos = 0; pos < length;) {
-      const abs = offset + pos;
-      const index = Math.floor(abs / cs);
-      const off = abs - index * cs;
-      const len = Math.min(cs - off, length - pos);
-      yield [index, off, len, pos];
-      pos += len;
-    }
-  }
-
-  read(offset: number, length: number): Promise<Buffer> {
-    const hit = this.cachedRead(offset, length);
-    return hit ? Promise.resolve(hit) : this.readPieces(offset, length);
-  }
-
-  /**
-   * A cache hit inside one chunk whose file is open: preadv2(RWF_NOWAIT) on the event loop into a
-   * data-path buffer, as fileio does (issue 15) — no threadpool hand-off, no promise per piece. Anything
-   * else (a miss, a sector not held, a page not in the page cache, EOF of a sparse file) returns
-   * undefined and takes readPieces, which is always correct.
-   */
-  private cachedRead(offset: number, length: number): Buffer | undefined {
-    const io = this.io;
-    const cs = this.o.chunkSize;
-    const index = Math.floor(offset / cs);
-    const off = offset - index * cs;
-    if (!io || length === 0 || off + length > cs) return undefined;
-    const e = this.entries.get(index);
-    if (!e || e.removed || this.readied.get(e) !== e.ready || (e.valid && !e.valid.coversBytes(off, off + length))) return undefined;
-    const fd = openFd(e.path);
-    if (fd === undefined) return undefined;
-    const out = allocData(length);
-    if (io.readNowait(fd, out, off) !== length) return undefined;
-    this.hits++;
-    this.fastReads++;
-    this.o.onRead?.(index); // the heat map counts hits too (agent/sites/heat-map.ts)
-    this.touch(e);
-    this.readAhead(offset, length, index);
-    return out;
-  }
-
-  private async readPieces(offset: number, length: number): Promise<Buffer> {
-    const out = allocData(length);
-    const jobs: Promise<void>[] = [];
-    let last = -1;
-    const sequential = offset === this.lastReadEnd;
-    for (const [index, off, len, pos] of this.pieces(offset, length)) {
-      this.o.onRead?.(index);
-      jobs.push(this.readPiece(index, off, out.subarray(pos, pos + len), sequential || len === this.o.chunkSize));
-      last = index;
-    }
-    this.readAhead(offset, length, last);
-    await Promise.all(jobs);
-    return out;
-  }
-
-  /** A read that continues the previous one prefetches the chunks after `last`. */
-  private readAhead(offset: number, length: number, last: number): void {
-    if (offset === this.lastReadEnd && this.o.readAhead > 0) {
-      const n = Math.ceil(this.o.size / this.o.chunkSize);
-      for (let k = 1; k <= this.o.readAhead && last + k < n; k++) this.prefetch(last + k);
-    }
-    this.lastReadEnd = offset + length;
-  }
-
-  /** A miss fetches the whole chunk (and keeps it) for sequential readers, else exactly the range asked for. */
-  private async readPiece(index: number, off: number, dst: Buffer, whole: boolean): Promise<void> {
-    for (;;) {
-      const e = this.entries.get(index);
-      if (e) {
-        e.users++;
-        try {
-          const ready = e.ready;
-          await ready;
-          this.readied.set(e, ready); // cachedRead may skip this await for as long as e.ready stays this promise
-          if (e.valid && !e.valid.coversBytes(off, off + dst.length)) await this.fill(e, off, off + dst.length);
-          if (e.removed) continue;
-          await readInto(e.path, dst, off);
-          this.hits++;
-          this.touch(e);
-          return;
-        } catch (err) {
-          if (e.removed) continue;
-          throw err;
-        } finally {
-          e.users--;
-        }
-      }
-      if (!this.o.remote.hasData(index)) { dst.fill(0); this.hits++; return; }
-      this.misses++;
-      this.lastMissAt = performance.now();
-      // Keeping a whole chunk needs room for it; without room, fetching it whole for each piece would multiply GETs.
-      const room = this.held + this.reserved + this.unlinking + this.o.chunkSize <= this.slots * this.o.chunkSize
-        || [...this.entries.values()].some((x) => this.evictable(x));
-      if ((!whole || !room) && !this.fetches.has(index)) {
-        const v = this.o.remote.version(index);
-        const got = await this.fetchRange(index, off, dst.length);
-        if (this.entries.has(index) || this.o.remote.version(index) !== v) continue;
-        got.copy(dst);
-        return;
-      }
-      const got = await this.fetch(index);
-      if (this.entries.has(index)) continue;
-      got.data.copy(dst, 0, off, off + dst.length);
-      void this.install(index, got.data, got.version).catch((err) => this.o.log.warn({ err, index }, 'cache install failed'));
-      return;
-    }
-  }
+  // ---- write path ----
 
   /** An entry for writing `index`, pinned (users++); waits for room when the cache is full of dirty data. */
   private async entryForWrite(index: number, whole: boolean): Promise<Entry> {
@@ -481,7 +117,8 @@ export class ChunkCache {
       }
       jobs.push(this.writePiece(index, off, len, bufs));
     }
-    await Promise.all(jobs);
+    // Every piece settles before the write does, failed or not: the caller may reuse the buffers then.
+    await settleAll(jobs);
     if (!this.o.writeBack) await this.flush();
   }
 
@@ -499,13 +136,13 @@ export class ChunkCache {
       const v = e.valid;
       if (v && (off % SECTOR || (off + len) % SECTOR) && !(v.coversBytes(off, off + 1) && v.coversBytes(off + len - 1, off + len))) {
         // Unaligned edge over a sector we do not hold: fetch just those sectors (read-modify-write of a sector).
-        await this.fill(e, off, off + len);
+        await this.fill(e, off, off + len, true); // the reservation above covers the edge sectors
       }
       await e.lock.run(() => this.accounted(e, async () => {
         if (!e.dirty) { e.dirty = true; if (!e.dirtySince) e.dirtySince = Date.now(); }
         e.seq++;
         e.lastWrite = Date.now();
-        await writeAt(e.path, bufs, off);
+        await writeAt(e.path, bufs, off, this.batcher);
         if (e.valid) { e.valid.markBytes(off, off + len); if (e.valid.full) e.valid = null; }
         if (!e.written) { e.written = new SectorBitmap(this.o.chunkSize / SECTOR); e.writtenSince = Date.now(); }
         e.written.markTouching(off, off + len);
@@ -603,7 +240,6 @@ export class ChunkCache {
    * `seq` is the entry's mutation count when captured (a later write may not have marked `written` yet).
    */
   async capture(e: Entry, whole: boolean): Promise<{ data: Buffer | null; runs: Array<[number, Buffer]>; seq: number; restore(): void } | null> {
-    if (whole) await this.fill(e);
     return e.lock.run(async () => {
       if (e.removed) return null;
       const seq = e.seq;
@@ -654,6 +290,7 @@ export class ChunkCache {
       fast_reads: this.fastReads,
       uploads_in_flight: this.flusher.inFlight,
       last_error: this.flusher.lastError ?? this.lastError,
+      ...this.batcher?.stats(),
     };
   }
 
@@ -666,6 +303,7 @@ export class ChunkCache {
     this.flusher.stop();
     this.keepWarm = true;
     await this.flush();
+    this.batcher?.close(); // every write has settled: the writer thread ends
     await forgetHandlesUnder(this.chunksDir);
     return drained;
   }

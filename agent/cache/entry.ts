@@ -1,5 +1,6 @@
 // Block cache: one cached chunk (a file <index>-<n> under chunks/) and its state.
 import { open, type FileHandle } from 'node:fs/promises';
+import type { WriteBatcher } from '../backstores/write-batcher.js';
 import { Mutex } from './mutex.js';
 import type { SectorBitmap } from './bitmap.js';
 
@@ -113,11 +114,16 @@ export async function readInto(path: string, dst: Buffer, pos: number): Promise<
   });
 }
 
-/** Positional writev of `bufs` at `pos`, completing short writes. */
-export async function writeAt(path: string, bufs: readonly Buffer[], pos: number): Promise<void> {
+/**
+ * Positional writev of `bufs` at `pos`, completing short writes. With `batcher` (the cache's writer thread,
+ * agent/backstores/write-batcher.ts), the write joins the batch of its event-loop turn instead of taking a
+ * threadpool job of its own.
+ */
+export async function writeAt(path: string, bufs: readonly Buffer[], pos: number, batcher?: WriteBatcher): Promise<void> {
   await withHandle(path, async (fh) => {
     let total = 0;
     for (const b of bufs) total += b.length;
+    if (batcher && total > 0) return batcher.write(fh.fd, pos, bufs, total);
     let { bytesWritten } = await fh.writev(bufs as Buffer[], pos);
     while (bytesWritten < total) {
       // Rare short write: finish buffer by buffer from where it stopped.

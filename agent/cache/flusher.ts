@@ -5,18 +5,11 @@
 import type { Logger } from '../lib/log.js';
 import type { ChunkCache } from './chunk-cache.js';
 import type { Entry } from './entry.js';
-import type { ChunkRemote, DirtyRuns } from './remote.js';
+import type { DirtyRuns } from './remote.js';
+import type { CacheOptions } from './space.js';
 
-interface FlusherOptions {
-  remote: ChunkRemote;
-  chunkSize: number;
-  uploadConcurrency: number;
-  retryBaseMs: number;
-  retryMaxMs: number;
-  commitIntervalMs: number;
-  uploadDelayMs: number;
-  log: Logger;
-}
+/** The cache's own options (space.ts), the ones the flusher reads. */
+type FlusherOptions = Pick<CacheOptions, 'remote' | 'chunkSize' | 'uploadConcurrency' | 'retryBaseMs' | 'retryMaxMs' | 'commitIntervalMs' | 'uploadDelayMs' | 'segmentAgeMs' | 'log'>;
 
 /** A log segment is sent once this much is ready (or sooner: pressure, age, close). */
 const SEGMENT_TARGET = 4 * 1024 * 1024;
@@ -36,7 +29,6 @@ export class Flusher {
   private lastCommit = Date.now();
   /** Data bytes staged since the last manifest write. */
   private stagedBytes = 0;
-  private lastSegment = 0;
   private commitFailures = 0;
   private commitNotBefore = 0;
   private compactNotBefore = 0;
@@ -46,6 +38,7 @@ export class Flusher {
   /** Admin flushes in progress: like close, everything dirty goes now, without stopping the flusher after. */
   private syncs = 0;
   private idleWaiters: Array<() => void> = [];
+  private pumpQueued = false;
 
   constructor(private readonly cache: ChunkCache, private readonly o: FlusherOptions) {}
 
@@ -54,9 +47,15 @@ export class Flusher {
     return this.o.retryBaseMs / 2 + Math.random() * cap;
   }
 
+  /** Something changed (a write, an upload ended): one look at what to do next, at most once per event-loop turn. */
   kick(): void {
-    if (this.stopped) return;
-    this.pump();
+    if (this.stopped || this.pumpQueued) return;
+    // Every write kicks, and a pump looks at every entry: the writes of one socket read (QD32) share one look.
+    this.pumpQueued = true;
+    setImmediate(() => {
+      this.pumpQueued = false;
+      if (!this.stopped) this.pump();
+    });
   }
 
   private dirtyWaiting(): Entry[] {
@@ -92,8 +91,13 @@ export class Flusher {
     const now = Date.now();
     const waiting = this.dirtyWaiting().sort((a, b) => a.lastWrite - b.lastWrite);
     if (this.urgent) return waiting;
-    const out = waiting.filter((e) => now - e.lastWrite >= this.o.uploadDelayMs);
-    // Under pressure with nothing settled, the least recently written go even if still warm.
+    const settledFor = (e: Entry): boolean => now - e.lastWrite >= this.o.uploadDelayMs;
+    // Under pressure, chunks still being written join too once their writes have gathered for a while (random
+    // writes keep every chunk warm, and a segment must still fill up) — but not a chunk a sequential writer is
+    // filling right now, whose sectors all arrived within that time and which will soon go whole.
+    const gather = Math.max(this.o.uploadDelayMs, 1000);
+    const out = this.pressure ? waiting.filter((e) => settledFor(e) || (e.writtenSince > 0 && now - e.writtenSince >= gather)) : waiting.filter(settledFor);
+    // Writers wait with nothing settled: the least recently written go even if still warm.
     if (out.length === 0 && waiting.length && this.inFlight === 0 && this.full) out.push(...waiting.slice(0, 64));
     return out;
   }
@@ -116,31 +120,9 @@ export class Flusher {
       if (this.inFlight >= this.o.uploadConcurrency) break;
       void this.upload([e], true);
     }
-    if (small.length && this.inFlight < this.o.uploadConcurrency) {
-      let bytes = 0;
-      for (const e of small) bytes += this.cache.writtenBytes(e);
-      const oldest = Math.min(...small.map((e) => e.writtenSince || Date.now()));
-      // Small writes wait a little to share a segment: fewer PUTs, and a rewrite before upload costs nothing.
-      const wait = Math.max(this.o.uploadDelayMs * 5, 200);
-      const aged = Date.now() - oldest >= wait && Date.now() - this.lastSegment >= wait;
-      if (this.urgent || this.pressure || aged || bytes >= SEGMENT_TARGET) {
-        let batch: Entry[] = [];
-        let size = 0;
-        for (const e of small) {
-          batch.push(e);
-          size += this.cache.writtenBytes(e);
-          if (size >= SEGMENT_MAX) {
-            void this.upload(batch, false);
-            batch = [];
-            size = 0;
-            if (this.inFlight >= this.o.uploadConcurrency) break;
-          }
-        }
-        if (batch.length && this.inFlight < this.o.uploadConcurrency) void this.upload(batch, false);
-        this.lastSegment = Date.now();
-      }
-    }
+    // A commit first: it may free the room writers wait for, which packing must not mistake for a stall.
     this.maybeCommit();
+    if (small.length && this.inFlight < this.o.uploadConcurrency) this.packSegments(small);
     this.maybeCompact();
     if (this.idle) {
       const w = this.idleWaiters;
@@ -149,6 +131,48 @@ export class Flusher {
     } else if (!this.timer) {
       this.timer = setTimeout(() => { this.timer = undefined; this.kick(); }, Math.max(10, Math.min(250, this.o.commitIntervalMs, this.o.uploadDelayMs / 2))).unref();
     }
+  }
+
+  /**
+   * Packs small writes into log segments. A segment is cut only when it reaches SEGMENT_TARGET, when its oldest
+   * write has waited segmentAgeMs (the bound on how long an acknowledged write stays out of the bucket), at a
+   * flush point or close, or when writers wait for room and nothing is uploading (a cache too small to fill one):
+   * never merely because the previous upload ended, so PUTs per GiB do not follow the write rate.
+   */
+  private packSegments(small: Entry[]): void {
+    const now = Date.now();
+    let bytes = 0;
+    let oldest = now;
+    for (const e of small) {
+      bytes += this.cache.writtenBytes(e);
+      if (e.writtenSince && e.writtenSince < oldest) oldest = e.writtenSince;
+    }
+    // A manifest about to be written frees staged chunks: that is not a stall.
+    const stalled = this.cache.waitingForSlots > 0 && this.inFlight === 0 && !this.committing && !this.anyStaged();
+    const cutAll = this.urgent || stalled || now - oldest >= this.segmentAgeMs;
+    if (!cutAll && bytes < SEGMENT_TARGET) return;
+    // Oldest writes first: they are the ones the age bound is about.
+    small.sort((a, b) => (a.writtenSince || now) - (b.writtenSince || now));
+    let batch: Entry[] = [];
+    let size = 0;
+    for (const e of small) {
+      if (this.inFlight >= this.o.uploadConcurrency) return;
+      const n = this.cache.writtenBytes(e);
+      if (batch.length && size + n > SEGMENT_MAX) {
+        void this.upload(batch, false);
+        batch = [];
+        size = 0;
+        if (this.inFlight >= this.o.uploadConcurrency) return;
+      }
+      batch.push(e);
+      size += n;
+    }
+    if (batch.length && (cutAll || size >= SEGMENT_TARGET)) void this.upload(batch, false);
+  }
+
+  /** Longest a small write waits to share a segment. */
+  private get segmentAgeMs(): number {
+    return this.o.segmentAgeMs ?? Math.max(this.o.uploadDelayMs * 5, this.o.commitIntervalMs * 2.5, 1000);
   }
 
   /** Uploads `entries` — one chunk object (`whole`) or one segment of their written runs — and stages it. */

@@ -118,6 +118,7 @@ export class Runtime {
     try {
       entry.lu = await createLogicalUnit({
         name: path, wwn: storageWwn(so), backstore, attributes: so.attributes ?? {}, aluaGroups: aluaGroups(so),
+        ...(typeof so.product_id === 'string' ? { product: so.product_id } : {}),
         stateDir: join(this.opts.stateDir, 'lu', so.plugin, so.name),
       });
     } catch (err) {
@@ -201,6 +202,7 @@ export class Runtime {
     const host = this.opts.portalHost();
     for (const u of plan.unbound) await Promise.resolve(host?.removePortal(u.addr)).catch((err) => this.opts.log.warn({ err }, 'removePortal failed'));
     for (const e of [...plan.replaced, ...plan.removed]) await e.lu?.close().catch((err) => this.opts.log.warn({ err, path: e.path }, 'closing unit failed'));
+    for (const e of plan.removed) await e.lu?.backstore.forget?.().catch((err) => this.opts.log.warn({ err, path: e.path }, 'removing local state of a deleted unit failed'));
   }
 
   /**

@@ -30,6 +30,8 @@ export interface StorageObjectConfig {
   readonly?: boolean;
   attributes?: Record<string, Scalar>;
   alua_tpgs?: AluaTpgConfig[];
+  /** INQUIRY product identification (LIO's wwn/product_id): kept when a LUN moves to another backstore kind, so every path reports one product. */
+  product_id?: string;
   // plugin "object" (Outpost's S3 backstore)
   bucket?: string;
   prefix?: string;

@@ -4,6 +4,7 @@
 import { Packr } from 'msgpackr';
 import WebSocket from 'ws';
 import { CONTROL_PATH, MAX_FRAME_BYTES, PACKR_OPTIONS, PING_TEXT, decodeGatewayMessage, encodeMessage, type AgentMessage, type Inventory } from '../../shared/control-protocol.js';
+import { checkRequestArgs, type AgentRequestOp } from '../../shared/control-commands.js';
 import type { PolicySnapshot } from '../../shared/policy.js';
 import { validatePolicyAsync } from '../config/managed.js';
 import type { Logger } from '../lib/log.js';
@@ -52,6 +53,8 @@ export interface ControlLink {
   readonly connected: boolean;
   /** Version of the last snapshot applied (0 when none). */
   readonly appliedVersion: number;
+  /** One typed request to the gateway (shared/control-commands.ts AGENT_REQUEST_OPS), answered by its reply. */
+  request(op: AgentRequestOp, args: Record<string, unknown>, timeoutMs?: number): Promise<unknown>;
   close(): Promise<void>;
 }
 
@@ -120,6 +123,17 @@ export async function startControlLink(opts: ControlLinkOptions): Promise<Contro
   let lastStatusAt = 0;
   const heartbeat = opts.statusHeartbeatMs ?? STATUS_HEARTBEAT_MS;
   let applying = Promise.resolve();
+
+  // requests to the gateway awaiting their reply; a closed socket fails them (the gateway may never answer)
+  const pending = new Map<string, { resolve(v: unknown): void; reject(e: Error): void; timer: NodeJS.Timeout }>();
+  let requestSeq = 0;
+  const failPending = (why: string): void => {
+    for (const [id, p] of pending) {
+      clearTimeout(p.timer);
+      pending.delete(id);
+      p.reject(new Error(why));
+    }
+  };
 
   const send = (m: AgentMessage): void => {
     if (ws?.readyState === WebSocket.OPEN) ws.send(encodeMessage(m));
@@ -238,6 +252,13 @@ export async function startControlLink(opts: ControlLinkOptions): Promise<Contro
         attempt = 0;
         const p = msg.policy;
         applying = applying.then(() => apply(p));
+      } else if (msg.type === 'reply') {
+        const p = pending.get(msg.id);
+        if (!p) return;
+        pending.delete(msg.id);
+        clearTimeout(p.timer);
+        if (msg.ok) p.resolve(msg.result);
+        else p.reject(new Error(msg.error ?? 'the gateway refused the request'));
       } else if (msg.type === 'command') {
         // commands run concurrently with policy and each other (a long flush must not hold a ping back)
         const { id, op, args } = msg;
@@ -263,6 +284,7 @@ export async function startControlLink(opts: ControlLinkOptions): Promise<Contro
     });
     sock.on('close', (code, reason) => {
       stopTimers();
+      failPending('the control link to the gateway closed before the gateway answered');
       if (ws === sock) ws = undefined;
       if (!closed) {
         log.warn({ code, reason: reason.toString() }, 'control link closed; will reconnect');
@@ -279,8 +301,22 @@ export async function startControlLink(opts: ControlLinkOptions): Promise<Contro
     get appliedVersion() {
       return appliedVersion;
     },
+    request(op, args, timeoutMs = 30_000) {
+      checkRequestArgs(op, args);
+      if (ws?.readyState !== WebSocket.OPEN) return Promise.reject(new Error('the agent is not connected to its gateway now; try again once the control link is up'));
+      const id = `r${++requestSeq}`;
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          pending.delete(id);
+          reject(new Error(`the gateway did not answer ${op} within ${timeoutMs} ms`));
+        }, timeoutMs);
+        pending.set(id, { resolve, reject, timer });
+        send({ type: 'request', id, op, args });
+      });
+    },
     async close() {
       closed = true;
+      failPending('the agent is stopping');
       clearTimeout(retryTimer);
       stopTimers();
       const sock = ws;

@@ -53,14 +53,14 @@ export async function readCapacity(s: InitiatorSession, lun: number): Promise<Ca
   return { blocks: last + 1, blockSize, bytes: (last + 1) * blockSize };
 }
 
-/** READ (16) of `blocks` blocks at `lba`; the buffer is the caller's. */
-export async function read16(s: InitiatorSession, lun: number, lba: number, blocks: number, blockSize: number): Promise<Buffer> {
+/** READ (16) of `blocks` blocks at `lba`; the buffer is the caller's (`into`, when given: the bytes land there). */
+export async function read16(s: InitiatorSession, lun: number, lba: number, blocks: number, blockSize: number, into?: Buffer): Promise<Buffer> {
   const c = Buffer.alloc(16);
   c[0] = 0x88;
   c.writeBigUInt64BE(BigInt(lba), 2);
   c.writeUInt32BE(blocks, 10);
   const want = blocks * blockSize;
-  const r = await withUa(() => s.command(lun, c, want));
+  const r = await withUa(() => s.command(lun, c, want, into));
   if (r.data.length !== want) throw new InitiatorError('PROTOCOL', `READ (16) of ${want} bytes at LBA ${lba} returned ${r.data.length}`);
   return r.data;
 }

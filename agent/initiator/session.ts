@@ -260,11 +260,14 @@ export class InitiatorSession {
   /**
    * Runs one SCSI command that reads `length` bytes (0 for none). Waits for a free slot (queue depth) and
    * for the target's command window; rejects with CHECK_CONDITION (decoded sense) or another InitiatorError.
+   * `into` (at least `length` bytes) receives the Data-In in place, so a caller assembling a large read copies nothing.
    */
-  command(lun: number, cdb: Buffer, length: number): Promise<CommandResult> {
+  command(lun: number, cdb: Buffer, length: number, into?: Buffer): Promise<CommandResult> {
     if (this.failure) return Promise.reject(this.failure);
+    if (into && into.length < length) return Promise.reject(new InitiatorError('PROTOCOL', `a ${into.length}-byte buffer for a ${length}-byte transfer`));
     return new Promise<CommandResult>((resolve, reject) => {
-      const t: Task = { itt: 0, lun, cdb, length, buf: length ? Buffer.allocUnsafe(length) : Buffer.alloc(0), received: 0, resolve, reject };
+      const buf = into ? into.subarray(0, length) : length ? Buffer.allocUnsafe(length) : Buffer.alloc(0);
+      const t: Task = { itt: 0, lun, cdb, length, buf, received: 0, resolve, reject };
       this.waiting.push(t);
       this.pump();
     });

@@ -2,6 +2,7 @@
 // phase, StatSN numbering, corked writes, NOP-In keepalive, and teardown that never outlives an error.
 import type { Duplex } from 'node:stream';
 import { PduReceiver, ReceiverError, type RawPdu } from './receiver.js';
+import { readIntoSlabs, type SlabReader, type SlabRef } from '../lib/recv-slabs.js';
 import { decodeHeader, PduFormatError } from './pdu/parser.js';
 import { framePdu } from './pdu/serializer.js';
 import { BHS_LENGTH, Opcode, RESERVED_TAG, RejectReason } from './pdu/constants.js';
@@ -29,6 +30,8 @@ export class Connection implements SessionConnection {
   statSN = 0;
   phase: 'login' | 'ffp' | 'closed' = 'login';
   private readonly receiver: PduReceiver;
+  /** Where socket reads land (undefined: the stream delivers 'data' events). */
+  private readonly slabs: SlabReader | undefined;
   private readonly login: LoginPhase;
   private ffp?: FullFeature;
   private headerDigest = false;
@@ -73,16 +76,21 @@ export class Connection implements SessionConnection {
       onError: (e) => this.onReceiverError(e),
     });
     this.login = new LoginPhase(this);
-    stream.on('data', (chunk: Buffer) => {
+    const onChunk = (chunk: Buffer, owner?: SlabRef): void => {
       this.lastRx = Date.now();
       try {
-        this.receiver.push(chunk);
+        this.receiver.push(chunk, owner);
       } catch (e) {
         // A handler bug must cost this connection only, never the process.
         this.ctx.log.error({ err: e, remote }, 'iSCSI connection failed');
         this.destroy('internal error');
       }
-    });
+    };
+    // TCP portals read into reused slabs (recv-slabs.ts); other streams (tunnels) deliver 'data' events.
+    this.slabs = readIntoSlabs(stream, onChunk);
+    stream.on('data', onChunk);
+    // Only once the socket is closed can no read land in the current slab any more.
+    if (this.slabs) stream.once('close', () => this.slabs!.close());
     stream.on('error', (e) => this.destroy(`stream error: ${(e as Error).message}`));
     stream.on('close', () => this.destroy('closed by peer'));
     stream.on('end', () => this.end('closed by peer'));

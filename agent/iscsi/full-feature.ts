@@ -8,6 +8,7 @@ import { ScsiTask } from './scsi-task.js';
 import { responsePdus, type OutPdu } from './data-in.js';
 import { TextConversation } from './text-request.js';
 import { isPooled, releaseData } from '../lib/slab.js';
+import { releaseHeld } from './receiver.js';
 import { taskManagement } from './tmf.js';
 import { ScsiStatus, type ScsiCommand, type ScsiResponse, type TaskAttribute } from '../scsi/port.js';
 import type { Connection } from './connection.js';
@@ -21,6 +22,8 @@ const INTERNAL_SENSE = Buffer.from([0x70, 0, 0x04, 0, 0, 0, 0, 0x0a, 0, 0, 0, 0,
 
 /** Far above any CmdSN window; only immediate commands can get near it. */
 const MAX_TASKS_PER_CONNECTION = 1024;
+/** WRITE(6/10/12/16), WRITE AND VERIFY(10/12/16), WRITE ATOMIC(16): their Data-Out goes to backstore.write only. */
+const SLAB_RELEASING_OPCODES = new Set([0x0a, 0x2a, 0xaa, 0x8a, 0x2e, 0xae, 0x8e, 0x9c]);
 
 export class FullFeature {
   readonly tasks = new Map<number, ScsiTask>();
@@ -74,6 +77,7 @@ export class FullFeature {
     // A rejected non-immediate command still uses up its CmdSN so later commands are not held back;
     // a digest error is the exception: the initiator resends with the same CmdSN (RFC 7143 §11.17.1).
     const refuse = (reason: RejectReason) => {
+      releaseHeld(raw.held); // the Reject echoes the header only
       if (!h.immediate && reason !== RejectReason.DATA_DIGEST_ERROR) this.session.admit(h.cmdSN, () => {}, false);
       this.conn.reject(reason, raw.bhs);
     };
@@ -97,11 +101,13 @@ export class FullFeature {
     task.start = () => this.run(task);
     if (task.expectedOutLength > 0) this.budgetDataOut(task);
     if (task.addImmediate(raw.data, raw.dataLength)) return refuse(RejectReason.PROTOCOL_ERROR);
+    task.held.push(...raw.held);
     this.tasks.set(h.itt, task);
     if (h.immediate) {
       task.sequenced = true;
     } else if (!this.session.admit(h.cmdSN, () => { task.sequenced = true; this.session.enqueue(task); }, true)) {
       this.tasks.delete(h.itt);
+      this.releaseSlabs(task);
       return this.dropOutOfWindow(h.cmdSN, raw);
     }
     this.sendR2ts(task);
@@ -132,9 +138,11 @@ export class FullFeature {
   private onDataOut(h: DataOut, raw: RawPdu): void {
     const task = this.tasks.get(h.itt);
     if (!task || task.aborted) {
+      releaseHeld(raw.held);
       this.conn.ctx.log.debug({ itt: h.itt }, 'Data-Out for no active task dropped');
       return;
     }
+    task.held.push(...raw.held);
     if (!raw.dataDigestOk) {
       this.conn.reject(RejectReason.DATA_DIGEST_ERROR, raw.bhs);
       task.dataError = true; // ERL 0: keep counting its bytes, then fail the task instead of running it
@@ -173,12 +181,14 @@ export class FullFeature {
 
   private run(task: ScsiTask): void {
     task.executed = true;
-    if (task.dataError) return this.complete(task, { status: ScsiStatus.CHECK_CONDITION, sense: CRC_SENSE });
-    if (task.refused) return this.complete(task, { status: ScsiStatus.TASK_SET_FULL });
+    if (task.dataError || task.refused) {
+      this.releaseSlabs(task); // not run: nothing reads its data
+      return this.complete(task, task.dataError ? { status: ScsiStatus.CHECK_CONDITION, sense: CRC_SENSE } : { status: ScsiStatus.TASK_SET_FULL });
+    }
     const cmd: ScsiCommand = {
       nexus: this.session.nexus!, luns: this.session.luns!, lun: task.lun, cdb: task.cdb, tag: task.itt,
       attr: task.attr as TaskAttribute, expectedInLength: task.expectedInLength, expectedOutLength: task.expectedOutLength,
-      dataOut: task.dataOut(),
+      dataOut: task.dataOut(), settled: this.settledHook(task),
     };
     let p: Promise<ScsiResponse>;
     try {
@@ -193,6 +203,23 @@ export class FullFeature {
         this.complete(task, { status: ScsiStatus.CHECK_CONDITION, sense: INTERNAL_SENSE });
       },
     ));
+  }
+
+  /**
+   * WRITE data goes only to the backstore, which has copied it (page cache, cache file, RAM) once its write
+   * settles: the task's receive slabs can be reused then. Other commands may keep views of their parameter
+   * data (a registration's key, say), so their slabs are left to the garbage collector.
+   */
+  private settledHook(task: ScsiTask): (() => void) | undefined {
+    if (task.held.length === 0) return undefined;
+    if (!SLAB_RELEASING_OPCODES.has(task.cdb[0]!)) { task.held = []; return undefined; }
+    return () => this.releaseSlabs(task);
+  }
+
+  private releaseSlabs(task: ScsiTask): void {
+    const held = task.held;
+    task.held = [];
+    releaseHeld(held);
   }
 
   private complete(task: ScsiTask, resp: ScsiResponse): void {
@@ -226,6 +253,7 @@ export class FullFeature {
       t.executed = true;
       this.tasks.delete(t.itt);
       this.releaseDataOut(t);
+      this.releaseSlabs(t);
       if (t.countsInWindow) {
         t.countsInWindow = false;
         this.session.release();
@@ -318,6 +346,7 @@ export class FullFeature {
     for (const t of this.tasks.values()) {
       t.aborted = true;
       this.releaseDataOut(t);
+      if (!t.executed) this.releaseSlabs(t); // a running one releases when its command settles
       if (t.countsInWindow) {
         t.countsInWindow = false;
         this.session.release();

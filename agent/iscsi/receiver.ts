@@ -2,6 +2,7 @@
 // It frames PDUs over a queue of received chunks; payloads come out as views, never concatenated.
 import { ChunkQueue, pad4, readUInt24BE } from '../lib/bytes.js';
 import { crc32c, readDigest } from '../lib/crc32c.js';
+import type { SlabRef } from '../lib/recv-slabs.js';
 import { BHS_LENGTH } from './pdu/constants.js';
 
 export interface RawPdu {
@@ -11,6 +12,18 @@ export interface RawPdu {
   dataLength: number;
   /** false when DataDigest is on and the digest did not match (the PDU is still framed correctly). */
   dataDigestOk: boolean;
+  /**
+   * References on the receive slabs `data` lies in (recv-slabs.ts). A consumer that knows when it is done
+   * with the bytes drops them (releaseHeld); one that keeps the views, or does not know, leaves them.
+   */
+  held: readonly SlabRef[];
+}
+
+const NOT_HELD: readonly SlabRef[] = Object.freeze([]);
+
+/** Drops a PDU's slab references: only once nothing reads its data views any more. */
+export function releaseHeld(held: readonly SlabRef[]): void {
+  for (const r of held) r.unref();
 }
 
 export type ReceiverErrorCode = 'HEADER_DIGEST' | 'DATA_SEGMENT_TOO_LARGE';
@@ -40,6 +53,7 @@ export class PduReceiver {
   private bhs: Buffer = Buffer.alloc(0);
   private ahs: Buffer = Buffer.alloc(0);
   private data: Buffer[] = [];
+  private held: readonly SlabRef[] = NOT_HELD;
   private dataLength = 0;
   private dataDigestOk = true;
   private paused = false;
@@ -53,9 +67,10 @@ export class PduReceiver {
     return this.q.length;
   }
 
-  push(chunk: Buffer): void {
-    if (this.state === State.FAILED) return;
-    this.q.push(chunk);
+  /** `owner`: the receive slab reference that comes with the chunk (dropped once it is consumed). */
+  push(chunk: Buffer, owner?: SlabRef): void {
+    if (this.state === State.FAILED) { owner?.unref(); return; }
+    this.q.push(chunk, owner);
     this.run();
   }
 
@@ -107,7 +122,13 @@ export class PduReceiver {
       case State.DATA: {
         const padded = this.dataLength + pad4(this.dataLength);
         if (this.q.length < padded) return false;
-        this.data = this.dataLength ? this.q.consumeViews(this.dataLength) : [];
+        if (this.dataLength) {
+          const held: SlabRef[] = [];
+          this.data = this.q.consumeViews(this.dataLength, held);
+          this.held = held.length ? held : NOT_HELD;
+        } else {
+          this.data = [];
+        }
         const pad = padded - this.dataLength ? this.q.consume(padded - this.dataLength) : undefined;
         this.dataDigestOk = true;
         if (this.dataDigest && this.dataLength > 0) {
@@ -132,8 +153,9 @@ export class PduReceiver {
   }
 
   private deliver(): boolean {
-    const pdu: RawPdu = { bhs: this.bhs, ahs: this.ahs, data: this.data, dataLength: this.dataLength, dataDigestOk: this.dataDigestOk };
+    const pdu: RawPdu = { bhs: this.bhs, ahs: this.ahs, data: this.data, dataLength: this.dataLength, dataDigestOk: this.dataDigestOk, held: this.held };
     this.data = [];
+    this.held = NOT_HELD;
     this.state = State.BHS;
     this.opts.onPdu(pdu);
     return this.state === State.BHS;

@@ -1,6 +1,7 @@
 // RFC 7143 §4.2.5 (data transfer), §11.3 (SCSI Command), §11.7 (Data-Out), §11.8 (R2T):
 // one SCSI task's Data-Out gathering — immediate, unsolicited and solicited data — as views.
 import { RESERVED_TAG } from './pdu/constants.js';
+import type { SlabRef } from '../lib/recv-slabs.js';
 import type { ScsiCommandHeader } from './pdu/types.js';
 import type { SessionParams } from './text/negotiate.js';
 
@@ -60,6 +61,8 @@ export class ScsiTask {
   sequenced = false;
   /** Whether it holds a slot in the session's command window. */
   countsInWindow: boolean;
+  /** Receive-slab references of the Data-Out this task holds (full-feature.ts drops them). */
+  held: SlabRef[] = [];
   /** Hands the task to the core (set by the connection that owns it). */
   start: () => void = () => {};
 

@@ -1,8 +1,11 @@
 // Byte helpers for the iSCSI receiver: a push-driven queue of received chunks that hands out views,
 // copying only when a requested range spans chunks (the ws receiver's approach).
+import type { SlabRef } from './recv-slabs.js';
 
 export class ChunkQueue {
   private chunks: Buffer[] = [];
+  /** The slab reference each chunk came with (recv-slabs.ts), dropped once the chunk is consumed. */
+  private owners: Array<SlabRef | undefined> = [];
   private head = 0; // offset into chunks[0]
   private total = 0;
 
@@ -10,9 +13,10 @@ export class ChunkQueue {
     return this.total;
   }
 
-  push(chunk: Buffer): void {
-    if (chunk.length === 0) return;
+  push(chunk: Buffer, owner?: SlabRef): void {
+    if (chunk.length === 0) { owner?.unref(); return; }
     this.chunks.push(chunk);
+    this.owners.push(owner);
     this.total += chunk.length;
   }
 
@@ -36,14 +40,19 @@ export class ChunkQueue {
     return out;
   }
 
-  /** n bytes as a list of views into the received chunks; never copies. */
-  consumeViews(n: number): Buffer[] {
+  /**
+   * n bytes as a list of views into the received chunks; never copies. With `held`, a reference on each
+   * slab the views lie in is taken and added to it (the caller drops them when done with the bytes).
+   */
+  consumeViews(n: number, held?: SlabRef[]): Buffer[] {
     if (n > this.total) throw new RangeError(`consumeViews(${n}) with ${this.total} buffered`);
     const out: Buffer[] = [];
     let left = n;
     while (left > 0) {
       const c = this.chunks[0]!;
       const take = Math.min(left, c.length - this.head);
+      const owner = held && this.owners[0];
+      if (owner && held[held.length - 1] !== owner) { owner.ref(); held.push(owner); }
       out.push(c.subarray(this.head, this.head + take));
       this.advance(take);
       left -= take;
@@ -64,6 +73,8 @@ export class ChunkQueue {
   }
 
   clear(): void {
+    for (const o of this.owners) o?.unref();
+    this.owners = [];
     this.chunks = [];
     this.head = 0;
     this.total = 0;
@@ -74,6 +85,7 @@ export class ChunkQueue {
     this.total -= n;
     if (this.head === this.chunks[0]!.length) {
       this.chunks.shift();
+      this.owners.shift()?.unref();
       this.head = 0;
     }
   }

@@ -9,10 +9,16 @@ export interface FastIo {
   readNowait(fd: number, buf: Buffer, pos: number): number;
   /**
    * Runs `n` pwritevs on one threadpool job, in order: write i is the next `counts[i]` buffers of
-   * `bufs` at `positions[i]`; `results[i]` receives its bytes written or -errno; `done` runs on the
+   * `bufs` at `positions[i]` of file `fds[i]`; `results[i]` receives its bytes written or -errno; `done` runs on the
    * event loop afterwards. Throws (having written nothing) on malformed arguments.
    */
-  writeBatch(fd: number, bufs: readonly Uint8Array[], counts: Uint32Array, positions: Float64Array, results: Float64Array, n: number, done: (ok: boolean) => void): void;
+  writeBatch(fds: Int32Array, bufs: readonly Uint8Array[], counts: Uint32Array, positions: Float64Array, results: Float64Array, n: number, done: (ok: boolean) => void): void;
+  /** A writer: one thread of its own that runs submitted batches in order (absent in an older build). */
+  createWriter?(): unknown;
+  /** As writeBatch, on `writer`'s thread, after every batch submitted to it before. Throws once closed. */
+  writerSubmit?(writer: unknown, fds: Int32Array, bufs: readonly Uint8Array[], counts: Uint32Array, positions: Float64Array, results: Float64Array, n: number, done: (ok: boolean) => void): void;
+  /** The writer takes no more batches; its thread ends after running those queued (their `done` still runs). */
+  writerClose?(writer: unknown): void;
   readonly EAGAIN: number;
 }
 

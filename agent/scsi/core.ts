@@ -71,7 +71,9 @@ export class Core implements TargetCore {
     // One promise settled by whichever comes first: the command's end or an abort (run never rejects).
     return new Promise<ScsiResponse>((resolve) => {
       task.abortWith = resolve;
-      this.run(cmd, mapping, lu, task).then(resolve);
+      const settled = cmd.settled;
+      const done = this.run(cmd, mapping, lu, task).then(resolve);
+      if (settled) void done.finally(settled);
     });
   }
 

@@ -11,6 +11,8 @@ import { UnitAttentions } from './unit-attention.js';
 
 const PRODUCT_BY_PLUGIN: Record<string, string> = { fileio: 'FILEIO', block: 'IBLOCK', rd_mcp: 'RAMDISK', object: 'OBJECT' };
 export const REVISION = '0001';
+/** The INQUIRY product identification a storage object of `plugin` reports unless its product_id says otherwise. */
+export const inquiryProduct = (plugin: string): string => PRODUCT_BY_PLUGIN[plugin] ?? plugin.toUpperCase();
 
 type Attrs = Readonly<Record<string, number | string | boolean>>;
 
@@ -110,7 +112,7 @@ export class LogicalUnit implements LogicalUnitHandle {
     this.attributes = o.attributes;
     this.stateDir = o.stateDir;
     this.vendor = o.vendor ?? 'OUTPOST';
-    this.product = o.product ?? PRODUCT_BY_PLUGIN[o.backstore.plugin] ?? o.backstore.plugin.toUpperCase();
+    this.product = o.product ?? inquiryProduct(o.backstore.plugin);
     const bs = num(o.attributes, 'block_size', 512);
     if (![512, 1024, 2048, 4096].includes(bs)) throw new Error(`${o.name}: unsupported block_size ${bs}`);
     this.blockSize = bs;

@@ -66,6 +66,11 @@ export interface ScsiCommand {
   readonly expectedOutLength: number;
   /** Data-Out already gathered by the fabric (immediate + unsolicited + solicited), as received views. */
   readonly dataOut: readonly Buffer[];
+  /**
+   * Called once the command's handler has finished with everything it started — including a backstore
+   * write still running when an abort answered the command early. From then on nothing reads dataOut.
+   */
+  readonly settled?: () => void;
 }
 
 export interface ScsiResponse {

@@ -1,5 +1,6 @@
 // Object commands of the targetcli tree (targetcli-fb ui_backstore.py, ui_target.py): create/delete per node
 // kind, with targetcli's messages. Each runs on a draft copy of the model; the engine commits it.
+import { migrateCommand } from './migrate-command.js';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { dirname, resolve as resolvePath } from 'node:path';
@@ -45,12 +46,13 @@ export interface ParamSpec {
 export interface CommandSpec {
   readonly params: readonly ParamSpec[];
   readonly help: string;
-  /** Changes the draft; may return work on the running agent, done after the draft is committed. */
+  /**
+   * Changes the draft; may return work on the running agent, done after the draft is committed. An action on
+   * the running object alone (promote, snapshot, migrate) changes nothing and returns its work: nothing is committed.
+   */
   run(ctx: RunCtx, args: Record<string, string | undefined>): void | (() => Promise<void>);
   /** Asynchronous look-ups before run (a bucket's volume), stored in ctx.facts; throws to refuse the command. */
   prepare?(ctx: RunCtx, args: Record<string, string | undefined>): Promise<void>;
-  /** An action on the running object (promote…) instead of a model change: run is then not called. */
-  live?(ctx: RunCtx, args: Record<string, string | undefined>): Promise<void>;
 }
 
 const err = (msg: string): never => {
@@ -233,11 +235,12 @@ const objectPromote: CommandSpec = {
   params: [{ name: 'force', values: () => ['true', 'false'] }],
   help: 'Makes this object LUN its volume\'s writer without a restart, once the writer lease is released or expired; '
     + 'force=true takes the next epoch from a live writer, which is fenced (docs/dr.md, docs/writer-lease.md).',
-  run() {},
-  async live(ctx, a) {
+  run(ctx, a) {
     const force = parseBool(a.force, false, 'force');
     if (!ctx.host.soAction) err('promote acts on the running agent: start it (or give its --state-dir) first.');
-    ctx.out.push(...await ctx.host.soAction!(ctx.node.path, 'promote', { force: String(force) }));
+    return async () => {
+      ctx.out.push(...await ctx.host.soAction!(ctx.node.path, 'promote', { force: String(force) }));
+    };
   },
 };
 
@@ -566,6 +569,7 @@ export function objectCommands(node: TreeNode): Record<string, CommandSpec> {
     case 'acls': return { create: aclCreate, delete: aclDelete };
     case 'acl': return { create: mappedLunCreate, delete: mappedLunDelete };
     case 'luns': return { create: lunCreate, delete: lunDelete };
+    case 'lun': return { migrate: migrateCommand };
     case 'portals': return { create: portalCreate, delete: portalDelete };
     case 'tunnels': return { create: tunnelCreate, delete: tunnelDelete };
     default: return {};

@@ -207,20 +207,13 @@ export class ShellEngine {
     }
     const spec = objectCommands(node)[cmd] ?? fail(`Command not found ${cmd}`);
     const args = bindArgs(cmd, spec, positional, keywords);
-    if (spec.live) {
-      const before = lastJobId(this.host);
-      await spec.live({ draft: this.host.model(), node, tree, host: this.host, prefs: this.prefs(), out }, args);
-      const started = startedJob(this.host, before, node.path);
-      if (started !== undefined) res.job = started;
-      return;
-    }
     const draft = structuredClone(this.host.model());
     // Messages are held until the change is committed: a command that fails prints only its error.
     const said: string[] = [];
     const ctx: RunCtx = { draft, node, tree, host: this.host, prefs: this.prefs(), out: said, defaultPortals: [], facts: {} };
     await spec.prepare?.(ctx, args);
     const then = spec.run(ctx, args);
-    // A command that acts on the running agent (snapshot …) and changes no configuration commits nothing.
+    // A command that acts on the running agent (promote, snapshot, migrate…) and changes no configuration commits nothing.
     const unchanged = then !== undefined && JSON.stringify(draft) === JSON.stringify(this.host.model());
     const jobsBefore = lastJobId(this.host);
     try {

@@ -62,6 +62,8 @@ export interface ShellHost {
   probeVolume?(loc: VolumeLocation): Promise<VolumeDescriptor | null>;
   /** Runs an action on a running storage object (`promote`); returns its messages. Absent offline. */
   soAction?(path: string, action: string, args: Readonly<Record<string, string | undefined>>): Promise<string[]>;
+  /** Asks the gateway to start a migration (POST /v1/migrations body) and follows it as a job on `subject`; absent offline. */
+  migrate?(subject: string, body: Record<string, unknown>): Promise<string[]>;
   /** The running backstore of a storage object path (snapshot commands); absent offline. */
   backstore?(path: string): Backstore | undefined;
   /** State of a running tunnel (`tunnels ls`); absent offline. */

@@ -2,7 +2,7 @@
 // gateway is trusted with policy, not with arbitrary input), then one handler per op.
 import { checkCommandArgs, type AluaStateName, type CommandOp } from '../../shared/control-commands.js';
 import { describeLun, findLun, openStandby, setAluaState, unexport } from './lun-export.js';
-import { dirtyReport, flushLun, handOver, reexport, takeOver } from './migration.js';
+import { abortUpload, dirtyReport, flushLun, handOver, reexport, startUpload, takeOver } from './migration.js';
 import type { SiteHost } from './site-host.js';
 
 type Args = Record<string, unknown>;
@@ -38,6 +38,8 @@ const HANDLERS: Record<CommandOp, (host: SiteHost, a: Args) => Promise<unknown>>
   takeover: async (h, a) => takeOver(h, s(a, 'target'), n(a, 'lun'), a.pr as Args | undefined, optN(a, 'from_tpg')),
   reexport: async (h, a) => reexport(h, s(a, 'target'), n(a, 'lun'), s(a, 'state') as AluaStateName),
   unexport: async (h, a) => unexport(h, s(a, 'target'), n(a, 'lun'), optN(a, 'tpg')),
+  'upload.start': async (h, a) => startUpload(h, s(a, 'target'), n(a, 'lun'), a.volume as Args),
+  'upload.abort': async (_h, a) => abortUpload(s(a, 'target'), n(a, 'lun')),
   'snapshot.create': async (h, a) => ({ output: await shell(h, `/backstores/object/${s(a, 'backstore')} snapshot create ${s(a, 'name')}`) }),
   'snapshot.list': async (h, a) => ({ output: await shell(h, `/backstores/object/${s(a, 'backstore')} snapshot list`) }),
   'snapshot.delete': async (h, a) => ({ output: await shell(h, `/backstores/object/${s(a, 'backstore')} snapshot delete ${s(a, 'name')}`) }),

@@ -1,13 +1,17 @@
 // docs/import.md §Serving while copying: the importing LUN over the object backstore. Regions not copied yet are
 // read from the source; a write copies its region first unless it covers it whole; the background copy
 // skips every region already copied, so it never overwrites a write; progress is saved after the volume's flush.
+// The copy loads whole chunks straight into the bucket (bulk-load.ts) and falls back to the cache per region.
+import { rm } from 'node:fs/promises';
 import { BackstoreError, BackstoreErrorCode, type AllocationRange, type Backstore, checkObjectRange } from '../backstores/backstore.js';
+import type { BulkLoader } from '../backstores/object/bulk-load.js';
 import { Mutex } from '../cache/mutex.js';
+import { settleAll } from '../lib/settle.js';
 import { jobs, type Job } from '../jobs.js';
 import type { Logger } from '../lib/log.js';
 import { InitiatorError } from '../initiator/errors.js';
 import { SourceLink, probe } from './import-source.js';
-import { RegionMap, encodeRegions, writeProgress, type ProgressRecord } from './import-progress.js';
+import { RegionMap, encodeRegions, progressPath, writeProgress, type ProgressRecord } from './import-progress.js';
 
 /** Bytes per progress bit: small enough that a write's copy-first costs little, large enough for fast copying. */
 export const REGION_SIZE = 1024 * 1024;
@@ -27,11 +31,22 @@ export class ImportBackstore implements Backstore {
   private readonly wakers = new Set<() => void>();
   private copiedThisRun = 0;
   private startedAt = 0;
+  /** Chunk-sized spans of regions being loaded straight into the bucket now (for `info`). */
+  private readonly inFlight = new Set<number>();
+  private readonly bulk: BulkLoader | undefined;
+  /** Regions per bulk-loaded chunk (1 when the volume cannot be bulk-loaded: the copy goes through the cache). */
+  private readonly span: number;
 
   constructor(private readonly inner: Backstore, private readonly name: string, private readonly source: string, readonly size: number,
     private readonly blockSize: number, private readonly cacheDir: string, private readonly regions: RegionMap,
-    private readonly fg: SourceLink, private readonly bg: SourceLink, private readonly log: Logger, private readonly o: { rate: number; done: boolean }) {
+    private readonly fg: SourceLink, private readonly bg: SourceLink, private readonly log: Logger,
+    private readonly o: { rate: number; done: boolean; workers: number; ownFiles: readonly string[] }) {
     this.thinProvisioned = inner.thinProvisioned;
+    // A volume at the bucket when opened (not deferred) whose chunks are whole regions takes chunk objects directly.
+    const bulk = (inner as { bulkLoader?: () => BulkLoader }).bulkLoader?.();
+    const per = bulk && bulk.chunkSize % REGION_SIZE === 0 ? bulk.chunkSize / REGION_SIZE : 0;
+    this.bulk = per >= 1 ? bulk : undefined;
+    this.span = per >= 1 ? per : 1;
   }
 
   get writeBack(): boolean {
@@ -99,6 +114,8 @@ export class ImportBackstore implements Backstore {
       return start === offset && end === offset + length ? b : b.subarray(offset - start, offset - start + length);
     } catch (e) {
       if (e instanceof InitiatorError) {
+        // Seen first by a foreground read when the copy is pausing (import_rate): `info` says so at once.
+        if (e.transient && this.phase === 'copying') { this.phase = `waiting for source: ${e.message}`; this.job?.setPhase(this.phase); }
         throw new BackstoreError(e.transient || e.code === 'CLOSED' ? BackstoreErrorCode.NOT_READY : BackstoreErrorCode.IO,
           `range ${offset}+${length} not imported yet and the source ${this.source} is unavailable (${e.message}); retry`);
       }
@@ -151,7 +168,7 @@ export class ImportBackstore implements Backstore {
     this.check(offset, length);
     if (this.done || [...this.pieces(offset, length)].every((p) => this.regions.has(p.region))) return this.inner.write(offset, chunks);
     const data = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length);
-    const settled = await Promise.all([...this.pieces(offset, length)].map((p) => {
+    const settled = await settleAll([...this.pieces(offset, length)].map((p) => {
       const part = data.subarray(p.pos, p.pos + p.length);
       if (this.regions.has(p.region)) return this.inner.write(p.offset, [part]).then(() => false);
       return this.settle(p.region, this.fg, p.full, () => this.inner.write(p.offset, [part]));
@@ -179,6 +196,8 @@ export class ImportBackstore implements Backstore {
     return this.persistLock.run(async () => {
       const snap = this.regions.clone();
       await this.inner.flush();
+      // Regions loaded as chunk objects are marked once staged; a root must name them before the record does.
+      await this.bulk?.commit();
       const r: ProgressRecord = { version: 1, source: this.source, size: this.size, region_size: REGION_SIZE, copied: encodeRegions(snap), done };
       await writeProgress(this.cacheDir, r);
     });
@@ -209,11 +228,59 @@ export class ImportBackstore implements Backstore {
     });
   }
 
-  /** The background copy: workers take regions in order from the first not copied, at most `rate` bytes/s. */
+  /** Runs `fn` holding the locks of regions `rs` (taken in ascending order, as no other path holds two). */
+  private lockAll<T>(rs: readonly number[], fn: () => Promise<T>): Promise<T> {
+    if (rs.length === 0) return fn();
+    const m = this.lock(rs[0]!);
+    return m.run(() => this.lockAll(rs.slice(1), fn)).finally(() => { if (!m.locked) this.locks.delete(rs[0]!); });
+  }
+
+  /**
+   * Copies the chunk-sized span of regions from `first`: as one chunk object straight into the bucket when no
+   * region of it is copied or written yet (its writes wait meanwhile, so the copy can never land over one);
+   * otherwise, or if the volume refuses the load, region by region through the cache. Returns bytes copied.
+   */
+  private async copyUnit(first: number): Promise<number> {
+    const rs: number[] = [];
+    for (let r = first; r < Math.min(first + this.span, this.regions.regions); r++) rs.push(r);
+    const start = first * REGION_SIZE;
+    const bytes = this.span * REGION_SIZE;
+    const bulk = this.bulk;
+    if (bulk && rs.length === this.span && start + bytes <= this.size) {
+      const loaded = await this.lockAll(rs, async () => {
+        if (rs.some((r) => this.regions.has(r))) return false;
+        this.inFlight.add(first);
+        try {
+          const t0 = performance.now();
+          const data = await this.fromSource(this.bg, start, bytes);
+          const t1 = performance.now();
+          const ok = !this.stopping && (await bulk.load(start / bulk.chunkSize, data));
+          // Per-stage times (OUTPOST_LOG_LEVEL=debug) show which side, source or bucket, bounds the copy.
+          this.log.debug({ region: first, read_ms: Math.round(t1 - t0), load_ms: Math.round(performance.now() - t1), loaded: ok }, 'import: chunk copied');
+          if (!ok) return false;
+          for (const r of rs) this.regions.mark(r);
+          return true;
+        } finally {
+          this.inFlight.delete(first);
+        }
+      });
+      if (loaded) return bytes;
+    }
+    let n = 0;
+    for (const r of rs) {
+      if (this.stopping) break;
+      if (await this.settle(r, this.bg, false)) n += this.regionRange(r)[1];
+    }
+    return n;
+  }
+
+  /** The background copy: workers take chunks in order from the first not copied, at most `rate` bytes/s. */
   private async copyLoop(): Promise<void> {
     this.startedAt = Date.now();
-    // Regions in flight together; a low rate bound gets fewer so that it holds from the first second.
-    const parallel = this.o.rate > 0 ? Math.max(1, Math.min(4, Math.floor(this.o.rate / REGION_SIZE))) : 4;
+    // Chunks in flight together (each worker reads one while another uploads); a low rate bound gets fewer so
+    // that it holds from the first second.
+    const unit = this.span * REGION_SIZE;
+    const parallel = this.o.rate > 0 ? Math.max(1, Math.min(this.o.workers, Math.floor(this.o.rate / unit))) : this.o.workers;
     // A source that changed size or block size since the create must not be copied from.
     for (let wait = 500; ; wait = Math.min(10_000, wait * 2)) {
       if (this.stopping) return;
@@ -241,16 +308,16 @@ export class ImportBackstore implements Backstore {
       while (!this.stopping) {
         const r = this.regions.nextUnmarked(cursor);
         if (r < 0) return;
-        cursor = r + 1;
+        const first = r - (r % this.span);
+        cursor = first + this.span;
         try {
-          const fresh = await this.settle(r, this.bg, false);
-          if (fresh) this.copiedThisRun += this.regionRange(r)[1];
+          this.copiedThisRun += await this.copyUnit(first);
           this.job?.set(this.copiedBytes());
           if (failing) { failing = 0; backoff = 500; }
           if (this.phase !== 'copying') { this.phase = 'copying'; this.job?.setPhase('copying'); this.log.info({ source: this.source }, 'import copy resumed'); }
         } catch (e) {
           if (this.stopping) return;
-          cursor = Math.min(cursor, r); // try that region again
+          cursor = Math.min(cursor, first); // try that chunk again
           const msg = (e as Error).message;
           if (this.phase === 'copying') this.log.warn({ source: this.source, err: msg }, 'import copy waiting for the source');
           this.phase = `waiting for source: ${msg}`;
@@ -297,6 +364,12 @@ export class ImportBackstore implements Backstore {
     await this.inner.close();
   }
 
+  /** The storage object was deleted: after close, its progress record and the CHAP secret kept for it go too. */
+  async forget(): Promise<void> {
+    const p = progressPath(this.cacheDir);
+    for (const f of [p, `${p}.tmp`, ...this.o.ownFiles]) await rm(f, { force: true });
+  }
+
   stats(): Record<string, number | string | null> {
     const s = { ...(this.inner.stats?.() ?? {}) };
     s.import_source = this.source;
@@ -312,6 +385,7 @@ export class ImportBackstore implements Backstore {
     s.import_rate_mb_s = snap ? Math.round(snap.rate / 1e5) / 10 : 0;
     s.import_eta_s = snap?.eta_s === null || snap?.eta_s === undefined ? null : Math.round(snap.eta_s);
     s.import_source_connected = this.fg.connected || this.bg.connected ? 'yes' : 'no';
+    s.import_copying = [...this.inFlight].sort((a, b) => a - b).map((r) => `regions ${r}-${r + this.span - 1}`).join(', ') || 'none in flight';
     return s;
   }
 }

@@ -71,13 +71,15 @@ export class SourceLink {
   /** Bytes [offset, offset+length) of the source (block aligned), as READ (16)s of at most READ_BYTES in flight together. */
   async read(offset: number, length: number, blockSize: number): Promise<Buffer> {
     const s = await this.get();
+    // Every READ lands in its slice of one buffer: a 4 MiB chunk is not copied again to be joined.
+    const out = Buffer.allocUnsafe(length);
     const parts: Promise<Buffer>[] = [];
     for (let at = offset; at < offset + length; at += READ_BYTES) {
       const n = Math.min(READ_BYTES, offset + length - at);
-      parts.push(read16(s, this.url.lun, at / blockSize, n / blockSize, blockSize));
+      parts.push(read16(s, this.url.lun, at / blockSize, n / blockSize, blockSize, out.subarray(at - offset, at - offset + n)));
     }
-    const got = await Promise.all(parts);
-    return got.length === 1 ? got[0]! : Buffer.concat(got, length);
+    await Promise.all(parts);
+    return out;
   }
 
   /** Drops the connection at once (commands in flight fail with CLOSED) and refuses further use. */

@@ -63,7 +63,7 @@ export async function openImportBackstore(spec: BackstoreSpec & Record<string, u
     throw new BackstoreError(BackstoreErrorCode.IO, `import: ${cacheDir} holds the progress of an import from ${record.source}, not ${display}; move it aside to start another import`);
   }
   const secret = record?.done ? undefined : await resolveSecret(spec, url, ctx.stateDir, name);
-  const queueDepth = Math.max(1, int(spec.import_queue_depth, 'import_queue_depth', 8));
+  const queueDepth = Math.max(1, int(spec.import_queue_depth, 'import_queue_depth', 16));
   const mk = (what: string) => new SourceLink(url, secret, log, { queueDepth, retryMs: 1000, name: `${name}.${what}` });
   const foreground = mk('reads');
   const background = mk('copy');
@@ -93,7 +93,8 @@ export async function openImportBackstore(spec: BackstoreSpec & Record<string, u
       log.info({ source: display, size }, 'import created: serving at once, copying in the background');
     }
     const b = new ImportBackstore(inner, name, display, size, blockSize, cacheDir, regions, foreground, background, log,
-      { rate: int(spec.import_rate, 'import_rate', 0), done: record?.done ?? false });
+      { rate: int(spec.import_rate, 'import_rate', 0), done: record?.done ?? false, workers: Math.max(1, int(spec.import_workers, 'import_workers', 8)),
+        ownFiles: typeof spec.import_secret_file === 'string' ? [] : [secretPath(ctx.stateDir, name)] });
     b.start();
     return b;
   } catch (e) {

@@ -10,6 +10,7 @@ import {
   defaultAluaTpg, defaultStorageAttributes, defaultTpgAttributes, defaultTpgParameters, iscsiTargets, storageObjectPath,
   type AluaTpgConfig, type LunConfig, type RootConfig, type StorageObjectConfig, type TargetConfig, type TpgConfig,
 } from '../config/schema.js';
+import { inquiryProduct } from '../scsi/logical-unit.js';
 import type { SiteHost } from './site-host.js';
 
 export interface LunPlace {
@@ -22,7 +23,7 @@ export interface LunPlace {
 
 /** Object-backstore keys that locate the volume and tune it; B opens the same volume with them. */
 const VOLUME_KEYS = ['size', 'bucket', 'prefix', 'endpoint', 'region', 'force_path_style', 'cache_size', 'write_back', 'read_timeout_ms', 'upload_concurrency',
-  'retain_manifests', 'commit_interval_ms', 'retry_max_ms', 'close_timeout_ms', 'upload_delay_ms', 'read_ahead', 'write_timeout_ms', 'lease_ms', 'lease_settle_ms'] as const;
+  'retain_manifests', 'commit_interval_ms', 'retry_max_ms', 'close_timeout_ms', 'upload_delay_ms', 'read_ahead', 'write_timeout_ms', 'lease_ms', 'lease_settle_ms', 'segment_age_ms'] as const;
 
 /** Every TPG LUN of `target` numbered `lun` (a LUN exported through several TPGs of one agent has several). */
 export function findLun(root: RootConfig, target: string, lun: number, tpgTag?: number): LunPlace[] {
@@ -50,7 +51,8 @@ export function describeLun(host: SiteHost, target: string, lun: number): Record
   const places = findLun(structuredClone(root), target, lun);
   const ids = relativePortIds(root);
   const p = places[0]!;
-  const volume: Record<string, unknown> = { name: p.so.name, wwn: storageWwn(p.so), attributes: p.so.attributes ?? {} };
+  const volume: Record<string, unknown> = { name: p.so.name, wwn: storageWwn(p.so), attributes: p.so.attributes ?? {},
+    product_id: typeof p.so.product_id === 'string' ? p.so.product_id : inquiryProduct(p.so.plugin) };
   for (const k of VOLUME_KEYS) if (p.so[k] !== undefined) volume[k] = p.so[k];
   return {
     plugin: p.so.plugin,
@@ -114,6 +116,11 @@ export async function openStandby(host: SiteHost, r: StandbyRequest): Promise<{ 
   if (typeof v.bucket !== 'string' || typeof v.size !== 'number') throw new Error('standby.open: volume needs bucket and size (an object LUN)');
   const so: StorageObjectConfig = { plugin: 'object', name: v.name, attributes: { ...defaultStorageAttributes('object'), ...(v.attributes as object) } };
   for (const k of ['wwn', ...VOLUME_KEYS] as const) if (v[k] !== undefined) (so as Record<string, unknown>)[k] = v[k];
+  if (v.product_id !== undefined) {
+    // SPC-4 6.6.2: 16 bytes of printable ASCII; the same on B's path as on A's (a fileio LUN says FILEIO)
+    if (typeof v.product_id !== 'string' || !/^[\x20-\x7e]{1,16}$/.test(v.product_id)) throw new Error('standby.open: volume.product_id must be 1-16 printable ASCII characters');
+    so.product_id = v.product_id;
+  }
   so.alua_tpgs = [{ ...defaultAluaTpg(), name: MIGRATION_GROUP, tg_pt_gp_id: r.groupId, alua_access_state: ALUA_STATE_NAMES.standby, alua_access_type: 1, alua_access_status: 2 }];
   const path = storageObjectPath(so);
   if (next.storage_objects.some((s) => storageObjectPath(s) === path)) throw new Error(`${path} already exists on this agent`);

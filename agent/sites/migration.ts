@@ -8,6 +8,7 @@ import { exportPr, importPr } from '../scsi/pr/transfer.js';
 import { ALUA_STATE_NAMES, type AluaStateName } from '../../shared/control-commands.js';
 import { findLun, setAluaState } from './lun-export.js';
 import { promote } from './promote.js';
+import { LunUpload } from './migration-upload.js';
 import type { SiteHost } from './site-host.js';
 
 /** How long one `flush` command waits for the background flusher before answering with what is left. */
@@ -39,7 +40,32 @@ function figures(stats: Record<string, number | string | null> | undefined) {
   };
 }
 
+/** fileio/block LUNs being uploaded into an object volume for a migration (agent/sites/migration-upload.ts). */
+const uploads = new Map<string, LunUpload>();
+
+/** A: starts uploading a fileio/block LUN into a new object volume at `volume` (the destination's bucket/prefix). */
+export async function startUpload(host: SiteHost, target: string, lun: number, volume: Record<string, unknown>) {
+  const key = keyOf(target, lun);
+  if (uploads.get(key)?.handedOver === false) throw new Error(`LUN ${lun} of ${target} is already being uploaded for a migration`);
+  uploads.get(key)?.release(); // a finished one's write fence
+  const up = await LunUpload.start(host, target, lun, volume);
+  uploads.set(key, up);
+  return { ...up.figures(), volume: up.spec };
+}
+
+/** A: stops an upload (the migration failed before the cut-over); the LUN serves on as before. */
+export async function abortUpload(target: string, lun: number) {
+  const key = keyOf(target, lun);
+  const up = uploads.get(key);
+  if (!up) return { aborted: false };
+  uploads.delete(key);
+  await up.abort('migration rolled back');
+  return { aborted: true };
+}
+
 export function dirtyReport(host: SiteHost, target: string, lun: number) {
+  const up = uploads.get(keyOf(target, lun));
+  if (up) return up.figures();
   const { path, lu } = objectUnit(host, target, lun);
   return { storage_object: path, ...figures(lu.backstore.stats?.()) };
 }
@@ -58,6 +84,8 @@ function jobFor(path: string, total: number): Job {
  * volume — and the LUN keeps serving. Answers with what is still dirty; the gateway repeats until small.
  */
 export async function flushLun(host: SiteHost, target: string, lun: number) {
+  const up = uploads.get(keyOf(target, lun));
+  if (up) return up.flush();
   const { path, lu } = objectUnit(host, target, lun);
   const start = figures(lu.backstore.stats?.());
   if (start.lease_role !== 'writer') throw new Error(`${path} is not the writer here (lease role ${start.lease_role ?? 'unknown'}); nothing of it to flush`);
@@ -123,6 +151,12 @@ async function attach(host: SiteHost, p: Parked, state?: number): Promise<void> 
  * transitioning before, so no command completes on it meanwhile.
  */
 export async function handOver(host: SiteHost, target: string, lun: number) {
+  const up = uploads.get(keyOf(target, lun));
+  if (up) {
+    const lu = host.unit(up.path);
+    if (!lu) throw new Error(`${up.path} is not open on this agent`);
+    return { tpg: findLun(structuredClone(host.model()), target, lun)[0]!.tpg.tag, ...(await up.handOver(lu)) };
+  }
   const { path, lu, place } = objectUnit(host, target, lun);
   const job = jobFor(path, figures(lu.backstore.stats?.()).dirty_bytes);
   job.setPhase('handing over');
@@ -165,6 +199,13 @@ export async function reexport(host: SiteHost, target: string, lun: number, stat
  */
 export async function takeOver(host: SiteHost, target: string, lun: number, pr: Record<string, unknown> | undefined, fromTpg: number | undefined) {
   const key = keyOf(target, lun);
+  const up = uploads.get(key);
+  if (up) {
+    // a rolled-back upload: the fileio/block LUN never stopped being the data; the volume copy is dropped
+    uploads.delete(key);
+    await up.abort('migration rolled back after the cut-over began');
+    return { storage_object: up.path, restored: true };
+  }
   const back = parked.get(key);
   if (back) {
     await attach(host, back);

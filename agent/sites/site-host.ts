@@ -14,4 +14,6 @@ export interface SiteHost {
   /** One targetcli-style command line through the agent's shell engine. */
   shell(line: string): Promise<{ output: string[]; error: boolean }>;
   readonly log: Logger;
+  /** The agent's state directory (a migration's upload cache lives under it). */
+  readonly stateDir?: string;
 }

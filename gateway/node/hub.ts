@@ -18,6 +18,8 @@ export class NodeHub implements Hub {
   private readonly heartbeat: NodeJS.Timeout;
   private closing = false;
   private drained: (() => void) | undefined;
+  /** Other WebSocket endpoints of the same server, by path (the dashboard's live channel, gateway/node/live.ts). */
+  readonly upgrades = new Map<string, (req: IncomingMessage, socket: Duplex, head: Buffer) => Promise<void>>();
 
   constructor(private readonly logger: GatewayLogger) {
     this.heartbeat = setInterval(() => {
@@ -60,7 +62,10 @@ export class NodeHub implements Hub {
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     if (this.closing) return refuse(socket, 503, 'Service Unavailable');
     const path = new URL(req.url ?? '/', 'http://x').pathname;
-    if (path !== CONTROL_PATH) return refuse(socket, 404, 'Not Found');
+    if (path !== CONTROL_PATH) {
+      const other = this.upgrades.get(path);
+      return other ? other(req, socket, head) : refuse(socket, 404, 'Not Found');
+    }
     const state: PeerState = { connId: crypto.randomUUID(), servedTargets: [] };
     if (req.headers.authorization !== undefined) {
       const agent = await this.control!.authenticate(req.headers.authorization);

@@ -13,8 +13,11 @@ import { ControlService } from '../control.js';
 import { Fleet } from '../fleet.js';
 import { secretKeyProblem } from '../crypto.js';
 import { SqlStore } from '../sql-store.js';
+import { LIVE_PATH, watchStore } from '../ui/live.js';
 import { NodeHub } from './hub.js';
+import { NodeLiveSockets } from './live.js';
 import { scryptKdf } from './scrypt.js';
+import { sha256HexSync } from './token-hash.js';
 import { openSqlite } from './sqlite.js';
 
 export interface GatewayOptions {
@@ -33,6 +36,8 @@ export interface RunningGateway {
 }
 
 export const DB_FILE = 'gateway.sqlite';
+/** Accept queue of the listening socket (the kernel caps it at net.core.somaxconn). */
+const LISTEN_BACKLOG = 4096;
 /** How long a stop waits for agents to answer the close handshake before cutting their sockets. */
 export const CLOSE_GRACE_MS = 500;
 
@@ -49,9 +54,12 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   await writeFile(dbFile, '', { flag: 'a', mode: 0o600 });
   await chmod(dbFile, 0o600);
   const db = openSqlite(dbFile);
-  const store = new SqlStore(db.driver);
   const hub = new NodeHub(logger);
-  const deps = { store, hub, secretKey: opts.secretKey, kdf: scryptKdf, adminToken: opts.adminToken, logger };
+  // the dashboard's push channel: told of every store write (gateway/ui/live.ts)
+  const live = new NodeLiveSockets(opts.adminToken, logger);
+  hub.upgrades.set(LIVE_PATH, (req, socket, head) => live.upgrade(req, socket, head));
+  const store = watchStore(new SqlStore(db.driver), live.feed);
+  const deps = { store, hub, secretKey: opts.secretKey, kdf: scryptKdf, hashToken: sha256HexSync, adminToken: opts.adminToken, logger };
   const app = createApp(deps);
   const control = new ControlService(deps);
   const server = createAdaptorServer({ fetch: app.fetch }) as Server;
@@ -64,7 +72,9 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   const host = opts.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(opts.port ?? 0, host, () => resolve());
+    // a fleet reconnecting after a restart dials within a second: Node's default accept queue (511)
+    // overflowed, and each dropped handshake cost its agent a SYN-retransmit backoff of seconds
+    server.listen({ port: opts.port ?? 0, host, backlog: LISTEN_BACKLOG }, () => resolve());
   });
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : 0;
@@ -80,7 +90,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
         // gateway, get a snapshot (which resets their backoff) and are cut again, in a loop
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeAllConnections();
-        await hub.shutdown(CLOSE_GRACE_MS);
+        await Promise.all([live.close(CLOSE_GRACE_MS), hub.shutdown(CLOSE_GRACE_MS)]);
         // what is left (an upgrade refused while closing whose peer never hangs up) must not hold the stop
         for (const s of sockets) s.destroy();
         await stopped;

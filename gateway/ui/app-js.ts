@@ -2,15 +2,22 @@
 // Kept free of backticks and dollar-brace so it embeds verbatim in this String.raw literal.
 export const APP_JS = String.raw`
 'use strict';
-// Outpost dashboard client: polls the admin REST API every 2 s with the token kept in sessionStorage.
+// Outpost dashboard client: re-reads the admin REST API when the gateway's push channel (live.js) says
+// something changed, with the token kept in sessionStorage; polls slowly only while that channel is down.
 // Every value from the fleet is set with textContent, never as HTML.
 (function () {
-  var POLL_MS = 2000;
-  var HISTORY = 90; // samples kept per LUN for the sparkline (3 minutes at 2 s)
+  var SLOW_POLL_MS = 30000;
+  var WINDOW_MS = 180000; // what the charts and sparklines show: the last 3 minutes
+  var SAMPLE_MIN_MS = 1000; // re-reads closer than this replace the newest sample instead of adding one
+  var CLOCK_MS = 5000; // redraw (no request): "s ago" and the charts' time axis move on while nothing changes
   var token = sessionStorage.getItem('outpost-admin-token') || '';
-  var timer = null;
-  var history = {};
-  var samples = {}; // agent id + LUN path → [{read, write, rpo}] for the charts (charts.js)
+  var pollTimer = null;
+  var clockTimer = null;
+  var live = null;
+  var last = null; // {list, events}: the last answers, redrawn by the clock
+  var refreshing = null;
+  var again = null; // topics noticed while a refresh ran: one more refresh after it
+  var samples = {}; // agent id + LUN path → [{t, read, write, rpo}] for the charts (charts.js) and sparklines
   var Charts = window.OutpostCharts;
   var knownTargets = [];
   var agentNames = {}; // id → name, from the last poll
@@ -119,26 +126,31 @@ export const APP_JS = String.raw`
     sel.setAttribute('data-agents', want);
   }
 
-  function spark(values) {
-    var ns = 'http://www.w3.org/2000/svg';
-    var svg = document.createElementNS(ns, 'svg');
-    svg.setAttribute('class', 'spark');
-    svg.setAttribute('viewBox', '0 0 100 20');
-    svg.setAttribute('preserveAspectRatio', 'none');
-    svg.setAttribute('role', 'img');
-    var max = Math.max.apply(null, values.concat([1]));
-    svg.setAttribute('aria-label', 'recovery point over the last ' + values.length + ' samples, peak ' + max.toFixed(0) + ' s');
-    var pts = values.map(function (v, i) {
-      var x = values.length > 1 ? (i * 100) / (values.length - 1) : 0;
-      return x.toFixed(1) + ',' + (19 - (v / max) * 18).toFixed(1);
+  /** Samples of each LUN at the time they were read, for the charts: a steady value is not re-sent, so it holds. */
+  function ingest(list) {
+    var now = Date.now();
+    (list.agents || []).forEach(function (a) {
+      var st = a.status || {};
+      var chap = st.loginFailures && typeof st.loginFailures.authentication_failure === 'number' ? st.loginFailures.authentication_failure : 0;
+      var before = seenChapFailures[a.id];
+      if (before !== undefined && chap > before) localEvents.push({ at: new Date().toISOString(), kind: 'CHAP failures', agent_id: a.id, detail: (chap - before) + ' new (' + chap + ' since the agent started)' });
+      seenChapFailures[a.id] = chap;
+      if (!a.connected) return;
+      (Array.isArray(st.luns) ? st.luns : []).forEach(function (l) {
+        var s = l.stats || {};
+        var io = l.io || {};
+        var rpo = typeof s.oldest_dirty_age_ms === 'number' ? s.oldest_dirty_age_ms / 1000 : null;
+        if (typeof io.write_bps !== 'number' && rpo === null) return;
+        var c = samples[a.id + ' ' + l.path] || (samples[a.id + ' ' + l.path] = []);
+        var sample = { t: now, read: io.read_bps || 0, write: io.write_bps || 0, rpo: rpo };
+        if (c.length && now - c[c.length - 1].t < SAMPLE_MIN_MS) c[c.length - 1] = sample; else c.push(sample);
+        while (c.length > 1 && c[1].t < now - WINDOW_MS) c.shift(); // the one before the window starts the line at its edge
+      });
     });
-    var line = document.createElementNS(ns, 'polyline');
-    line.setAttribute('points', pts.join(' '));
-    svg.appendChild(line);
-    return svg;
   }
 
   function render(list, events) {
+    var now = Date.now();
     var agents = list.agents || [];
     var online = agents.filter(function (a) { return a.connected; }).length;
     $('summary').textContent = online + ' of ' + agents.length + ' agents online · policy version ' + list.policy_version;
@@ -162,23 +174,16 @@ export const APP_JS = String.raw`
         policy.appendChild(err);
       }
       var chap = st.loginFailures && typeof st.loginFailures.authentication_failure === 'number' ? st.loginFailures.authentication_failure : 0;
-      var before = seenChapFailures[a.id];
-      if (before !== undefined && chap > before) localEvents.push({ at: new Date().toISOString(), kind: 'CHAP failures', agent_id: a.id, detail: (chap - before) + ' new (' + chap + ' since the agent started)' });
-      seenChapFailures[a.id] = chap;
       var tr = row([a.name, state, ago(a.last_seen), a.agent_version || '–', policy, targetsCell(a), sessions.filter(function (s) { return s.type === 'Normal'; }).length, portals.join(', ') || '–', el('span', String(chap), chap ? 'warn' : '')]);
       tr.setAttribute('data-agent', a.name);
       (Array.isArray(st.luns) ? st.luns : []).forEach(function (l) {
         var s = l.stats || {};
-        var key = a.id + ' ' + l.path;
         var rpo = typeof s.oldest_dirty_age_ms === 'number' ? s.oldest_dirty_age_ms / 1000 : null;
-        var h = history[key] || (history[key] = []);
-        if (rpo !== null && a.connected) { h.push(rpo); if (h.length > HISTORY) h.shift(); }
-        var io = l.io || {};
-        var c = samples[key] || (samples[key] = []);
-        if (a.connected && typeof io.write_bps === 'number') { c.push({ read: io.read_bps || 0, write: io.write_bps, rpo: rpo }); if (c.length > HISTORY) c.shift(); }
-        if (c.length) figures.push(Charts.lunFigure(a.name, l.path, c, HISTORY, POLL_MS / 1000));
+        var c = samples[a.id + ' ' + l.path] || [];
+        var h = c.filter(function (x) { return x.rpo !== null && x.t >= now - WINDOW_MS; }).map(function (x) { return x.rpo; });
+        if (c.length) figures.push(Charts.lunFigure(a.name, l.path, c, WINDOW_MS, now, a.connected));
         var health = el('span', (l.healthy ? 'ok' : 'error' + (l.error ? ': ' + l.error : '')) + (a.connected ? '' : ' (last report)'), l.healthy && a.connected ? 'state-online' : 'state-offline');
-        var lr = row([a.name, l.path + ' (' + l.plugin + ')', health, bytes(s.cached_bytes), bytes(s.dirty_bytes), rpo === null ? '–' : rpo.toFixed(0) + ' s', h.length ? spark(h) : '–']);
+        var lr = row([a.name, l.path + ' (' + l.plugin + ')', health, bytes(s.cached_bytes), bytes(s.dirty_bytes), rpo === null ? '–' : rpo.toFixed(0) + ' s', h.length ? Charts.spark(h, WINDOW_MS) : '–']);
         lr.setAttribute('data-lun', l.path);
         lunRows.push(lr);
       });
@@ -238,14 +243,52 @@ export const APP_JS = String.raw`
     fill('acls', rows, 'No ACLs on the targets agents serve.', 5);
   }
 
-  async function refresh() {
-    try {
-      var list = await api('GET', '/v1/agents');
-      var ev = await api('GET', '/ui/api/events');
-      render(list, ev.events);
-      await renderAcls();
-    } catch (e) {
-      if (token) $('summary').textContent = 'Gateway unreachable: ' + e.message;
+  /**
+   * Re-reads what the topics name (all when absent): agents and events for 'agents', the ACL tables for 'acls'
+   * or when the known targets changed. One at a time; notices that come meanwhile make one more.
+   */
+  async function refresh(topics) {
+    topics = topics || ['agents', 'acls', 'discovery'];
+    if (refreshing) {
+      again = (again || []).concat(topics);
+      return refreshing;
+    }
+    refreshing = (async function () {
+      try {
+        var before = knownTargets.join('\n');
+        var list = await api('GET', '/v1/agents');
+        var ev = await api('GET', '/ui/api/events');
+        ingest(list);
+        last = { list: list, events: ev.events };
+        render(list, ev.events);
+        if (topics.indexOf('acls') >= 0 || knownTargets.join('\n') !== before) await renderAcls();
+      } catch (e) {
+        if (token) $('summary').textContent = 'Gateway unreachable: ' + e.message;
+      }
+    })();
+    await refreshing;
+    refreshing = null;
+    if (again && token) {
+      var next = again;
+      again = null;
+      await refresh(next);
+    }
+  }
+
+  function liveState(state, retryMs) {
+    var p = $('live');
+    p.hidden = false;
+    p.setAttribute('data-live', state);
+    if (state === 'live') {
+      p.textContent = 'Live';
+      p.title = 'Updated as the gateway pushes changes';
+      if (pollTimer) clearInterval(pollTimer);
+      pollTimer = null;
+    } else if (state === 'connecting') {
+      p.textContent = 'Connecting…';
+    } else {
+      p.textContent = 'Live updates down: refreshing every ' + SLOW_POLL_MS / 1000 + ' s, reconnecting in ' + Math.max(1, Math.round(retryMs / 1000)) + ' s';
+      if (!pollTimer) pollTimer = setInterval(function () { refresh(); }, SLOW_POLL_MS);
     }
   }
 
@@ -294,8 +337,12 @@ export const APP_JS = String.raw`
   function logout(message) {
     token = '';
     sessionStorage.removeItem('outpost-admin-token');
-    if (timer) clearInterval(timer);
-    timer = null;
+    if (live) live.close();
+    live = null;
+    if (pollTimer) clearInterval(pollTimer);
+    if (clockTimer) clearInterval(clockTimer);
+    pollTimer = clockTimer = null;
+    $('live').hidden = true;
     show(false);
     $('summary').textContent = '';
     $('login-error').textContent = message || '';
@@ -314,8 +361,14 @@ export const APP_JS = String.raw`
     $('login-error').textContent = '';
     show(true);
     await refresh();
-    timer = setInterval(refresh, POLL_MS);
     $('agents-h').focus();
+    // the hello of the channel brings one more refresh: what changed between the first one and it
+    live = window.OutpostLive.connect({ token: t, onNotice: refresh, onState: liveState });
+    clockTimer = setInterval(function () {
+      // not under the keyboard user's feet: a redraw would take the focus from a button in a table
+      var f = document.activeElement;
+      if (last && !(f && f.closest && f.closest('table'))) render(last.list, last.events);
+    }, CLOCK_MS);
   }
 
   document.addEventListener('DOMContentLoaded', function () {

@@ -42,12 +42,14 @@ window.OutpostCharts = (function () {
   }
 
   /**
-   * One chart: series [{ name, cls, values }] sharing a y axis from 0, newest sample at the right edge, slots
-   * samples across (older ones scroll off the left). fmt labels the axis and the summary.
+   * One chart: series [{ name, cls, points: [{t, v}] }] sharing a y axis from 0, placed by time (t, ms) over
+   * the windowMs before now, which is the right edge; older points scroll off the left. While the agent
+   * reports (hold), the newest value is drawn on to now: it sends a report only when a figure changed.
+   * fmt labels the axis and the summary.
    */
-  function chart(title, series, fmt, slots, stepSeconds) {
+  function chart(title, series, fmt, windowMs, now, hold) {
     var max = 0;
-    series.forEach(function (s) { s.values.forEach(function (v) { if (v > max) max = v; }); });
+    series.forEach(function (s) { s.points.forEach(function (p) { if (p.v > max) max = p.v; }); });
     var top = niceTop(max);
     var svg = node('svg', { 'class': 'chart', viewBox: '0 0 ' + W + ' ' + H, role: 'img' });
     svg.appendChild(node('line', { 'class': 'axis', x1: LEFT, y1: TOP, x2: LEFT, y2: H - BOTTOM }));
@@ -55,24 +57,27 @@ window.OutpostCharts = (function () {
     svg.appendChild(node('line', { 'class': 'axis', x1: LEFT, y1: TOP, x2: W, y2: TOP, 'stroke-dasharray': '2 3' }));
     svg.appendChild(node('text', { x: 2, y: TOP + 7 }, fmt(top)));
     svg.appendChild(node('text', { x: 2, y: H - BOTTOM }, fmt(0)));
-    svg.appendChild(node('text', { x: LEFT, y: H - 2 }, '−' + seconds(slots * stepSeconds)));
+    svg.appendChild(node('text', { x: LEFT, y: H - 2 }, '−' + seconds(windowMs / 1000)));
     svg.appendChild(node('text', { x: W - 18, y: H - 2 }, 'now'));
-    var step = (W - LEFT) / Math.max(1, slots - 1);
+    var xOf = function (t) { return Math.max(LEFT, W - ((now - t) / windowMs) * (W - LEFT)); };
     var summary = [];
     series.forEach(function (s) {
-      var n = s.values.length;
-      var pts = s.values.map(function (v, i) {
-        var x = W - (n - 1 - i) * step;
-        var y = H - BOTTOM - (v / top) * (H - BOTTOM - TOP);
-        return x.toFixed(1) + ',' + y.toFixed(1);
+      var n = s.points.length;
+      var drawn = hold && n ? s.points.concat([{ t: now, v: s.points[n - 1].v }]) : s.points;
+      var pts = drawn.map(function (p) {
+        var y = H - BOTTOM - (p.v / top) * (H - BOTTOM - TOP);
+        return xOf(p.t).toFixed(1) + ',' + y.toFixed(1);
       });
       var line = node('polyline', { 'class': s.cls, points: pts.join(' ') });
       line.setAttribute('data-series', s.name);
-      if (n) line.setAttribute('data-last', String(s.values[n - 1]));
+      if (n) {
+        line.setAttribute('data-last', String(s.points[n - 1].v));
+        line.setAttribute('data-last-at', new Date(s.points[n - 1].t).toISOString());
+      }
       svg.appendChild(line);
-      summary.push(s.name + ' ' + (n ? fmt(s.values[n - 1]) : 'no samples'));
+      summary.push(s.name + ' ' + (n ? fmt(s.points[n - 1].v) : 'no samples'));
     });
-    svg.setAttribute('aria-label', title + ' over the last ' + seconds(slots * stepSeconds) + ': now ' + summary.join(', ') + '; peak ' + fmt(max));
+    svg.setAttribute('aria-label', title + ' over the last ' + seconds(windowMs / 1000) + ': now ' + summary.join(', ') + '; peak ' + fmt(max));
     var fig = document.createElement('div');
     var legend = document.createElement('div');
     legend.className = 'legend';
@@ -83,8 +88,8 @@ window.OutpostCharts = (function () {
     return fig;
   }
 
-  /** The charts of one LUN: throughput (read, write) and recovery point, from samples [{read, write, rpo}]. */
-  function lunFigure(agentName, path, samples, slots, stepSeconds) {
+  /** The charts of one LUN: throughput (read, write) and recovery point, from samples [{t, read, write, rpo}]. */
+  function lunFigure(agentName, path, samples, windowMs, now, hold) {
     var fig = document.createElement('figure');
     fig.className = 'chart';
     fig.setAttribute('data-chart-lun', path);
@@ -92,18 +97,37 @@ window.OutpostCharts = (function () {
     cap.textContent = agentName + ': ' + path;
     fig.appendChild(cap);
     var io = chart('throughput of ' + path, [
-      { name: 'write', cls: 's-write', values: samples.map(function (s) { return s.write; }) },
-      { name: 'read', cls: 's-read', values: samples.map(function (s) { return s.read; }) },
-    ], rate, slots, stepSeconds);
+      { name: 'write', cls: 's-write', points: samples.map(function (s) { return { t: s.t, v: s.write }; }) },
+      { name: 'read', cls: 's-read', points: samples.map(function (s) { return { t: s.t, v: s.read }; }) },
+    ], rate, windowMs, now, hold);
     io.setAttribute('data-chart', 'throughput');
     fig.appendChild(io);
-    var rpoValues = samples.filter(function (s) { return s.rpo !== null; }).map(function (s) { return s.rpo; });
-    if (rpoValues.length) {
-      var rp = chart('recovery point of ' + path, [{ name: 'recovery point', cls: 's-rpo', values: rpoValues }], seconds, slots, stepSeconds);
+    var rpoPoints = samples.filter(function (s) { return s.rpo !== null; }).map(function (s) { return { t: s.t, v: s.rpo }; });
+    if (rpoPoints.length) {
+      var rp = chart('recovery point of ' + path, [{ name: 'recovery point', cls: 's-rpo', points: rpoPoints }], seconds, windowMs, now, hold);
       rp.setAttribute('data-chart', 'recovery-point');
       fig.appendChild(rp);
     }
     return fig;
+  }
+
+  /** The recovery point's recent history in a LUN row: a sparkline of the values over windowMs. */
+  function spark(values, windowMs) {
+    var svg = document.createElementNS(NS, 'svg');
+    svg.setAttribute('class', 'spark');
+    svg.setAttribute('viewBox', '0 0 100 20');
+    svg.setAttribute('preserveAspectRatio', 'none');
+    svg.setAttribute('role', 'img');
+    var max = Math.max.apply(null, values.concat([1]));
+    svg.setAttribute('aria-label', 'recovery point over the last ' + seconds(windowMs / 1000) + ', peak ' + max.toFixed(0) + ' s');
+    var pts = values.map(function (v, i) {
+      var x = values.length > 1 ? (i * 100) / (values.length - 1) : 0;
+      return x.toFixed(1) + ',' + (19 - (v / max) * 18).toFixed(1);
+    });
+    var line = document.createElementNS(NS, 'polyline');
+    line.setAttribute('points', pts.join(' '));
+    svg.appendChild(line);
+    return svg;
   }
 
   /** A job's progress cell: a progress bar (indeterminate while the total is unknown) and its percent. */
@@ -125,6 +149,6 @@ window.OutpostCharts = (function () {
     return j.unit === 'bytes' ? rate(j.rate) : Math.round(j.rate) + ' ' + j.unit + '/s';
   }
 
-  return { lunFigure: lunFigure, progressCell: progressCell, jobRate: jobRate, rate: rate, seconds: seconds };
+  return { lunFigure: lunFigure, spark: spark, progressCell: progressCell, jobRate: jobRate, rate: rate, seconds: seconds };
 })();
 `;

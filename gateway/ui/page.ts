@@ -9,6 +9,7 @@ export const INDEX_HTML = `<!doctype html>
 <title>Outpost fleet</title>
 <link rel="stylesheet" href="/ui/app.css">
 <script src="/ui/charts.js" defer></script>
+<script src="/ui/live.js" defer></script>
 <script src="/ui/app.js" defer></script>
 </head>
 <body>
@@ -16,6 +17,7 @@ export const INDEX_HTML = `<!doctype html>
 <header>
   <h1>Outpost fleet</h1>
   <p id="summary" aria-live="polite"></p>
+  <p id="live" class="live" role="status" hidden></p>
   <button id="logout" type="button" hidden>Log out</button>
 </header>
 <main id="main">
@@ -57,7 +59,7 @@ export const INDEX_HTML = `<!doctype html>
     </section>
     <section aria-labelledby="charts-h">
       <h2 id="charts-h">Throughput and recovery point</h2>
-      <p class="hint">Per LUN, the last minutes as the agents report them: bytes/s read and written, and the age of the oldest data not yet in the bucket.</p>
+      <p class="hint">Per LUN, the last 3 minutes as the agents report them: bytes/s read and written, and the age of the oldest data not yet in the bucket.</p>
       <div id="charts" class="charts"></div>
     </section>
     <section aria-labelledby="jobs-h">
@@ -111,6 +113,11 @@ body { margin: 0; font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, 
 header { display: flex; flex-wrap: wrap; align-items: baseline; gap: .5rem 1.5rem; padding: .75rem 1rem; background: #fff; border-bottom: 1px solid var(--line); }
 header h1 { font-size: 1.25rem; margin: 0; }
 header p { margin: 0; color: var(--muted); flex: 1; }
+header p.live { flex: none; font-size: .85rem; }
+.live::before { content: ""; display: inline-block; width: .55rem; height: .55rem; border-radius: 50%; margin-right: .35rem; background: var(--muted); }
+.live[data-live="live"]::before { background: var(--ok); }
+.live[data-live="down"] { color: var(--warn); }
+.live[data-live="down"]::before { background: var(--warn); }
 main { padding: 1rem; max-width: 80rem; margin: 0 auto; }
 section { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: .75rem 1rem; margin-bottom: 1rem; }
 h2 { font-size: 1.05rem; margin: .25rem 0 .75rem; }

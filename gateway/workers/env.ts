@@ -1,5 +1,4 @@
 // What the Workers adapter is given: the Durable Object bindings and secrets of wrangler.toml, and a logger.
-import type { GatewayLogger } from '../hub.js';
 import type { FleetObject } from './fleet-object.js';
 import type { FleetShard } from './shard-object.js';
 
@@ -13,11 +12,8 @@ export interface Env {
   OUTPOST_FLEET?: string;
   /** Number of shards (default 8); changing it moves agents between shards as they reconnect. */
   OUTPOST_SHARDS?: string;
+  /** info (default), warn or error: at fleet scale every hello and ack is an info line. */
+  OUTPOST_LOG_LEVEL?: string;
 }
 
-/** JSON lines on the console (Workers logs); callers never pass secrets. */
-export const consoleLogger: GatewayLogger = {
-  info: (obj, msg) => console.log(JSON.stringify({ level: 'info', msg, ...obj })),
-  warn: (obj, msg) => console.warn(JSON.stringify({ level: 'warn', msg, ...obj })),
-  error: (obj, msg) => console.error(JSON.stringify({ level: 'error', msg, ...obj })),
-};
+export { consoleLogger, envLogger } from '../console-logger.js';

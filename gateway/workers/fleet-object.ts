@@ -11,10 +11,12 @@ import type { GatewayDeps } from '../hub.js';
 import { gatewayMetrics } from '../metrics.js';
 import { scryptKdf } from '../node/scrypt.js';
 import { SqlStore, type SqlDriver, type SqlValue } from '../sql-store.js';
-import type { Store } from '../store.js';
-import { consoleLogger, type Env } from './env.js';
+import type { AgentPatch, Store } from '../store.js';
+import { envLogger, type Env } from './env.js';
 import { SHARD_STORE_METHODS, type Admitted } from './remote-store.js';
 import { ShardedHub, type PresenceRow } from './sharded-hub.js';
+import { watchStore, type LiveFeed } from '../ui/live.js';
+import { acceptLive, isLiveSocket, isLiveUpgrade, liveFeed } from './live-sockets.js';
 
 export type { Env } from './env.js';
 
@@ -34,9 +36,11 @@ export class FleetObject extends DurableObject<Env> {
   private readonly deps: GatewayDeps | undefined;
   private readonly hub: ShardedHub | undefined;
   private readonly misconfigured: string | undefined;
+  private readonly live: LiveFeed | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    const consoleLogger = envLogger(env);
     // Workers have no start to fail: a missing or bad secret makes every request answer 500 with the reason.
     const keyProblem = env.OUTPOST_SECRET_KEY ? secretKeyProblem(env.OUTPOST_SECRET_KEY) : undefined;
     if (!env.OUTPOST_ADMIN_TOKEN || !env.OUTPOST_SECRET_KEY || keyProblem) {
@@ -55,13 +59,29 @@ export class FleetObject extends DurableObject<Env> {
     this.hub = new ShardedHub(shard, consoleLogger);
     // this object may have been evicted while the shards kept their sockets: they list them again
     for (let i = 0; i < shardCount(env); i++) void shard(i).relist().catch((e: Error) => consoleLogger.warn({ shard: i, err: e.message }, 'shard relist failed'));
-    this.deps = { store: new SqlStore(driver), hub: this.hub, secretKey: env.OUTPOST_SECRET_KEY, kdf: scryptKdf, adminToken: env.OUTPOST_ADMIN_TOKEN, logger: consoleLogger };
+    // the dashboards' sockets are here (gateway/workers/live-sockets.ts): told of every write to the fleet's store
+    this.live = liveFeed(ctx);
+    this.deps = { store: watchStore(new SqlStore(driver), this.live), hub: this.hub, secretKey: env.OUTPOST_SECRET_KEY, kdf: scryptKdf, adminToken: env.OUTPOST_ADMIN_TOKEN, logger: consoleLogger };
     this.app = createApp(this.deps);
   }
 
   override async fetch(req: Request): Promise<Response> {
     if (!this.app) return Response.json({ error: this.misconfigured ?? 'gateway misconfigured' }, { status: 500 });
+    if (isLiveUpgrade(req)) return acceptLive(this.ctx, req, this.deps!.adminToken);
     return this.app.fetch(req);
+  }
+
+  // The dashboards' live sockets: pings are auto-responses; anything else is not a dashboard.
+  override async webSocketMessage(ws: WebSocket): Promise<void> {
+    if (isLiveSocket(this.ctx, ws)) ws.close(1003, 'the live channel takes only pings');
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    try {
+      ws.close(code === 1005 || code === 1006 ? 1000 : code, reason);
+    } catch {
+      // already closed
+    }
   }
 
   // RPC from the shards --------------------------------------------------------------------------
@@ -69,8 +89,16 @@ export class FleetObject extends DurableObject<Env> {
   async storeCall(method: string, args: unknown[]): Promise<unknown> {
     if (!this.deps) throw new Error(this.misconfigured ?? 'gateway misconfigured');
     if (!SHARD_STORE_METHODS.has(method)) throw new Error(`the store call ${method} is not available to shards`);
+    if (method === 'updateAgents') {
+      // The shards' report batches are merged into this object's own, one commit per window for the whole
+      // fleet: every storage commit here holds all of this object's replies (its output gate) until it is
+      // durable, and a commit per shard per 100 ms held the admissions of connecting agents behind them.
+      const fleet = Fleet.for(this.deps);
+      for (const [id, patch] of args[0] as Map<string, AgentPatch>) fleet.record(id, patch);
+      return;
+    }
     const store = this.deps.store as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
-    return store[method]!(...args) as ReturnType<Store[keyof Store]>;
+    return store[method]!(...args) as ReturnType<NonNullable<Store[keyof Store]>>;
   }
 
   /** A socket with an agent token at a shard: its agent (and assignments), listed here as connected. */
@@ -107,5 +135,7 @@ export class FleetObject extends DurableObject<Env> {
       } else if (m[0] === 'acked') metrics.acked(m[1], m[2]);
       else metrics.event(m[1], m[2], m[3]);
     }
+    // events arrive apart from the reports that caused them: the dashboards re-read them too
+    if (batch.some((m) => m[0] !== 'pushed')) this.live?.changed('agents');
   }
 }

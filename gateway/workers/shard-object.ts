@@ -5,12 +5,12 @@ import { DurableObject } from 'cloudflare:workers';
 import { CONTROL_PATH, PING_TEXT, PONG_TEXT } from '../../shared/control-protocol.js';
 import type { ResultMessage } from '../../shared/control-commands.js';
 import { ControlService, type ControlPeer, type PeerState } from '../control.js';
-import { sha256Hex } from '../crypto.js';
 import { Fleet } from '../fleet.js';
 import type { GatewayDeps, Hub, HubConnection } from '../hub.js';
 import { gatewayMetrics } from '../metrics.js';
 import { scryptKdf } from '../node/scrypt.js';
-import { consoleLogger, type Env } from './env.js';
+import { sha256HexSync } from '../node/token-hash.js';
+import { envLogger, type Env } from './env.js';
 import { remoteStore, type Admitted } from './remote-store.js';
 import type { ShardMetric } from './fleet-object.js';
 import type { PresenceRow, ShardApi } from './sharded-hub.js';
@@ -41,6 +41,7 @@ export class FleetShard extends DurableObject<Env> implements ShardApi {
     super(ctx, env);
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_TEXT, PONG_TEXT));
     if (!env.OUTPOST_ADMIN_TOKEN || !env.OUTPOST_SECRET_KEY) return; // the coordinator answers the reason
+    const consoleLogger = envLogger(env);
     const coordinator = env.FLEET.get(env.FLEET.idFromName(env.OUTPOST_FLEET ?? 'default'));
     const hub: Hub = {
       connections: () => {
@@ -62,7 +63,7 @@ export class FleetShard extends DurableObject<Env> implements ShardApi {
       answered: (connId: string, msg: ResultMessage) => void coordinator.commandResult(connId, msg).catch((e: Error) => consoleLogger.warn({ err: e.message }, 'command result not delivered')),
       lost: (connId: string) => void coordinator.commandLost(connId).catch(() => {}),
     };
-    this.deps = { store, hub, secretKey: env.OUTPOST_SECRET_KEY, kdf: scryptKdf, adminToken: env.OUTPOST_ADMIN_TOKEN, logger: consoleLogger, commandResults };
+    this.deps = { store, hub, secretKey: env.OUTPOST_SECRET_KEY, kdf: scryptKdf, hashToken: sha256HexSync, adminToken: env.OUTPOST_ADMIN_TOKEN, logger: consoleLogger, commandResults };
     this.control = new ControlService(this.deps);
     // The dashboard and /metrics are the coordinator's: this shard's push, ack and event figures go there.
     // Sent in batches, as the acks are stored: one call per window, not one per agent.
@@ -113,7 +114,7 @@ export class FleetShard extends DurableObject<Env> implements ShardApi {
       this.admitting.add(state.connId);
       let admitted: Admitted | undefined;
       try {
-        admitted = m && m[1]!.length <= 512 ? ((await this.coordinator().admit(shard, state.connId, await sha256Hex(m[1]!))) as unknown as Admitted | undefined) : undefined;
+        admitted = m && m[1]!.length <= 512 ? ((await this.coordinator().admit(shard, state.connId, sha256HexSync(m[1]!))) as unknown as Admitted | undefined) : undefined;
       } finally {
         // accepted below without another await: from then on getWebSockets() lists it for a relist
         this.admitting.delete(state.connId);

@@ -3,18 +3,18 @@
 // PUTs/GETs per GiB of the random writes, sustained sequential writes with the flusher running, and sequential
 // reads of a range the cache does not hold (from the LUNs' stats via `outpost … info`).
 // Standalone: node dist/scripts/bench/object.js [--quick] [--reads-only] (only the cached-read rows, with CPU per GiB).
-import { closeSync, openSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../test/helpers/net.js';
 import { startS3rver } from '../../test/helpers/s3rver.js';
-import { onCleanup, run, sleep, startDaemon, terminate } from './proc.js';
+import { run, sleep } from './proc.js';
 import { lastLines } from './parse.js';
 import { cpuPerGiB, runOnce, warmUp, type RunContext, type Sample } from './runner.js';
 import { fillFile, type Endpoint, type TargetUnderTest } from './target.js';
 import { WORKLOADS } from './workloads.js';
-import { runStandalone } from './standalone.js';
+import { runStandalone, type SectionOptions } from './standalone.js';
+import { startSectionAgent } from './section-agent.js';
 import { fmt, median } from './report.js';
 
 const MiB = 1024 * 1024;
@@ -24,14 +24,6 @@ const READ_SIZE = 256 * MiB;
 const WRITE_SIZE = GiB;
 const WRITE_CACHE = 128 * MiB;
 
-export interface ObjectBenchOptions {
-  repoRoot: string;
-  workDir: string;
-  duration: number;
-  reps: number;
-  initiatorName: string;
-  argv?: readonly string[];
-}
 
 type Stats = Map<string, number | string>;
 
@@ -45,7 +37,7 @@ function qemuOpts(portal: string, lun: number, initiator: string): string {
 }
 
 /** Runs the object rows; returns a markdown section. Cleans up its agent, s3rver and files itself. */
-export async function objectBench(o: ObjectBenchOptions): Promise<string> {
+export async function objectBench(o: SectionOptions): Promise<string> {
   const readsOnly = o.argv?.includes('--reads-only') ?? false;
   const dir = await mkdtemp(join(o.workDir, 'object-'));
   const s3 = await startS3rver('outpost-bench');
@@ -59,39 +51,21 @@ export async function objectBench(o: ObjectBenchOptions): Promise<string> {
     plugin: 'object', name, size, bucket: s3.bucket, prefix: `bench/${name}`, endpoint: s3.endpoint, force_path_style: true,
     cache_size: cache, write_back: true, wwn, attributes: { block_size: 512 },
   });
-  const config = {
-    fabric_modules: [],
-    storage_objects: [
+  const env = { ...process.env, ...s3.env, OUTPOST_LOG_LEVEL: process.env.OUTPOST_LOG_LEVEL ?? 'warn' };
+  const agent = await startSectionAgent({
+    repoRoot: o.repoRoot, dir, stateDir, iqn: IQN, port, env,
+    storageObjects: [
       { plugin: 'fileio', name: 'ob_file', dev: filePath, size: READ_SIZE, write_back: true, wwn: '5e1f0c2a-0b3e-4d6a-9f1e-0000000000a1', attributes: { block_size: 512 } },
       obj('ob_read', READ_SIZE, READ_SIZE + 64 * MiB, '5e1f0c2a-0b3e-4d6a-9f1e-0000000000a2'),
       obj('ob_write', WRITE_SIZE, WRITE_CACHE, '5e1f0c2a-0b3e-4d6a-9f1e-0000000000a3'),
     ],
-    targets: [{ fabric: 'iscsi', wwn: IQN, tpgs: [{
-      tag: 1, enable: true, attributes: { authentication: 0, generate_node_acls: 1, demo_mode_write_protect: 0, cache_dynamic_acls: 1 },
-      parameters: { AuthMethod: 'None' },
-      luns: ['/backstores/fileio/ob_file', '/backstores/object/ob_read', '/backstores/object/ob_write'].map((storage_object, index) => ({ index, storage_object })),
-      node_acls: [], portals: [{ ip_address: '127.0.0.1', port, iser: false, offload: false }],
-    }] }],
-  };
-  const configPath = join(dir, 'saveconfig.json');
-  await writeFile(configPath, JSON.stringify(config, null, 2));
-  const logPath = join(dir, 'agent.log');
-  const logFd = openSync(logPath, 'a');
-  const env = { ...process.env, ...s3.env, OUTPOST_LOG_LEVEL: process.env.OUTPOST_LOG_LEVEL ?? 'warn' };
-  const child = startDaemon(process.execPath, [join(o.repoRoot, 'bin/outpost.js'), 'agent', '--config', configPath, '--state-dir', stateDir], logFd, env);
-  closeSync(logFd);
-  let stopped = false;
-  const stop = async (): Promise<void> => {
-    if (stopped) return;
-    stopped = true;
-    await terminate(child, 60_000);
-    await s3.dispose();
-    await rm(dir, { recursive: true, force: true });
-  };
-  onCleanup(stop);
-  const fail = async (what: string): Promise<never> => {
-    throw new Error(`${what} (agent log: ${lastLines(await readFile(logPath, 'utf8').catch(() => ''), 3)})`);
-  };
+    luns: ['/backstores/fileio/ob_file', '/backstores/object/ob_read', '/backstores/object/ob_write'],
+    after: async () => {
+      await s3.dispose();
+      await rm(dir, { recursive: true, force: true });
+    },
+  });
+  const { child, fail, stop } = agent;
 
   const stats = async (name: string): Promise<Stats> => {
     const r = await run(process.execPath, [join(o.repoRoot, 'bin/outpost.js'), '--state-dir', stateDir, `/backstores/object/${name}`, 'info'], { timeoutMs: 20_000, env });
@@ -120,13 +94,7 @@ export async function objectBench(o: ObjectBenchOptions): Promise<string> {
   };
 
   try {
-    for (let i = 0; ; i++) {
-      if (child.exitCode !== null || child.signalCode !== null) await fail('agent exited');
-      const r = await run('iscsi-readcapacity16', [`iscsi://${portal}/${IQN}/2`], { timeoutMs: 5000 });
-      if (r.code === 0) break;
-      if (i > 60) await fail(`agent does not serve the object LUN: ${lastLines(r.stdout + r.stderr)}`);
-      await sleep(250);
-    }
+    await agent.waitForLun(2);
 
     let tWrite = NaN, tDrain = NaN, puts = NaN, uploaded = NaN, tCold = NaN, coldGets = NaN;
     const coldBytes = 512 * MiB;

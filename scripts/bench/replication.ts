@@ -2,15 +2,15 @@
 // s3rver (B) while qemu-io writes 1 MiB every 20 ms (a 50 MiB/s target) over iSCSI; the replica recovery point
 // and bytes behind are scraped from the agent's Prometheus endpoint once a second.
 // Standalone: node dist/scripts/bench/replication.js [--quick]
-import { closeSync, openSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../test/helpers/net.js';
 import { startS3rver } from '../../test/helpers/s3rver.js';
-import { onCleanup, run, sleep, startDaemon, terminate } from './proc.js';
+import { run, sleep } from './proc.js';
 import { lastLines } from './parse.js';
-import { runStandalone } from './standalone.js';
+import { runStandalone, type SectionOptions } from './standalone.js';
+import { startSectionAgent } from './section-agent.js';
 import { fmt } from './report.js';
 
 const MiB = 1024 * 1024;
@@ -19,12 +19,6 @@ const SIZE = 4096 * MiB;
 const IO = MiB;
 const EVERY_MS = 20;
 
-export interface ReplicationBenchOptions {
-  repoRoot: string;
-  workDir: string;
-  duration: number;
-  initiatorName: string;
-}
 
 function pct(xs: readonly number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -32,7 +26,7 @@ function pct(xs: readonly number[], p: number): number {
 }
 
 /** Runs the replication row; returns a markdown section. Cleans up its agent, s3rvers and files itself. */
-export async function replicationBench(o: ReplicationBenchOptions): Promise<string> {
+export async function replicationBench(o: Omit<SectionOptions, 'reps'>): Promise<string> {
   const dir = await mkdtemp(join(o.workDir, 'replication-'));
   const a = await startS3rver('bench-primary');
   const b = await startS3rver('bench-replica');
@@ -40,54 +34,29 @@ export async function replicationBench(o: ReplicationBenchOptions): Promise<stri
   await mkdir(stateDir, { recursive: true });
   const port = await freePort();
   const metricsPort = await freePort();
-  const portal = `127.0.0.1:${port}`;
-  const config = {
-    fabric_modules: [],
-    storage_objects: [{
+  const env = { ...process.env, ...a.env, OUTPOST_LOG_LEVEL: process.env.OUTPOST_LOG_LEVEL ?? 'warn' };
+  const agent = await startSectionAgent({
+    repoRoot: o.repoRoot, dir, stateDir, iqn: IQN, port, env, args: ['--metrics-listen', `127.0.0.1:${metricsPort}`],
+    storageObjects: [{
       plugin: 'object', name: 'rep', size: SIZE, bucket: a.bucket, prefix: 'bench/rep', endpoint: a.endpoint, force_path_style: true,
       cache_size: 512 * MiB, write_back: true, wwn: '5e1f0c2a-0b3e-4d6a-9f1e-0000000000c1', attributes: { block_size: 512 },
       replica: { bucket: b.bucket, prefix: 'dr/rep', endpoint: b.endpoint, force_path_style: true },
     }],
-    targets: [{ fabric: 'iscsi', wwn: IQN, tpgs: [{
-      tag: 1, enable: true, attributes: { authentication: 0, generate_node_acls: 1, demo_mode_write_protect: 0, cache_dynamic_acls: 1 },
-      parameters: { AuthMethod: 'None' }, luns: [{ index: 0, storage_object: '/backstores/object/rep' }],
-      node_acls: [], portals: [{ ip_address: '127.0.0.1', port, iser: false, offload: false }],
-    }] }],
-  };
-  const configPath = join(dir, 'saveconfig.json');
-  await writeFile(configPath, JSON.stringify(config, null, 2));
-  const logPath = join(dir, 'agent.log');
-  const logFd = openSync(logPath, 'a');
-  const env = { ...process.env, ...a.env, OUTPOST_LOG_LEVEL: process.env.OUTPOST_LOG_LEVEL ?? 'warn' };
-  const child = startDaemon(process.execPath, [join(o.repoRoot, 'bin/outpost.js'), 'agent', '--config', configPath, '--state-dir', stateDir,
-    '--metrics-listen', `127.0.0.1:${metricsPort}`], logFd, env);
-  closeSync(logFd);
-  let stopped = false;
-  const stop = async (): Promise<void> => {
-    if (stopped) return;
-    stopped = true;
-    await terminate(child, 60_000);
-    await a.dispose();
-    await b.dispose();
-    await rm(dir, { recursive: true, force: true });
-  };
-  onCleanup(stop);
-  const fail = async (what: string): Promise<never> => {
-    throw new Error(`${what} (agent log: ${lastLines(await readFile(logPath, 'utf8').catch(() => ''), 3)})`);
-  };
+    luns: ['/backstores/object/rep'],
+    after: async () => {
+      await a.dispose();
+      await b.dispose();
+      await rm(dir, { recursive: true, force: true });
+    },
+  });
+  const { portal, fail, stop } = agent;
   const scrape = async (): Promise<{ rp: number; behind: number; primary: number }> => {
     const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     const get = (name: string): number => Number(new RegExp(`^${name}\\{lun="/backstores/object/rep"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
     return { rp: get('outpost_replica_recovery_point_seconds'), behind: get('outpost_replica_bytes_behind'), primary: get('outpost_object_recovery_point_seconds') };
   };
   try {
-    for (let i = 0; ; i++) {
-      if (child.exitCode !== null || child.signalCode !== null) await fail('agent exited');
-      const r = await run('iscsi-readcapacity16', [`iscsi://${portal}/${IQN}/0`], { timeoutMs: 5000 });
-      if (r.code === 0) break;
-      if (i > 60) await fail(`agent does not serve the object LUN: ${lastLines(r.stdout + r.stderr)}`);
-      await sleep(250);
-    }
+    await agent.waitForLun(0);
     const seconds = Math.max(8, o.duration * 5);
     const n = Math.floor((seconds * 1000) / EVERY_MS);
     const args: string[] = [];

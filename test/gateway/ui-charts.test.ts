@@ -4,25 +4,22 @@
 // OUTPOST_UI_SCREENSHOTS=DIR writes docs/ui/fleet-charts.png there.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { outpost, spawnAgent, tempAgentDirs, type AgentDirs, type SpawnedAgent } from '../helpers/agent.js';
+import type { Page } from 'playwright-core';
+import { spawnAgent, tempAgentDirs, type AgentDirs, type SpawnedAgent } from '../helpers/agent.js';
+import { MiB, demoConfig, launchDashboardBrowser, loginDashboard, noChromium, type DashboardBrowser } from '../helpers/dashboard.js';
 import { api, startNodeTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { freePort } from '../helpers/net.js';
 import { startS3rver, type S3rverHandle } from '../helpers/s3rver.js';
 import { startThrottleProxy, type ThrottleProxy } from '../helpers/throttle-proxy.js';
 import { run } from '../agent/object/shell-agent.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const skip = (!existsSync(CHROMIUM) && 'Debian chromium not installed (.ci/run installs it)') || (spawnSync('qemu-img', ['--version']).status !== 0 && 'qemu-img not installed');
+const skip = noChromium || (spawnSync('qemu-img', ['--version']).status !== 0 && 'qemu-img not installed');
 const TARGET = 'iqn.2026-11.org.outpost.demo:charts';
 const INITIATOR = 'iqn.2026-11.org.outpost.demo:charts-client';
-const MiB = 1024 * 1024;
 const DIRTY = 32 * MiB;
 
 describe('dashboard charts and jobs in headless Chromium', { skip, timeout: 300_000 }, () => {
@@ -31,9 +28,8 @@ describe('dashboard charts and jobs in headless Chromium', { skip, timeout: 300_
   let proxy: ThrottleProxy;
   let dirs: AgentDirs;
   let agent: SpawnedAgent | undefined;
-  let ctx: BrowserContext;
+  let browser: DashboardBrowser | undefined;
   let page: Page;
-  let profile = '';
   let port = 0;
   let shots = '';
   const children = new Set<ChildProcess>();
@@ -65,44 +61,26 @@ describe('dashboard charts and jobs in headless Chromium', { skip, timeout: 300_
     gw = await startNodeTestGateway();
     port = await freePort();
     dirs = await tempAgentDirs();
-    const config = {
-      storage_objects: [
-        { plugin: 'rd_mcp', name: 'disk1', size: 64 * MiB },
-        { plugin: 'object', name: 'vol1', size: 128 * MiB, bucket: s3.bucket, prefix: 'charts/vol1', endpoint: proxy.endpoint, region: 'us-east-1', force_path_style: true, cache_dir: join(dirs.dir, 'cache'), cache_size: 96 * MiB },
-      ],
-      targets: [{ wwn: TARGET, fabric: 'iscsi', tpgs: [{ tag: 1, enable: true, attributes: { authentication: 0, generate_node_acls: 0 },
-        luns: [{ index: 0, storage_object: '/backstores/ramdisk/disk1' }, { index: 1, storage_object: '/backstores/object/vol1' }], portals: [{ ip_address: '127.0.0.1', port }],
-        node_acls: [{ node_wwn: INITIATOR, mapped_luns: [{ index: 0, tpg_lun: 0, write_protect: false }, { index: 1, tpg_lun: 1, write_protect: false }] }] }] }],
-    };
+    const config = demoConfig({ target: TARGET, port, dir: dirs.dir, s3: { bucket: s3.bucket, endpoint: proxy.endpoint }, prefix: 'charts/vol1', objectSize: 128 * MiB, cacheSize: 96 * MiB, initiator: INITIATOR });
     await writeFile(dirs.configPath, JSON.stringify(config));
     const enrolled = await api(gw, 'POST', '/v1/agents', { name: 'branch-02' });
     assert.equal(enrolled.status, 201, enrolled.text);
     agent = await spawnAgent({ dirs, env: { ...s3.env, OUTPOST_GATEWAY: gw.url, OUTPOST_AGENT_TOKEN: enrolled.body.token } });
-    profile = await mkdtemp(join(tmpdir(), 'outpost-chromium-'));
-    ctx = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-      viewport: { width: 1280, height: 900 },
-    });
-    page = ctx.pages()[0] ?? (await ctx.newPage());
+    browser = await launchDashboardBrowser();
+    page = browser.page;
     const requests: string[] = [];
     page.on('request', (r) => requests.push(r.url()));
-    await page.goto(gw.url + '/ui/');
-    await page.focus('#token');
-    await page.keyboard.type(gw.adminToken);
-    await page.keyboard.press('Enter');
+    await loginDashboard(page, gw);
     await page.waitForSelector('figure[data-chart-lun="/backstores/ramdisk/disk1"] [data-chart="throughput"]', { timeout: 20_000 });
     assert.ok(requests.some((u) => u.endsWith('/ui/charts.js')) && requests.every((u) => u.startsWith(gw.url)), `requests: ${requests.join(' ')}`);
   });
   after(async () => {
     for (const c of children) c.kill('SIGKILL');
-    await ctx?.close();
+    await browser?.close();
     await agent?.cleanup();
     await gw?.dispose();
     await proxy?.close();
     await s3?.dispose();
-    if (profile) await rm(profile, { recursive: true, force: true });
     if (dirs) await rm(dirs.dir, { recursive: true, force: true });
   });
 
@@ -133,6 +111,11 @@ describe('dashboard charts and jobs in headless Chromium', { skip, timeout: 300_
       await writer.catch((e: Error) => assert.fail(e.message));
     }
     await until('the write rate to fall to 0', async () => (await writeLine(lun))?.last === 0, 60_000);
+    // placed by time: the newest sample is a recent reading, and its value is drawn on to now (the right edge)
+    const sel = `figure[data-chart-lun="${lun}"] [data-chart="throughput"] polyline[data-series="write"]`;
+    const age = Date.now() - Date.parse((await attr(sel, 'data-last-at')) ?? '');
+    assert.ok(age >= 0 && age < 30_000, `newest sample ${age} ms old`);
+    assert.match((await attr(sel, 'points')) ?? '', /300\.0,[\d.]+$/);
   });
 
   it('the jobs panel shows a flush with its progress bar, to 100 %; the recovery point chart rises then falls', { timeout: 150_000 }, async () => {

@@ -2,31 +2,31 @@
 // token (keyboard only), see a demo-like agent and its object LUN, assign its target from the page (issue 18),
 // see another agent's nack as its last error, create an ACL with CHAP from the page and see libiscsi log in
 // with it, unassign and reassign the target, delete the ACL, then stop the agent and see it offline within 10 s.
+// The page is live: it re-reads on the gateway's push notices (/ui/api/live), and its slow poll (30 s, only
+// while the channel is down) is longer than every deadline here, so each change seen in time was pushed.
 // OUTPOST_UI_SCREENSHOTS=DIR writes the screenshots there (docs/ui/ holds the committed ones).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import WebSocket from 'ws';
 import { CONTROL_PATH, encodeMessage } from '../../shared/control-protocol.js';
 import { REPO, spawnAgent, tempAgentDirs, type SpawnedAgent } from '../helpers/agent.js';
+import { MiB, demoConfig, launchDashboardBrowser, noChromium, assertPushed, noticesSince, recordLive, type DashboardBrowser, type LiveRecord } from '../helpers/dashboard.js';
 import { api, startNodeTestGateway, waitFor, type TestGateway } from '../helpers/gateway.js';
 import { freePort } from '../helpers/net.js';
 import { startS3rver, type S3rverHandle } from '../helpers/s3rver.js';
 
 const exec = promisify(execFile);
-const CHROMIUM = '/usr/bin/chromium';
-const skip = !existsSync(CHROMIUM) && 'Debian chromium not installed (.ci/run installs it)';
+const skip = noChromium;
 const TARGET = 'iqn.2026-11.org.outpost.demo:disk1';
 const INITIATOR = 'iqn.2026-11.org.outpost.demo:client';
 const SECRET = 'Dashboard-Sec-01';
-const MiB = 1024 * 1024;
 
 async function inq(port: number, secret = SECRET): Promise<boolean> {
   try {
@@ -41,9 +41,9 @@ describe('dashboard at /ui/ in headless Chromium', { skip, timeout: 300_000 }, (
   let gw: TestGateway;
   let s3: S3rverHandle;
   let agent: SpawnedAgent | undefined;
-  let ctx: BrowserContext;
+  let browser: DashboardBrowser | undefined;
   let page: Page;
-  let profile = '';
+  let rec: LiveRecord;
   let port = 0;
   let shots = '';
   let agentId = '';
@@ -55,36 +55,22 @@ describe('dashboard at /ui/ in headless Chromium', { skip, timeout: 300_000 }, (
     gw = await startNodeTestGateway();
     port = await freePort();
     const dirs = await tempAgentDirs();
-    const config = {
-      storage_objects: [
-        { plugin: 'rd_mcp', name: 'disk1', size: 64 * MiB },
-        { plugin: 'object', name: 'vol1', size: 256 * MiB, bucket: s3.bucket, prefix: 'ui/vol1', endpoint: s3.endpoint, region: 'us-east-1', force_path_style: true, cache_dir: join(dirs.dir, 'cache'), cache_size: 32 * MiB },
-      ],
-      targets: [{ wwn: TARGET, fabric: 'iscsi', tpgs: [{ tag: 1, enable: true, attributes: { authentication: 1, generate_node_acls: 0 },
-        luns: [{ index: 0, storage_object: '/backstores/ramdisk/disk1' }, { index: 1, storage_object: '/backstores/object/vol1' }], portals: [{ ip_address: '127.0.0.1', port }], node_acls: [] }] }],
-    };
-    await writeFile(dirs.configPath, JSON.stringify(config));
+    await writeFile(dirs.configPath, JSON.stringify(demoConfig({ target: TARGET, port, dir: dirs.dir, s3, prefix: 'ui/vol1', objectSize: 256 * MiB, cacheSize: 32 * MiB })));
     const enrolled = await api(gw, 'POST', '/v1/agents', { name: 'branch-01' });
     assert.equal(enrolled.status, 201, enrolled.text);
     // Not assigned here: the page assigns the target (policy reaches only assigned agents, issue 18).
     agentId = enrolled.body.id;
     agent = await spawnAgent({ dirs, env: { ...s3.env, OUTPOST_GATEWAY: gw.url, OUTPOST_AGENT_TOKEN: enrolled.body.token } });
-    profile = await mkdtemp(join(tmpdir(), 'outpost-chromium-'));
-    ctx = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-      viewport: { width: 1280, height: 900 },
-    });
-    page = ctx.pages()[0] ?? (await ctx.newPage());
+    browser = await launchDashboardBrowser();
+    page = browser.page;
     page.on('dialog', (d) => void d.accept());
+    rec = recordLive(page);
   });
   after(async () => {
-    await ctx?.close();
+    await browser?.close();
     await agent?.cleanup();
     await gw?.dispose();
     await s3?.dispose();
-    if (profile) await rm(profile, { recursive: true, force: true });
     if (!process.env.OUTPOST_UI_SCREENSHOTS && shots) await rm(shots, { recursive: true, force: true });
   });
 
@@ -109,6 +95,7 @@ describe('dashboard at /ui/ in headless Chromium', { skip, timeout: 300_000 }, (
     await page.keyboard.type(gw.adminToken);
     await page.keyboard.press('Enter');
     await page.waitForSelector('tr[data-agent="branch-01"] [data-agent-state="online"]', { timeout: 15_000 });
+    await page.waitForSelector('#live[data-live="live"]', { timeout: 10_000 });
     await page.waitForSelector('tr[data-lun="/backstores/object/vol1"]', { timeout: 15_000 }); // after the agent's first status report
     const lun = await page.textContent('tr[data-lun="/backstores/object/vol1"]');
     assert.match(lun ?? '', /branch-01.*\/backstores\/object\/vol1 \(object\)ok.*MiB|B/);
@@ -134,6 +121,22 @@ describe('dashboard at /ui/ in headless Chromium', { skip, timeout: 300_000 }, (
     await page.waitForSelector(`${row} li[data-assigned="${TARGET}"] button[aria-label="Unassign ${TARGET} from branch-01"]`);
     assert.deepEqual((await api(gw, 'GET', `/v1/agents/${agentId}/targets`)).body.targets, [TARGET]);
     assert.doesNotMatch((await page.textContent(row)) ?? '', /Serves without assignment/);
+  });
+
+  it('shows an ACL created and deleted over REST without a reload, on the push notice', async () => {
+    const other = 'iqn.2026-11.org.outpost.demo:rest-client';
+    const t0 = Date.now();
+    const put = await api(gw, 'PUT', `/v1/acls/${TARGET}/${other}`, { mapped_luns: [{ index: 0, tpg_lun: 0, write_protect: true }] });
+    assert.equal(put.status, 200, put.text);
+    await page.waitForSelector(`tr[data-acl="${other}"]`, { timeout: 10_000 });
+    console.log(`# REST ACL → on the page after ${Date.now() - t0} ms`);
+    assert.ok(noticesSince(rec, t0).some((n) => n.topics.includes('acls')), 'an acls notice was pushed');
+    assert.match((await page.textContent(`tr[data-acl="${other}"]`)) ?? '', /0→0 ro/);
+    const t1 = Date.now();
+    assert.equal((await api(gw, 'DELETE', `/v1/acls/${TARGET}/${other}`)).status, 200);
+    await page.waitForSelector(`tr[data-acl="${other}"]`, { state: 'detached', timeout: 10_000 });
+    assert.ok(noticesSince(rec, t1).some((n) => n.topics.includes('acls')));
+    assert.equal(rec.sockets, 1, 'one live socket all along');
   });
 
   it('creates an ACL with CHAP from the page; libiscsi then logs in; the secret is never shown', async () => {
@@ -205,9 +208,11 @@ describe('dashboard at /ui/ in headless Chromium', { skip, timeout: 300_000 }, (
     const t0 = Date.now();
     assert.equal(await agent!.stop(), 0);
     await page.waitForSelector('tr[data-agent="branch-01"] [data-agent-state="offline"]', { timeout: 10_000 });
-    const ms = Date.now() - t0;
+    const seen = Date.now();
+    const ms = seen - t0;
     console.log(`# agent stop → dashboard offline after ${ms} ms`);
     assert.ok(ms < 10_000);
+    assertPushed(rec, t0, seen);
     await page.waitForSelector('#events li:has-text("disconnected")', { timeout: 5000 });
     await page.screenshot({ path: join(shots, 'fleet-offline.png'), fullPage: true });
   });
@@ -237,5 +242,18 @@ describe('dashboard at /ui/ in headless Chromium', { skip, timeout: 300_000 }, (
     }
     assert.equal((await api(gw, 'DELETE', `/v1/agents/${other.body.id}`)).status, 200);
     await page.waitForSelector('tr[data-agent="branch-02"]', { state: 'detached', timeout: 10_000 });
+  });
+
+  it('after a gateway restart the page redials its live channel and is pushed changes again', async () => {
+    await gw.stop();
+    await page.waitForSelector('#live[data-live="down"]', { timeout: 10_000 });
+    assert.match((await page.textContent('#live')) ?? '', /refreshing every 30 s, reconnecting in \d+ s/);
+    await gw.start();
+    await page.waitForSelector('#live[data-live="live"]', { timeout: 20_000 });
+    assert.equal(rec.sockets, 2, 'a second socket after the restart');
+    const t0 = Date.now();
+    assert.equal((await api(gw, 'POST', '/v1/agents', { name: 'branch-03' })).status, 201);
+    await page.waitForSelector('tr[data-agent="branch-03"]', { timeout: 10_000 });
+    assertPushed(rec, t0, Date.now());
   });
 });

@@ -4,7 +4,7 @@
 import { describe, it as test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { CONTROL_PATH, encodeMessage } from '../../shared/control-protocol.js';
+import { CONTROL_PATH, decodeGatewayMessage, encodeMessage } from '../../shared/control-protocol.js';
 import { spawnAgent, type SpawnedAgent } from './agent.js';
 import { api, waitFor, type TestGateway } from './gateway.js';
 import type { RawIscsiClient } from './iscsi-client.js';
@@ -118,7 +118,8 @@ export function agentCommandSuite(name: string, startGw: () => Promise<TestGatew
       ws.send(encodeMessage({ type: 'hello', agent_version: 'test', applied_version: 0, served_targets: [] }));
       await waitFor('silent agent connected', async () => (await api(gw, 'GET', '/v1/agents')).body.agents.find((a: { id: string }) => a.id === other.body.id)?.connected, 10_000, 100);
       const commands: unknown[] = [];
-      ws.on('message', (d, bin) => bin && commands.push(d));
+      // command frames only: a policy snapshot pushed meanwhile must not count as the command having arrived
+      ws.on('message', (d, bin) => { if (bin && decodeGatewayMessage(d as Buffer).type === 'command') commands.push(d); });
       const t = Date.now();
       const silent = await api(gw, 'POST', `/v1/agents/${other.body.id}/ping`);
       assert.equal(silent.status, 504, silent.text);

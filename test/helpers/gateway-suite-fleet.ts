@@ -92,6 +92,61 @@ export function fleetScaleTests(ctx: { gw(): TestGateway }): void {
     }
   });
 
+  it('assignment changes between ACL PUTs: each PUT reaches the agents assigned at that moment, each with its target set then', async () => {
+    // the gateway keeps who-is-assigned-what between policy changes (a burst re-reads neither the fleet's
+    // assignments nor a target's agents): an assignment change must be seen by the very next PUT
+    const gw = ctx.gw();
+    const ack = (p: PolicySnapshot, ws: WebSocket): void => ws.send(encodeMessage({ type: 'ack', version: p.version }));
+    const a = await rawAgent(gw, 'assign-a', ack);
+    const r = await api(gw, 'POST', '/v1/agents', { name: 'assign-b' });
+    assert.equal(r.status, 201, r.text);
+    const bId = r.body.id as string;
+    const bWs = await rawSocket(gw.url, r.body.token);
+    const b: PolicySnapshot[] = [];
+    bWs.on('message', (data, isBinary) => {
+      const m = isBinary ? decodeGatewayMessage(data as Buffer) : undefined;
+      if (m?.type !== 'snapshot') return;
+      b.push(m.policy);
+      ack(m.policy, bWs);
+    });
+    bWs.send(encodeMessage({ type: 'hello', agent_version: 't', applied_version: 0, served_targets: [FLEET_TARGET] }));
+    let aClosed = false;
+    try {
+      await waitFor('b got its first (empty) snapshot', () => b.length >= 1, 10_000);
+      const initiators = (p: PolicySnapshot | undefined): string[] => (p?.targets[FLEET_TARGET] ?? []).map((x) => x.initiator);
+      const p1 = await putAcl(gw, 400);
+      assert.equal(p1.status, 200, p1.text);
+      assert.equal(p1.body.pushed_to, 1, 'only a is assigned');
+      await waitFor('a holds p1', () => a.got.at(-1)!.version >= p1.body.version, 10_000);
+      const as = await api(gw, 'PUT', `/v1/agents/${bId}/targets/${FLEET_TARGET}`);
+      assert.equal(as.status, 200, as.text);
+      const bAssigned = await waitFor('b gets the target with p1', () => b.find((p) => p.version >= as.body.version), 10_000);
+      assert.ok(initiators(bAssigned).includes(p1.body.initiator), `b's snapshot after its assignment carries the target (${JSON.stringify(bAssigned.targets)})`);
+      const p2 = await putAcl(gw, 401);
+      assert.equal(p2.body.pushed_to, 2, 'the PUT after the assignment reaches b too');
+      await waitFor('a and b hold p2', () => a.got.at(-1)!.version >= p2.body.version && b.at(-1)!.version >= p2.body.version, 10_000);
+      assert.ok(initiators(b.at(-1)).includes(p2.body.initiator));
+      const un = await api(gw, 'DELETE', `/v1/agents/${bId}/targets/${FLEET_TARGET}`);
+      assert.equal(un.status, 200, un.text);
+      await waitFor('b loses the target', () => b.at(-1)!.version >= un.body.version, 10_000);
+      assert.equal(b.at(-1)!.targets[FLEET_TARGET], undefined);
+      const p3 = await putAcl(gw, 402);
+      assert.equal(p3.body.pushed_to, 1, 'the PUT after the unassignment does not concern b');
+      await waitFor('a holds p3', () => a.got.at(-1)!.version >= p3.body.version, 10_000);
+      assert.ok(initiators(a.got.at(-1)).includes(p3.body.initiator));
+      await a.close();
+      aClosed = true;
+      const p4 = await putAcl(gw, 403);
+      assert.equal(p4.body.pushed_to, 0, 'a deleted agent is no longer assigned');
+      await new Promise((res) => setTimeout(res, 300));
+      assert.ok(b.every((p) => !initiators(p).includes(p3.body.initiator) && !initiators(p).includes(p4.body.initiator)), 'b got nothing of the target after its unassignment');
+    } finally {
+      if (!aClosed) await a.close();
+      bWs.close();
+      await api(gw, 'DELETE', `/v1/agents/${bId}`);
+    }
+  });
+
   it('fleet summary: agents that ack converge to in sync, one that nacks is failed with its error; fan-out progress is shown', async () => {
     const gw = ctx.gw();
     const good = await Promise.all([1, 2].map((k) => rawAgent(gw, `summary-ok-${k}`, (p, ws) => ws.send(encodeMessage({ type: 'ack', version: p.version })))));
@@ -122,6 +177,10 @@ export function fleetScaleTests(ctx: { gw(): TestGateway }): void {
       assert.equal(fleet.body.failed, s.failed);
       assert.equal(fleet.body.in_sync, s.in_sync);
       assert.ok(fleet.body.fanout && fleet.body.fanout.version >= v && fleet.body.fanout.sent >= 3, fleet.text);
+      // what the fan-out cost so far: snapshots sent (at least this version's), report commits batching rows
+      const work = fleet.body.fanout.work;
+      assert.ok(work.snapshots_sent >= fleet.body.fanout.sent && work.report_commits >= 1 && work.report_rows >= work.report_commits, fleet.text);
+      assert.equal(typeof work.frames_built, 'number');
       // the nacking agent fixed: its next ack clears the failure
       bad.ack(v);
       await waitFor('the failed agent recovers', async () => (await api(gw, 'GET', '/v1/fleet')).body.failed === s.failed - 1, 10_000, 100);

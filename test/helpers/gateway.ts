@@ -105,8 +105,8 @@ export async function startWorkerTestGateway(): Promise<TestGateway> {
   const envFile = join(dir, 'secrets.env');
   await writeFile(envFile, `OUTPOST_ADMIN_TOKEN=${adminToken}\nOUTPOST_SECRET_KEY=${secretKey}\n`, { mode: 0o600 });
   const storageDir = join(dir, 'state');
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
+  let port = await freePort();
+  let url = `http://127.0.0.1:${port}`;
   let out = '';
   let child: ChildProcess | undefined;
   const wrangler = join(PROJECT_ROOT, 'node_modules/wrangler/bin/wrangler.js');
@@ -147,7 +147,19 @@ export async function startWorkerTestGateway(): Promise<TestGateway> {
       await new Promise((r) => setTimeout(r, 250));
     }
   };
-  await launch();
+  // A free port can be taken by another process before wrangler binds it (tests run side by side): the
+  // first start then picks another one. A restart keeps its port, as the agents under test dial it.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await launch();
+      break;
+    } catch (err) {
+      if (attempt === 3 || !/Address already in use/.test(out)) throw err;
+      out = '';
+      port = await freePort();
+      url = `http://127.0.0.1:${port}`;
+    }
+  }
   return {
     kind: 'worker',
     url,

@@ -1,18 +1,39 @@
-// A gate for the commands of one backstore: run() counts a command in; exclusive() waits until the running ones
-// have ended and holds new ones back while `fn` replaces what they use (an object volume's promotion).
+// The one gate for the commands of an object backstore: run() counts a command in (a write counted as one too);
+// exclusive() holds every command back while a promotion swaps the volume parts; freezeWrites() holds only
+// writes back while a snapshot takes its flush point (reads go on). One counter pair, one await per command.
 export class IoBarrier {
   private inflight = 0;
+  private writes = 0;
+  /** Set while an exclusive section (all commands) runs. */
   private paused: Promise<void> | null = null;
+  /** Set while a writes-only section runs. */
+  private writesPaused: Promise<void> | null = null;
   private drained: (() => void) | null = null;
+  private writesDrained: (() => void) | null = null;
 
-  /** Runs a command once no exclusive section is in progress; `check` runs just before it is counted in. */
-  async run<T>(fn: () => Promise<T>, check?: () => void): Promise<T> {
-    while (this.paused) await this.paused;
+  /**
+   * Runs a command once no exclusive section (for a write: no writes-only section either) is in progress;
+   * `check` runs just before it is counted in.
+   */
+  run<T>(fn: () => Promise<T>, check?: () => void, write = false): Promise<T> {
+    // The common case takes no extra await: only a held-back command waits for the gate.
+    if (this.paused || (write && this.writesPaused)) return this.waitThenRun(fn, check, write);
+    return this.counted(fn, check, write);
+  }
+
+  private async waitThenRun<T>(fn: () => Promise<T>, check: (() => void) | undefined, write: boolean): Promise<T> {
+    while (this.paused || (write && this.writesPaused)) await (this.paused ?? this.writesPaused);
+    return this.counted(fn, check, write);
+  }
+
+  private async counted<T>(fn: () => Promise<T>, check: (() => void) | undefined, write: boolean): Promise<T> {
     check?.();
     this.inflight++;
+    if (write) this.writes++;
     try {
       return await fn();
     } finally {
+      if (write && --this.writes === 0) this.writesDrained?.();
       if (--this.inflight === 0) this.drained?.();
     }
   }
@@ -30,6 +51,26 @@ export class IoBarrier {
       this.paused = null;
       resume();
     }
+  }
+
+  /** Whether a command may start now without waiting (no exclusive section). */
+  get open(): boolean {
+    return this.paused === null;
+  }
+
+  /** Whether writes are held back now (a snapshot's flush point). */
+  get frozen(): boolean {
+    return this.writesPaused !== null;
+  }
+
+  /** Stops new writes and waits for those under way; returns the function that lets writes resume. */
+  async freezeWrites(): Promise<() => void> {
+    while (this.writesPaused) await this.writesPaused;
+    let open!: () => void;
+    this.writesPaused = new Promise<void>((r) => { open = r; });
+    if (this.writes > 0) await new Promise<void>((r) => { this.writesDrained = r; });
+    this.writesDrained = null;
+    return () => { this.writesPaused = null; open(); };
   }
 
   /** Resolves once no exclusive section is in progress. */

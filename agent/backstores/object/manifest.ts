@@ -5,19 +5,15 @@ import { Mutex } from '../../cache/mutex.js';
 import type { Bucket } from './bucket.js';
 import { overlay, cutExtent } from './chunk-map.js';
 import { loadNewestRoot, readRoot, referencedKeys, snapshotReferences } from './roots.js';
-import {
-  PAGE_CHUNKS, keys, newObjectId, frameJson, encodePageV2, ownsKey, parseJson, decodeRootV2, type ChunkMap, type Extent, type BaseRef, type RootV2,
-} from './format.js';
-import { crc32c } from '../../lib/crc32c.js';
+import { PAGE_CHUNKS, keys, ownsKey, parseJson, decodeRootV2, type ChunkMap, type Extent, type BaseRef, type RootV2 } from './format.js';
+import { writeRoot } from './manifest-write.js';
+import { deleteGarbage, sweepGarbage } from './sweep.js';
+import { otherReferences } from './snapshot-refs.js';
 
 interface Doomed { lastGen: number; key: string }
 interface SegInfo { size: number; live: number; finished: boolean; chunks: Set<number> }
 
-export async function mapLimit<T>(items: readonly T[], limit: number, fn: (t: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => { while (next < items.length) await fn(items[next++]!); };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}
+export { mapLimit } from './manifest-write.js';
 
 export interface ManifestOptions {
   bucket: Bucket;
@@ -308,26 +304,7 @@ export class VolumeManifest {
     for (const [i, c] of this.chunks) byPage.get(Math.floor(i / PAGE_CHUNKS))?.set(i, c);
     const rootKey = keys.root(this.o.prefix, this.epoch, gen);
     try {
-      const bodies = pageSet.map((p) => {
-        const entries = byPage.get(p)!;
-        if (entries.size === 0) { newPages.delete(p); return null; }
-        const body = frameJson(encodePageV2(p, entries));
-        this.pageBytes.set(p, body.length);
-        const id = newObjectId();
-        newPages.set(p, [id, crc32c(body)]);
-        return { id, body };
-      });
-      await mapLimit(bodies.filter((b) => b !== null), 4, async (b) => {
-        written.push(keys.page(this.o.prefix, b!.id));
-        await this.o.bucket.put(keys.page(this.o.prefix, b!.id), b!.body, this.o.timeoutMs, 'application/json');
-      });
-      const root: RootV2 = {
-        format: 'outpost-manifest', version: 2, epoch: this.epoch, generation: gen, created: new Date().toISOString(),
-        size: this.o.size, chunk_size: this.o.chunkSize, page_chunks: PAGE_CHUNKS,
-        pages: Object.fromEntries([...newPages].sort((a, b) => a[0] - b[0])),
-      };
-      await this.o.bucket.put(rootKey, frameJson(root), this.o.timeoutMs, 'application/json');
-      this.lastRoot = root;
+      this.lastRoot = await writeRoot(this.o, { epoch: this.epoch, generation: gen, rootKey, pageSet, byPage, pages: newPages, pageBytes: this.pageBytes, written });
     } catch (e) {
       for (const p of pageSet) this.dirtyPages.add(p);
       for (const k of pending) this.pendingKeys.add(k);
@@ -358,12 +335,49 @@ export class VolumeManifest {
     const set = new Set(ready);
     this.doomed = this.doomed.filter((d) => !set.has(d));
     try {
-      await this.o.bucket.delete(ready.map((d) => d.key), this.o.timeoutMs);
+      await deleteGarbage(this.o, ready.map((d) => d.key));
     } catch (e) {
       this.doomed.push(...ready);
       throw e;
     }
     return ready.length;
+  }
+
+  /** Every key the in-memory state names: chunk maps, pages, the current root, and objects not yet named or collected. */
+  private heldKeys(): Set<string> {
+    const { prefix } = this.o;
+    const s = new Set<string>();
+    for (const c of this.chunks.values()) {
+      if (c.base) s.add(keys.chunk(prefix, c.base.id));
+      for (const x of c.ext) if (x.obj !== null) s.add(keys.segment(prefix, x.obj));
+    }
+    for (const [id] of this.pages.values()) s.add(keys.page(prefix, id));
+    for (const k of this.pendingKeys) s.add(k);
+    for (const k of this.inflightKeys) s.add(k);
+    for (const d of this.doomed) s.add(d.key);
+    for (const k of this.upgradeFrom ?? []) s.add(k);
+    if (this.rootKey) s.add(this.rootKey);
+    return s;
+  }
+
+  /**
+   * After a snapshot object was deleted: deletes the objects of `deleted` (the keys its root named) that nothing
+   * else references — no retained root, remaining snapshot or clone (`others`, listed after the deletion), nor
+   * the in-memory state — then collects what the snapshot had held back. The open-time sweep stays the safety net.
+   */
+  releaseSnapshot(deleted: readonly string[]): Promise<number> {
+    const { bucket, prefix, chunkSize, retain, timeoutMs } = this.o;
+    return this.exclusive.run(async () => {
+      const before = this.heldKeys();
+      const ref = await otherReferences(bucket, prefix, chunkSize, retain, timeoutMs);
+      // Snapshots are only created and deleted under `exclusive`, so this is what they protect now.
+      this.protectedKeys = ref.snapshotKeys;
+      const after = this.heldKeys();
+      // Objects the snapshot shares with the doomed list are the collector's (it honours the retain window).
+      const alone = deleted.filter((k) => ownsKey(prefix, k) && !ref.live.has(k) && !before.has(k) && !after.has(k));
+      await deleteGarbage(this.o, alone);
+      return alone.length + await this.collect();
+    });
   }
 
   /**
@@ -379,33 +393,10 @@ export class VolumeManifest {
     const ref = await referencedKeys(bucket, prefix, chunkSize, this.o.retain, timeoutMs);
     // Snapshots are only created and deleted under `exclusive`, so this listing is current.
     this.protectedKeys = ref.snapshotKeys;
-    const inMemory = (): Set<string> => {
-      const s = new Set<string>();
-      for (const [i, c] of this.chunks) {
-        void i;
-        if (c.base) s.add(keys.chunk(prefix, c.base.id));
-        for (const x of c.ext) if (x.obj !== null) s.add(keys.segment(prefix, x.obj));
-      }
-      for (const [id] of this.pages.values()) s.add(keys.page(prefix, id));
-      for (const k of this.pendingKeys) s.add(k);
-      for (const k of this.inflightKeys) s.add(k);
-      for (const d of this.doomed) s.add(d.key);
-      for (const k of this.upgradeFrom ?? []) s.add(k);
-      if (this.rootKey) s.add(this.rootKey);
-      return s;
-    };
+    const inMemory = (): Set<string> => this.heldKeys();
     const before = inMemory();
-    const listed = await bucket.listSized(`${prefix}segments/`, timeoutMs);
-    for (const [k, size] of listed) this.learnSize(k.slice(`${prefix}segments/`.length), size);
-    const objects = [
-      ...listed.keys(),
-      ...await bucket.list(`${prefix}chunks/`, Infinity, timeoutMs),
-      ...await bucket.list(`${prefix}pages/`, Infinity, timeoutMs),
-    ];
-    const after = inMemory(); // uploads may have happened while listing
-    const garbage = objects.filter((k) => !ref.live.has(k) && !before.has(k) && !after.has(k));
-    const toDelete = [...garbage, ...ref.oldRoots.filter((k) => !after.has(k))];
-    if (toDelete.length) await bucket.delete(toDelete, timeoutMs);
+    const toDelete = await sweepGarbage(this.o, ref, before, inMemory, (id, size) => this.learnSize(id, size));
+    await deleteGarbage(this.o, toDelete);
     return toDelete.length;
   }
 
@@ -437,11 +428,5 @@ export class VolumeManifest {
       await write(root);
       return root;
     });
-  }
-
-  /** After a snapshot was deleted: reload what snapshots protect, sweep, and collect what only it held. */
-  async forgetSnapshots(): Promise<number> {
-    const swept = await this.sweep();
-    return swept + await this.collect();
   }
 }

@@ -7,7 +7,8 @@ import type { ChunkCache } from '../../cache/chunk-cache.js';
 import { Mutex } from '../../cache/mutex.js';
 import { BackstoreError, BackstoreErrorCode } from '../backstore.js';
 import { SNAPSHOT_NAME_RE, decodeRootV2, frameJson, keys, parseJson, snapshotNameOf, type RootV2 } from './format.js';
-import { snapshotObjectKeys } from './roots.js';
+import { keysOf, readRoot, snapshotObjectKeys } from './roots.js';
+import type { IoBarrier } from './io-barrier.js';
 
 export interface SnapshotInfo {
   name: string;
@@ -67,7 +68,7 @@ export class VolumeSnapshots {
 
   /** The volume's current parts: a promotion replaces the manifest and the cache (agent/sites/promote.ts). */
   constructor(private readonly bucket: Bucket, private readonly prefix: string,
-    private readonly parts: () => { manifest: VolumeManifest; cache: ChunkCache }, private readonly lease: WriterLease, private readonly barrier: WriteBarrier,
+    private readonly parts: () => { manifest: VolumeManifest; cache: ChunkCache }, private readonly lease: WriterLease, private readonly barrier: IoBarrier,
     private readonly o: { timeoutMs: number; flushTimeoutMs: number; size: number; what: string }) {}
 
   private get manifest(): VolumeManifest { return this.parts().manifest; }
@@ -100,7 +101,7 @@ export class VolumeSnapshots {
         this.bucketDown(e);
       }
       if (existing) fail(`Snapshot ${name} already exists.`);
-      const resume = await this.barrier.freeze();
+      const resume = await this.barrier.freezeWrites();
       try {
         await this.cache.flush();
         if (!await this.cache.flusher.sync(this.o.flushTimeoutMs)) {
@@ -152,44 +153,15 @@ export class VolumeSnapshots {
         fail(`Snapshot ${name} has ${deps.length} dependent clone${deps.length > 1 ? 's' : ''} (${who}); delete ${deps.length > 1 ? 'them' : 'it'} first.`);
       }
       try {
-        await this.bucket.delete([keys.snapshot(this.prefix, name)], this.o.timeoutMs);
+        const key = keys.snapshot(this.prefix, name);
+        // What it named, read before it goes: only those objects can have become garbage.
+        const named = keysOf(this.prefix, await readRoot(this.bucket, this.prefix, key, this.cache.o.chunkSize, this.o.timeoutMs));
+        await this.bucket.delete([key], this.o.timeoutMs);
         // +1: the snapshot object itself.
-        return 1 + await this.manifest.forgetSnapshots();
+        return 1 + await this.manifest.releaseSnapshot(named);
       } catch (e) {
         return this.bucketDown(e);
       }
     });
-  }
-}
-
-/** Holds new writes back while a flush point is taken; writes already under way finish first. */
-export class WriteBarrier {
-  private active = 0;
-  private gate: Promise<void> | null = null;
-  private drained: (() => void) | null = null;
-
-  get frozen(): boolean {
-    return this.gate !== null;
-  }
-
-  /** Before a write: waits while frozen. Pair with leave(). */
-  async enter(): Promise<void> {
-    while (this.gate) await this.gate;
-    this.active++;
-  }
-
-  leave(): void {
-    this.active--;
-    if (this.active === 0) this.drained?.();
-  }
-
-  /** Stops new writes, waits for those under way; returns the function that lets writes resume. */
-  async freeze(): Promise<() => void> {
-    while (this.gate) await this.gate;
-    let open!: () => void;
-    this.gate = new Promise<void>((r) => { open = r; });
-    if (this.active > 0) await new Promise<void>((r) => { this.drained = r; });
-    this.drained = null;
-    return () => { this.gate = null; open(); };
   }
 }

@@ -71,13 +71,20 @@ test('FileStore: a miss (EAGAIN) falls back to the threadpool, the next read of 
   const bs = await openBackstore({ plugin: 'fileio', name: 'fp', dev: path, size: 4 << 20, writeBack: true }, { stateDir: dir });
   try {
     const data = randomBytes(1 << 20);
-    await writeUncached(path, data, 1 << 20);
-    assert.equal(await residentBytes(path), 0, 'O_DIRECT write left pages cached');
     const stats = () => bs.stats!() as { fast_io: string; cached_reads: number; threadpool_reads: number };
     assert.equal(stats().fast_io, 'preadv2-nowait');
-    const s0 = stats();
-    assert.ok((await bs.read(1 << 20, 4096)).equals(data.subarray(0, 4096)), 'miss read wrong data');
-    assert.equal(stats().threadpool_reads, s0.threadpool_reads + 1);
+    // The page can come back into the page cache between fincore and the read (a clean-clone CI run saw it
+    // once on a busy machine): evict it again and retry; fail only if no miss ever goes to the threadpool.
+    let s0 = stats();
+    let fellBack = false;
+    for (let attempt = 0; attempt < 3 && !fellBack; attempt++) {
+      await writeUncached(path, data, 1 << 20);
+      assert.equal(await residentBytes(path), 0, 'O_DIRECT write left pages cached');
+      s0 = stats();
+      assert.ok((await bs.read(1 << 20, 4096)).equals(data.subarray(0, 4096)), 'miss read wrong data');
+      fellBack = stats().threadpool_reads === s0.threadpool_reads + 1;
+    }
+    assert.ok(fellBack, 'an evicted page was never read on the threadpool (3 tries)');
     assert.equal(stats().cached_reads, s0.cached_reads);
     assert.ok((await bs.read(1 << 20, 4096)).equals(data.subarray(0, 4096)), 'hit read wrong data');
     assert.equal(stats().cached_reads, s0.cached_reads + 1);

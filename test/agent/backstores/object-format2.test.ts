@@ -36,7 +36,7 @@ async function quiet(bs: Backstore): Promise<void> {
   }, 20_000, 'the sweep to finish');
 }
 
-test('random 4 KiB writes: 256 MiB through a 64 MiB cache cost <= 3x in uploads and <= 4000 PUTs per GiB (target 2000, reported); reads back identical from the bucket', { timeout: 600_000 }, async () => {
+test('random 4 KiB writes: 256 MiB through a 64 MiB cache cost <= 3x in uploads and <= 2000 PUTs per GiB whatever the write rate; reads back identical from the bucket', { timeout: 600_000 }, async () => {
   const size = 512 * MiB;
   const cacheDir = join(fx.stateDir, 'rand-cache');
   const spec = fx.spec('rand', { size, cache_size: 64 * MiB, cache_dir: cacheDir });
@@ -74,12 +74,12 @@ test('random 4 KiB writes: 256 MiB through a 64 MiB cache cost <= 3x in uploads 
     + `PUTs ${s.put_count} (${Math.round(putsPerGiB)} per GiB); GETs ${s.get_count}; segments ${s.segments_uploaded}; compactions ${s.compactions} `
     + `(${s.compacted_bytes} bytes); stored segments ${s.segments_stored}`);
   assert.ok(amp <= 3, `uploaded ${s.bytes_uploaded} bytes for ${written} written (${amp.toFixed(2)}x)`);
-  // Behaviour, not the benchmark figure: small writes are packed, so a GiB of random 4 KiB writes costs
-  // thousands of PUTs, not the ~390,000 of one object per write. The figure itself follows the write rate
-  // (under cache pressure a segment holds what arrived since the last one; manifests follow elapsed time):
-  // 1,168 on a quiet run, 2,196–2,980 in clean-clone CI runs. The issue's target, 2,000, is reported by the
-  // bench (scripts/bench/object.ts), not asserted here.
-  assert.ok(putsPerGiB <= 4000, `${putsPerGiB} PUTs per GiB`);
+  // The issue's target. Segments are cut at 4 MiB, or once their oldest write is segment_age_ms old (5 s by
+  // default), never because the previous upload ended: 256 MiB at anything above ~60 IOPS fills 4 MiB segments,
+  // and manifests follow segments, so a loaded box gives the same figure as a quiet one (~390,000 unpacked).
+  assert.ok(putsPerGiB <= 2000, `${putsPerGiB} PUTs per GiB`);
+  // Segments average at least 1 MiB of data (the packing itself, independent of manifests and compaction).
+  assert.ok((s.segments_uploaded as number) <= 256, `${s.segments_uploaded} segments for 256 MiB`);
   assert.equal(s.checksum_errors, 0);
 
   // Emptied cache: everything comes from the bucket, block by block as last written.

@@ -44,7 +44,9 @@ async function rootsComplete(prefix: string): Promise<{ roots: number; missing: 
 test(`kill -9 at random points of flush, compaction and GC (${TRIALS} trials): no acknowledged write lost, no referenced object missing`, { timeout: 900_000 }, async () => {
   const cacheDir = join(fx.stateDir, 'kill-cache');
   const spec = fx.spec('kill', { size: 16 * MiB, cache_size: 8 * MiB, cache_dir: cacheDir, retain_manifests: 1,
-    upload_delay_ms: 20, commit_interval_ms: 200, read_timeout_ms: 20_000 });
+    // Small segments (cut every 200 ms, as segments were before size- and age-based cutting): they go sparse under
+    // the rewrites, so compaction runs and the kills land in it too.
+    upload_delay_ms: 20, commit_interval_ms: 200, segment_age_ms: 200, read_timeout_ms: 20_000 });
   const prefix = 'vols/kill/';
   const acked = new Map<number, number>();
   let compactions = 0;

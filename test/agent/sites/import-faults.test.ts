@@ -1,15 +1,14 @@
 // Import refusals (issue 13): a malformed URL, a wrong CHAP secret, an unreachable host, another block size,
 // another size, and a LUN this same agent serves are each a clear error at create, and nothing is created.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startS3rver, type S3rverHandle } from '../../helpers/s3rver.js';
+import type { S3rverHandle } from '../../helpers/s3rver.js';
 import { freePort } from '../../helpers/net.js';
 import { TGTD, TgtDaemon } from '../../helpers/tgt.js';
-import { CHAP, MiB, TARGET, createImport, sourceUrl, startSite, type Site } from './import-fixture.js';
+import { CHAP, MiB, SRC_IQN, TARGET, createImport, importSuite, sourceUrl, startSite, type Site } from './import-fixture.js';
 
 const skip = !existsSync(TGTD) && 'tgt not installed';
 const BIG_IQN = 'iqn.2024-01.dev.outpost.test:legacy-4k';
@@ -18,23 +17,18 @@ let dir: string;
 let s3: S3rverHandle;
 let tgt: TgtDaemon;
 let site: Site;
-before(async () => {
-  if (skip) return;
-  dir = await mkdtemp(join(tmpdir(), 'outpost-import-faults-'));
-  s3 = await startS3rver();
+importSuite('import-faults', skip, { setup: async (d, s) => {
+  [dir, s3] = [d, s];
   await writeFile(join(dir, 'src.img'), Buffer.alloc(4 * MiB, 7));
   await writeFile(join(dir, 'big.img'), Buffer.alloc(4 * MiB, 9));
   tgt = await TgtDaemon.start({ workDir: dir });
-  await tgt.addTarget(1, 'iqn.2024-01.dev.outpost.test:legacy-san', [{ path: join(dir, 'src.img') }], CHAP);
+  await tgt.addTarget(1, SRC_IQN, [{ path: join(dir, 'src.img') }], CHAP);
   await tgt.addTarget(2, BIG_IQN, [{ path: join(dir, 'big.img'), blockSize: 4096 }]);
   site = await startSite(s3);
-});
-after(async () => {
+}, stopFirst: async () => {
   await site?.cleanup();
   await tgt?.stop();
-  await s3?.dispose();
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
+} });
 
 /** Creating `name` fails with a message matching `re`, and leaves no storage object, no bucket key and no state. */
 async function refused(name: string, size: number, url: string, re: RegExp): Promise<void> {
@@ -66,7 +60,7 @@ test('a wrong CHAP secret is a login refusal with its status spelled out; the se
 
 test('an unreachable host, another size and another block size are refused', { skip, timeout: 60_000 }, async () => {
   const dead = await freePort();
-  await refused('gone', 4 * MiB, `iscsi://127.0.0.1:${dead}/iqn.2024-01.dev.outpost.test:legacy-san/1`, /cannot connect to 127\.0\.0\.1:\d+: .*ECONNREFUSED/);
+  await refused('gone', 4 * MiB, `iscsi://127.0.0.1:${dead}/${SRC_IQN}/1`, /cannot connect to 127\.0\.0\.1:\d+: .*ECONNREFUSED/);
   await refused('small', 2 * MiB, sourceUrl(tgt), /holds 4194304 bytes .*SIZE must equal it: give 4194304/);
   await refused('blocks', 4 * MiB, `iscsi://127.0.0.1:${tgt.port}/${BIG_IQN}/1`, /4096-byte blocks, this LUN 512-byte ones/);
 });
@@ -80,7 +74,7 @@ test('an agent refuses to import a LUN it serves itself', { skip, timeout: 60_00
 });
 
 test('a URL without the secret takes it from import_secret_file; with neither, the create is refused', { skip, timeout: 60_000 }, async () => {
-  const url = `iscsi://${CHAP.user}@127.0.0.1:${tgt.port}/iqn.2024-01.dev.outpost.test:legacy-san/1`;
+  const url = `iscsi://${CHAP.user}@127.0.0.1:${tgt.port}/${SRC_IQN}/1`;
   await refused('nosecret', 4 * MiB, url, /CHAP user "importer" has no secret: give iscsi:\/\/importer%SECRET@… or import_secret_file=FILE/);
   const file = join(dir, 'san.chap');
   await writeFile(file, CHAP.password + '\n', { mode: 0o600 });

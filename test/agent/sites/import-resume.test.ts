@@ -1,33 +1,17 @@
 // Import survives kill -9 (issue 13): the progress record brings the copy back where it was, not to 0, and the
 // result matches the source; a source that disappears mid-copy leaves the LUN serving what is copied, uncopied
 // ranges answer a retryable NOT READY, and the copy resumes when the source returns.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InitiatorSession } from '../../../agent/initiator/session.js';
 import { read16 } from '../../../agent/initiator/scsi.js';
 import { InitiatorError } from '../../../agent/initiator/errors.js';
-import { startS3rver, type S3rverHandle } from '../../helpers/s3rver.js';
-import { TGTD, TgtDaemon } from '../../helpers/tgt.js';
-import { CHAP, MiB, SRC_IQN, TARGET, createImport, run, sourceUrl, startSite, startSource, waitFor, type Site } from './import-fixture.js';
+import { TgtDaemon } from '../../helpers/tgt.js';
+import { CHAP, MiB, SKIP as skip, SRC_IQN, TARGET, createImport, importSuite, run, sourceUrl, waitFor, waitImported, withSourceAndSite, type Site } from './import-fixture.js';
 
-const skip = (!existsSync(TGTD) && 'tgt not installed') || (spawnSync('qemu-img', ['--version']).status !== 0 && 'qemu-img not installed');
-
-let dir: string;
-let s3: S3rverHandle;
-before(async () => {
-  if (skip) return;
-  dir = await mkdtemp(join(tmpdir(), 'outpost-import-resume-'));
-  s3 = await startS3rver();
-});
-after(async () => {
-  await s3?.dispose();
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
+const suite = importSuite('import-resume');
 
 function copiedRegions(record: { copied: string }): number {
   let n = 0;
@@ -37,15 +21,10 @@ function copiedRegions(record: { copied: string }): number {
 
 const percent = async (site: Site, name: string) => Number((await site.info(name))['import percent']);
 
-async function waitDone(site: Site, name: string): Promise<void> {
-  await waitFor(`${name} to finish importing`, 180_000, async () => /done/.test((await site.info(name))['import state'] ?? '') ? true : undefined);
-}
-
 test('kill -9 mid-import: the restarted agent resumes from its progress record and completes with matching bytes', { skip, timeout: 400_000 }, async () => {
   const size = 32 * MiB;
-  const { tgt, path } = await startSource(dir, size);
-  const site = await startSite(s3).catch(async (e: unknown) => { await tgt.stop(); throw e; });
-  try {
+  const s3 = suite.s3();
+  await withSourceAndSite(suite.dir(), s3, size, async ({ tgt, path }, site) => {
     const c = await createImport(site, s3, { name: 'vol2', size, url: sourceUrl(tgt), rate: '4M' });
     assert.equal(c.code, 0, c.out);
     const save = await site.cli(['saveconfig']);
@@ -65,22 +44,19 @@ test('kill -9 mid-import: the restarted agent resumes from its progress record a
     const first = await site.info('vol2');
     const copiedAfter = Number(/\((\d+)\)/.exec(first['import copied bytes'] ?? '')?.[1] ?? first['import copied bytes']);
     assert.ok(copiedAfter >= atKill * MiB, `after the restart ${copiedAfter} bytes count as copied, the record had ${atKill} MiB: it started over`);
-    await waitDone(site, 'vol2');
+    await waitImported(site, 'vol2');
     const cmp = await run('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', path, site.lunUrl()]);
     assert.equal(cmp.code, 0, `qemu-img compare: ${cmp.out}`);
-  } finally {
-    await site.cleanup();
-    await tgt.stop();
-  }
+  });
 });
 
 test('the source disappears mid-copy: copied ranges still served, uncopied ones NOT READY, the copy resumes when it returns', { skip, timeout: 400_000 }, async () => {
   const size = 16 * MiB;
-  const src = await startSource(dir, size);
-  let tgt: TgtDaemon = src.tgt;
-  const site = await startSite(s3).catch(async (e: unknown) => { await src.tgt.stop(); throw e; });
-  try {
-    const c = await createImport(site, s3, { name: 'vol3', size, url: sourceUrl(tgt), rate: '1M' });
+  const [dir, s3] = [suite.dir(), suite.s3()];
+  await withSourceAndSite(dir, s3, size, async (src, site) => {
+    const tgt = src.tgt;
+    // 256 KiB/s: the first 4 MiB chunk goes at once, then the copy waits 16 s, so it is at 25 % when the SAN goes.
+    const c = await createImport(site, s3, { name: 'vol3', size, url: sourceUrl(tgt), rate: '256K' });
     assert.equal(c.code, 0, c.out);
     await waitFor('some regions copied', 60_000, async () => (await percent(site, 'vol3')) >= 10 ? true : undefined);
     await tgt.kill();
@@ -102,13 +78,11 @@ test('the source disappears mid-copy: copied ranges still served, uncopied ones 
     }
     assert.match((await site.info('vol3'))['import state'] ?? '', /waiting for source/);
 
-    tgt = await TgtDaemon.start({ workDir: dir, port: tgt.port });
-    await tgt.addTarget(1, SRC_IQN, [{ path: src.path }], CHAP);
-    await waitDone(site, 'vol3');
+    // The SAN comes back on its portal; the fixture stops this one at the end.
+    src.tgt = await TgtDaemon.start({ workDir: dir, port: tgt.port });
+    await src.tgt.addTarget(1, SRC_IQN, [{ path: src.path }], CHAP);
+    await waitImported(site, 'vol3');
     const cmp = await run('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', src.path, site.lunUrl()]);
     assert.equal(cmp.code, 0, `qemu-img compare: ${cmp.out}`);
-  } finally {
-    await site.cleanup();
-    await tgt.stop();
-  }
+  });
 });

@@ -1,37 +1,19 @@
 // Import from a legacy SAN (issue 13): tgt with CHAP as the source, the agent's importing object LUN read and
 // written with qemu while the copy runs; the copy completes, the bytes match, and the secret stays out of saveconfig.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startS3rver, type S3rverHandle } from '../../helpers/s3rver.js';
-import { TGTD } from '../../helpers/tgt.js';
-import { CHAP, MiB, createImport, run, sourceUrl, startSite, startSource, waitFor } from './import-fixture.js';
+import { CHAP, MiB, SKIP as skip, createImport, importSuite, run, sourceUrl, waitImported, withSourceAndSite } from './import-fixture.js';
 
-const skip = (!existsSync(TGTD) && 'tgt not installed') || (spawnSync('qemu-img', ['--version']).status !== 0 && 'qemu-img not installed');
-
-let dir: string;
-let s3: S3rverHandle;
-before(async () => {
-  if (skip) return;
-  dir = await mkdtemp(join(tmpdir(), 'outpost-import-'));
-  s3 = await startS3rver();
-});
-after(async () => {
-  await s3?.dispose();
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
+const suite = importSuite('import');
 
 test('import from tgt with CHAP: serves at once, a write to an uncopied range survives, the copy completes with matching bytes', { skip, timeout: 300_000 }, async () => {
   const size = 24 * MiB;
-  const { tgt, image } = await startSource(dir, size);
-  const site = await startSite(s3).catch(async (e: unknown) => { await tgt.stop(); throw e; });
-  try {
-    // 1 MiB/s: the copy takes ~24 s (each `outpost` command below takes a second or more on a loaded box), so the end of the LUN is still uncopied when it is read and written below.
-    const c = await createImport(site, s3, { name: 'vol1', size, url: sourceUrl(tgt), rate: '1M' });
+  const [dir, s3] = [suite.dir(), suite.s3()];
+  await withSourceAndSite(dir, s3, size, async ({ tgt, image }, site) => {
+    // 512 KiB/s: the copy takes ~48 s, in 4 MiB chunks in ascending order (each `outpost` command below takes a second or more on a loaded box), so the end of the LUN is still uncopied when it is read and written below.
+    const c = await createImport(site, s3, { name: 'vol1', size, url: sourceUrl(tgt), rate: '512K' });
     assert.equal(c.code, 0, c.out);
     assert.match(c.out, /Created object storage object vol1/);
 
@@ -58,10 +40,7 @@ test('import from tgt with CHAP: serves at once, a write to an uncopied range su
     assert.match(mid['import state'] ?? '', /copying|waiting/);
     assert.ok('import rate mb s' in mid && 'import eta s' in mid, JSON.stringify(mid));
 
-    const done = await waitFor('the import to finish', 120_000, async () => {
-      const i = await site.info('vol1');
-      return /done/.test(i['import state'] ?? '') ? i : undefined;
-    });
+    const done = await waitImported(site, 'vol1', 120_000);
     assert.match(done['import state']!, /source disconnected/);
     assert.match(site.agent.stderr(), /import complete/);
 
@@ -81,8 +60,5 @@ test('import from tgt with CHAP: serves at once, a write to an uncopied range su
     assert.match(saved, new RegExp(`"import": "iscsi://${CHAP.user}@127\\.0\\.0\\.1:${tgt.port}/`));
     const info = await site.cli(['/backstores/object/vol1', 'info']);
     assert.ok(!info.stdout.includes(CHAP.password), 'info shows the CHAP secret');
-  } finally {
-    await site.cleanup();
-    await tgt.stop();
-  }
+  });
 });

@@ -3,9 +3,9 @@
 // that is not an object LUN is refused.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { api } from '../../helpers/gateway.js';
+import { api, waitFor } from '../../helpers/gateway.js';
 import { outpost } from '../../helpers/agent.js';
-import { MiB, PathWriter, TARGET, startSites, type Sites } from './migration-harness.js';
+import { MiB, PathWriter, TARGET, restartB, startSites, waitForPhase, type Sites } from './migration-harness.js';
 
 let s: Sites;
 before(async () => { s = await startSites({ size: 64 * MiB, prefix: 'faults/vol1' }); });
@@ -74,19 +74,14 @@ test('a LUN that is not an object LUN is refused with the reason', { timeout: 12
 });
 
 test('bucket down at the cut-over: failed with the reason, A keeps the writer lease and serves once the bucket is back', { timeout: 240_000 }, async () => {
-  await s.b.agent.stop().catch(() => {});
-  // B is offline after the previous test: bring it back on its own dirs
-  const { spawnAgent } = await import('../../helpers/agent.js');
-  s.b.agent = await spawnAgent({ dirs: s.b.agent, env: { ...s.s3.env, OUTPOST_GATEWAY: s.gw.url, OUTPOST_AGENT_TOKEN: s.b.token } });
-  const { waitFor } = await import('../../helpers/gateway.js');
-  await waitFor('B connected again', async () => (await api(s.gw, 'GET', '/v1/agents')).body.agents.find((x: { id: string }) => x.id === s.b.id)?.connected, 15_000, 100);
+  await restartB(s); // B is offline after the previous test
   const w = new PathWriter();
   const idle = new PathWriter();
   try {
     await w.addPath(s.a.portal.ip, s.a.portal.port, '400000000003');
     w.start(8192);
     const id = await s.migrate();
-    await waitFor('B standby path offered', async () => /waiting for the initiator/.test((await api(s.gw, 'GET', `/v1/migrations/${id}`)).body.phase), 60_000, 100);
+    await waitForPhase(s, id, /waiting for the initiator/);
     await s.s3.stop();
     // B's path logs in (the migration waits for it) but carries no writes: only A's behaviour is under test
     await idle.addPath(s.b.portal.ip, s.b.portal.port, '400000000004');

@@ -3,12 +3,15 @@
 // path-aware initiator (two raw sessions, one per site) that writes patterns and fails over as
 // dm-multipath does: a NOT READY or UNAVAILABLE path is left for the other one.
 import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { spawnAgent, type SpawnedAgent } from '../../helpers/agent.js';
 import { api, startNodeTestGateway, waitFor, type TestGateway } from '../../helpers/gateway.js';
 import type { RawIscsiClient } from '../../helpers/iscsi-client.js';
 import { freePort } from '../../helpers/net.js';
 import { startS3rver, type S3rverHandle } from '../../helpers/s3rver.js';
-import { rawSession, scsi, type ScsiResult } from '../multipath/helpers.js';
+import { RTPG_CDB, parseRtpg, rawSession, scsi, type ScsiResult } from '../multipath/helpers.js';
 
 export const TARGET = 'iqn.2026-01.dev.outpost.test:multipath'; // the name the raw-session helper logs in to
 export const MiB = 1024 * 1024;
@@ -32,11 +35,19 @@ export interface Sites {
   dispose(): Promise<void>;
 }
 
-export function objectConfig(s3: S3rverHandle, o: { size: number; cacheSize: number; prefix: string; portal: { ip: string; port: number }; plugin?: 'object' | 'rd_mcp' }): object {
+export type SitePlugin = 'object' | 'rd_mcp' | 'fileio';
+const DIR_OF: Record<SitePlugin, string> = { object: 'object', rd_mcp: 'ramdisk', fileio: 'fileio' };
+
+/** The object-volume settings the tests use at both sites (short lease steps, quick uploads). */
+export const VOLUME_TUNING = { upload_delay_ms: 50, commit_interval_ms: 200, lease_ms: 60_000, lease_settle_ms: 1000, read_timeout_ms: 5000 } as const;
+
+export function objectConfig(s3: S3rverHandle, o: { size: number; cacheSize: number; prefix: string; portal: { ip: string; port: number }; plugin?: SitePlugin; dev?: string }): object {
   const so = o.plugin === 'rd_mcp'
     ? { plugin: 'rd_mcp', name: 'vol1', size: o.size, attributes: { block_size: 512 } }
+    : o.plugin === 'fileio'
+    ? { plugin: 'fileio', name: 'vol1', size: o.size, dev: o.dev, write_back: false, attributes: { block_size: 512 } }
     : { plugin: 'object', name: 'vol1', size: o.size, bucket: s3.bucket, prefix: o.prefix, endpoint: s3.endpoint, force_path_style: true, cache_size: o.cacheSize,
-        upload_delay_ms: 50, commit_interval_ms: 200, lease_ms: 60_000, lease_settle_ms: 1000, read_timeout_ms: 5000, attributes: { block_size: 512 } };
+        ...VOLUME_TUNING, attributes: { block_size: 512 } };
   return {
     fabric_modules: [],
     storage_objects: [{ ...so, wwn: '0d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6', alua_tpgs: [{ name: 'site_a', tg_pt_gp_id: 10, alua_access_state: 0, alua_access_type: 1, preferred: 1 }] }],
@@ -46,7 +57,7 @@ export function objectConfig(s3: S3rverHandle, o: { size: number; cacheSize: num
         tag: 1, enable: true,
         attributes: { authentication: 0, generate_node_acls: 1, demo_mode_write_protect: 0, cache_dynamic_acls: 1 },
         parameters: { AuthMethod: 'None' },
-        luns: [{ index: 0, storage_object: `/backstores/${o.plugin === 'rd_mcp' ? 'ramdisk' : 'object'}/vol1`, alua_tg_pt_gp_name: 'site_a' }],
+        luns: [{ index: 0, storage_object: `/backstores/${DIR_OF[o.plugin ?? 'object']}/vol1`, alua_tg_pt_gp_name: 'site_a' }],
         node_acls: [],
         portals: [{ ip_address: o.portal.ip, port: o.portal.port, iser: false, offload: false }],
       }],
@@ -54,9 +65,12 @@ export function objectConfig(s3: S3rverHandle, o: { size: number; cacheSize: num
   };
 }
 
-export async function startSites(o: { size: number; cacheSize?: number; prefix?: string; plugin?: 'object' | 'rd_mcp' }): Promise<Sites> {
+export async function startSites(o: { size: number; cacheSize?: number; prefix?: string; plugin?: SitePlugin }): Promise<Sites> {
   const s3 = await startS3rver();
   const gw = await startNodeTestGateway();
+  // a fileio LUN's file lives outside the agent's dirs, so a restarted agent finds it again
+  const devDir = o.plugin === 'fileio' ? await mkdtemp(join(tmpdir(), 'outpost-fileio-')) : undefined;
+  const dev = devDir && join(devDir, 'vol1.img');
   const started: SpawnedAgent[] = [];
   try {
     const site = async (name: string, ip: string, config: (portal: { ip: string; port: number }) => object): Promise<Site> => {
@@ -68,7 +82,7 @@ export async function startSites(o: { size: number; cacheSize?: number; prefix?:
       return { agent, id: enrolled.body.id, token: enrolled.body.token, portal };
     };
     const prefix = o.prefix ?? 'migrate/vol1';
-    const a = await site('site-a', '127.0.0.1', (portal) => objectConfig(s3, { size: o.size, cacheSize: o.cacheSize ?? 64 * MiB, prefix, portal, plugin: o.plugin }));
+    const a = await site('site-a', '127.0.0.1', (portal) => objectConfig(s3, { size: o.size, cacheSize: o.cacheSize ?? 64 * MiB, prefix, portal, plugin: o.plugin, dev }));
     const b = await site('site-b', '127.0.0.2', () => ({ fabric_modules: [], storage_objects: [], targets: [] }));
     for (const s of [a, b]) {
       await waitFor(`agent ${s.id} connected`, async () => (await api(gw, 'GET', '/v1/agents')).body.agents.find((x: { id: string }) => x.id === s.id)?.connected, 15_000, 100);
@@ -90,14 +104,42 @@ export async function startSites(o: { size: number; cacheSize?: number; prefix?:
         for (const x of new Set([...started, a.agent, b.agent])) await x.cleanup();
         await gw.dispose();
         await s3.dispose();
+        if (devDir) await rm(devDir, { recursive: true, force: true });
       },
     };
   } catch (e) {
     for (const x of started) await x.cleanup();
     await gw.dispose();
     await s3.dispose();
+    if (devDir) await rm(devDir, { recursive: true, force: true });
     throw e;
   }
+}
+
+/** qemu's iSCSI URL of the test LUN through a site's portal. */
+export const lunUrl = (p: { ip: string; port: number }): string => `iscsi://${p.ip}:${p.port}/${TARGET}/0`;
+
+/** One READ(10) of 8 blocks at LBA 0 on `c`, past the unit attentions an ALUA change raises. */
+export async function readPastUa(c: RawIscsiClient): Promise<ScsiResult> {
+  let r = await scsi(c, [0x28, 0, 0, 0, 0, 0, 0, 0, 8, 0], 4096);
+  for (let i = 0; i < 4 && r.sense?.[0] === 6; i++) r = await scsi(c, [0x28, 0, 0, 0, 0, 0, 0, 0, 8, 0], 4096);
+  return r;
+}
+
+/** Brings agent B back on its own dirs (after a test stopped it) and waits until the gateway sees it connected. */
+export async function restartB(s: Sites): Promise<void> {
+  await s.b.agent.stop().catch(() => {});
+  s.b.agent = await spawnAgent({ dirs: s.b.agent, env: { ...s.s3.env, OUTPOST_GATEWAY: s.gw.url, OUTPOST_AGENT_TOKEN: s.b.token } });
+  await waitFor('B connected again', async () => (await api(s.gw, 'GET', '/v1/agents')).body.agents.find((x: { id: string }) => x.id === s.b.id)?.connected, 15_000, 100);
+}
+
+/** Polls GET /v1/migrations/{id} until its phase matches (a failed migration fails the wait with its error). */
+export async function waitForPhase(s: Sites, id: string, phase: RegExp, timeoutMs = 60_000): Promise<void> {
+  await waitFor(`migration phase ${phase}`, async () => {
+    const m = (await api(s.gw, 'GET', `/v1/migrations/${id}`)).body;
+    assert.notEqual(m.state, 'failed', m.error);
+    return phase.test(m.phase);
+  }, timeoutMs, 100);
 }
 
 export const WRITE_BLOCKS = 8; // 4 KiB per write: within every data segment length the raw session negotiates
@@ -209,4 +251,14 @@ export class PathWriter {
   close(): void {
     for (const c of this.paths) c.close();
   }
+}
+
+/** After a rollback: writes are acknowledged through A again, every acknowledged one reads back, and A is active/optimized. */
+export async function assertAServesAgain(w: PathWriter): Promise<void> {
+  const acked = w.ackCount;
+  await waitFor('writes acknowledged through A again', () => w.ackCount > acked + 20 || w.errors.length > 0, 90_000, 100);
+  await w.stop();
+  assert.deepEqual(w.errors, []);
+  assert.deepEqual(await w.verify(0), [], 'every acknowledged write reads back through A');
+  assert.equal(parseRtpg((await w.command(0, RTPG_CDB, 1024)).data)[0]!.state, 0, 'A active/optimized');
 }

@@ -4,11 +4,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { outpost } from '../../helpers/agent.js';
-import { api, waitFor } from '../../helpers/gateway.js';
 import { run } from '../../helpers/iscsi-fixture.js';
 import type { RawIscsiClient } from '../../helpers/iscsi-client.js';
 import { rawSession } from '../multipath/helpers.js';
-import { MiB, TARGET, startSites, type Sites } from './migration-harness.js';
+import { MiB, lunUrl, startSites, waitForPhase, type Sites } from './migration-harness.js';
 
 const GiB = 1024 * MiB;
 const WRITTEN = 512 * MiB;
@@ -28,18 +27,21 @@ async function figure(stateDir: string, label: string): Promise<number> {
 }
 
 test('16 GiB volume, 512 MiB written: the migration uploads the dirty bytes plus manifests, never the volume', { timeout: 600_000 }, async () => {
-  const url = (p: { ip: string; port: number }) => `iscsi://${p.ip}:${p.port}/${TARGET}/0`;
-  const w = await run('qemu-io', ['-f', 'raw', '-c', `write -P 0x5a 0 ${WRITTEN}`, url(s.a.portal)], {}, 300_000);
+  const w = await run('qemu-io', ['-f', 'raw', '-c', `write -P 0x5a 0 ${WRITTEN}`, lunUrl(s.a.portal)], {}, 300_000);
   assert.equal(w.code, 0, w.stdout + w.stderr);
 
-  const beforeBytes = await figure(s.a.agent.stateDir, 'bytes uploaded');
+  // The write is acknowledged once in A's cache; its upload may still be running. Count A's bytes once it has
+  // settled (nothing dirty, the counter still), or an upload landing before the migration starts counts nowhere.
+  let beforeBytes = await figure(s.a.agent.stateDir, 'bytes uploaded');
+  for (let t = Date.now(); Date.now() - t < 120_000;) {
+    await new Promise((r) => setTimeout(r, 1000));
+    const again = await figure(s.a.agent.stateDir, 'bytes uploaded');
+    if (again === beforeBytes && (await figure(s.a.agent.stateDir, 'dirty bytes')) === 0) break;
+    beforeBytes = again;
+  }
   const beforePuts = await figure(s.a.agent.stateDir, 'PUT count');
   const id = await s.migrate();
-  await waitFor('B standby path offered', async () => {
-    const m = (await api(s.gw, 'GET', `/v1/migrations/${id}`)).body;
-    assert.notEqual(m.state, 'failed', m.error);
-    return /waiting for the initiator/.test(m.phase);
-  }, 60_000, 100);
+  await waitForPhase(s, id, /waiting for the initiator/);
   pathB = await rawSession(s.b.portal.ip, s.b.portal.port, 'iqn.2026-01.test:big-host');
   const m = await s.settle(id, 300_000);
   assert.equal(m.state, 'done', m.error);
@@ -57,7 +59,7 @@ test('16 GiB volume, 512 MiB written: the migration uploads the dirty bytes plus
   assert.ok(puts < 4000, `${puts} PUTs`);
 
   for (const [cmd, what] of [[`read -P 0x5a 0 1M`, 'start'], [`read -P 0x5a ${WRITTEN - MiB} 1M`, 'end of the written range'], [`read -P 0 ${8 * GiB} 1M`, 'never written']] as const) {
-    const r = await run('qemu-io', ['-f', 'raw', '-r', '-c', cmd, url(s.b.portal)], {}, 120_000);
+    const r = await run('qemu-io', ['-f', 'raw', '-r', '-c', cmd, lunUrl(s.b.portal)], {}, 120_000);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.doesNotMatch(r.stdout + r.stderr, /Pattern verification failed|failed/i, `${what} through B`);
   }

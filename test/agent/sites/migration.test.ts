@@ -6,8 +6,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { outpost } from '../../helpers/agent.js';
 import { api, waitFor } from '../../helpers/gateway.js';
-import { RTPG_CDB, parseRtpg, scsi } from '../multipath/helpers.js';
-import { MiB, PathWriter, startSites, type Sites } from './migration-harness.js';
+import { RTPG_CDB, parseRtpg } from '../multipath/helpers.js';
+import { MiB, PathWriter, readPastUa, startSites, waitForPhase, type Sites } from './migration-harness.js';
 
 const KEY = 0x0123456789abcdefn;
 let s: Sites;
@@ -49,11 +49,7 @@ test('migrate A → B mid-write: no acknowledged byte lost, pause ≤ 5 s, PR re
 
   const id = await s.migrate();
   // the initiator logs in to B's standby path as one more path, as multipathd would on a new portal
-  await waitFor('B standby path offered', async () => {
-    const m = (await api(s.gw, 'GET', `/v1/migrations/${id}`)).body;
-    assert.notEqual(m.state, 'failed', m.error);
-    return /waiting for the initiator/.test(m.phase);
-  }, 60_000, 100);
+  await waitForPhase(s, id, /waiting for the initiator/);
   // the same initiator port (ISID) through B's target port: the reservation holder's nexus moves with the LU
   const pathB = await w.addPath(s.b.portal.ip, s.b.portal.port, '400000000001');
   const m = await s.settle(id, 180_000);
@@ -86,8 +82,7 @@ test('migrate A → B mid-write: no acknowledged byte lost, pause ≤ 5 s, PR re
   const rtpgB = parseRtpg((await w.command(pathB, RTPG_CDB, 1024)).data);
   assert.equal(rtpgB[0]!.state, 0, 'B active/optimized');
   // A closed its LUN to release the lease and exports it again as a reader whose port is unavailable
-  let onA = await scsi(w.paths[pathA]!, [0x28, 0, 0, 0, 0, 0, 0, 0, 8, 0], 4096);
-  for (let i = 0; i < 4 && onA.sense?.[0] === 6; i++) onA = await scsi(w.paths[pathA]!, [0x28, 0, 0, 0, 0, 0, 0, 0, 8, 0], 4096);
+  const onA = await readPastUa(w.paths[pathA]!);
   assert.deepEqual(onA.sense, [0x02, 0x040c], 'NOT READY, TARGET PORT IN UNAVAILABLE STATE through A');
   const rtpgA = parseRtpg((await w.command(pathA, RTPG_CDB, 1024)).data);
   assert.equal(rtpgA[0]!.state, 3, 'A reports its group unavailable');
