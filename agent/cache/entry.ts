@@ -26,6 +26,8 @@ export interface Entry {
   stagedEpoch: number;
   /** Named by the durable journal (must not be evicted until a journal round drops it). */
   journaled: boolean;
+  /** The valid map the journal names for it (base64, null: whole), as synced: what a trim round names again. */
+  journaledValid: string | null;
   uploading: boolean;
   /** Bytes an upload in progress took out of `written` (still not in the bucket: counted as dirty). */
   capturedBytes: number;
@@ -40,7 +42,7 @@ export interface Entry {
 export function newEntry(index: number, dir: string, file: string): Entry {
   return {
     index, file, path: `${dir}/${file}`, valid: null, written: null, writtenSince: 0, dirty: false, seq: 0, dirtySince: 0, lastWrite: 0, stagedEpoch: 0,
-    journaled: false, uploading: false, capturedBytes: 0, users: 0, lock: new Mutex(), ready: Promise.resolve(), removed: false,
+    journaled: false, journaledValid: null, uploading: false, capturedBytes: 0, users: 0, lock: new Mutex(), ready: Promise.resolve(), removed: false,
   };
 }
 
@@ -85,6 +87,25 @@ function trimHandles(): void {
  */
 export function openFd(path: string): number | undefined {
   return handles.get(path)?.fd;
+}
+
+/**
+ * The write fast path's writeAt (issue 17): when `path`'s handle is open, its write joins the batcher's next
+ * batch at once, the handle pinned until it settles; undefined (nothing done) when it is not open yet.
+ */
+export function writeAtOpen(path: string, bufs: readonly Buffer[], length: number, pos: number, batcher: WriteBatcher): Promise<void> | undefined {
+  const slot = handles.get(path);
+  if (slot?.fd === undefined) return undefined;
+  handles.delete(path); // re-insert: Map order is the LRU order
+  handles.set(path, slot);
+  slot.users++;
+  const unpin = (): void => {
+    slot.users--;
+    if (handles.size > MAX_OPEN) trimHandles();
+  };
+  const p = batcher.write(slot.fd, pos, bufs, length);
+  p.then(unpin, unpin);
+  return p;
 }
 
 /** Closes the cached handle of a chunk file about to be removed or replaced. */

@@ -58,23 +58,37 @@ export async function readJournal(dir: string): Promise<JournalState | null> {
 export class Journal {
   private current: Promise<void> | null = null;
   private next: Promise<void> | null = null;
+  /** The queued round is a full one (some caller of it asked for one). */
+  private nextFull = false;
   rounds = 0;
 
-  constructor(private readonly dir: string, private readonly begin: () => JournalRound) {}
+  /** `begin(full)`: the round's state and files; a round that is not full (a trim) syncs no chunk file. */
+  constructor(private readonly dir: string, private readonly begin: (full: boolean) => JournalRound) {}
 
-  sync(): Promise<void> {
+  /**
+   * A round that starts after this call. Full (a flush): every chunk file written since the last round is
+   * fdatasynced and named. Not full (after a manifest, which only takes chunks out): the journal drops what
+   * the bucket now holds and syncs no chunk file, so a commit does not force the whole cache to disk.
+   */
+  sync(full = true): Promise<void> {
     if (!this.current) {
-      this.current = this.round().finally(() => { this.current = null; });
+      this.current = this.round(full).finally(() => { this.current = null; });
       return this.current;
     }
+    this.nextFull ||= full;
     if (!this.next) {
-      this.next = this.current.catch(() => undefined).then(() => { this.next = null; return this.sync(); });
+      this.next = this.current.catch(() => undefined).then(() => {
+        this.next = null;
+        const f = this.nextFull;
+        this.nextFull = false;
+        return this.sync(f);
+      });
     }
     return this.next;
   }
 
-  private async round(): Promise<void> {
-    const r = this.begin();
+  private async round(full: boolean): Promise<void> {
+    const r = this.begin(full);
     try {
       for (let i = 0; i < r.files.length; i += 8) await Promise.all(r.files.slice(i, i + 8).map((f) => fsyncPath(f, true)));
       for (const d of r.dirs) await fsyncPath(d, false);

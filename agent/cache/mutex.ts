@@ -1,23 +1,58 @@
-// Block cache support: a minimal FIFO async mutex (one per cached chunk, one around manifest writes).
+// Block cache support: a FIFO async lock (one per cached chunk, one around manifest writes). run() holds it
+// alone; runShared() holds it with other shared holders — a chunk's writes, which the writer thread applies
+// in submission order, need no exclusion from each other, only from what reads or replaces the chunk file
+// (an upload's capture, a fill from the bucket, an unmap). A waiting exclusive holder stops new shared ones.
 export class Mutex {
-  private tail: Promise<void> = Promise.resolve();
-  private holders = 0;
+  private shared = 0;
+  private exclusive = false;
+  private readonly waiters: Array<{ exclusive: boolean; go: () => void }> = [];
 
+  /** Held, or waited for. */
   get locked(): boolean {
-    return this.holders > 0;
+    return this.exclusive || this.shared > 0 || this.waiters.length > 0;
   }
 
   async run<T>(fn: () => Promise<T>): Promise<T> {
-    this.holders++;
-    const prev = this.tail;
-    let release!: () => void;
-    this.tail = new Promise<void>((r) => { release = r; });
+    if (this.exclusive || this.shared > 0 || this.waiters.length > 0) await new Promise<void>((go) => this.waiters.push({ exclusive: true, go }));
+    else this.exclusive = true;
     try {
-      await prev;
       return await fn();
     } finally {
-      this.holders--;
-      release();
+      this.exclusive = false;
+      this.wake();
+    }
+  }
+
+  async runShared<T>(fn: () => Promise<T>): Promise<T> {
+    if (!this.tryShared()) await new Promise<void>((go) => this.waiters.push({ exclusive: false, go }));
+    try {
+      return await fn();
+    } finally {
+      this.releaseShared();
+    }
+  }
+
+  /** Takes a shared hold now if nothing exclusive holds or waits (false: not taken). */
+  tryShared(): boolean {
+    if (this.exclusive || this.waiters.length > 0) return false;
+    this.shared++;
+    return true;
+  }
+
+  releaseShared(): void {
+    this.shared--;
+    this.wake();
+  }
+
+  /** Hands the lock to the waiters at the head of the queue (counted as holders before they resume). */
+  private wake(): void {
+    while (!this.exclusive && this.waiters.length > 0) {
+      const w = this.waiters[0]!;
+      if (w.exclusive && this.shared > 0) return;
+      this.waiters.shift();
+      if (w.exclusive) this.exclusive = true;
+      else this.shared++;
+      w.go();
     }
   }
 }

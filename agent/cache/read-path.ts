@@ -20,6 +20,8 @@ export abstract class CacheReads extends CacheSpace {
   lastMissAt = 0;
   /** Hits served by cachedRead (on the event loop, no threadpool). */
   fastReads = 0;
+  /** Writes taken by the write fast path (ChunkCache.writeCached). */
+  fastWrites = 0;
   lastError: string | null = null;
 
   protected constructor(o: CacheOptions) {

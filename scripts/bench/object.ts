@@ -2,7 +2,8 @@
 // 128 KiB sequential reads and 4 KiB random writes (ratio object/fileio, same run) with the write amplification and
 // PUTs/GETs per GiB of the random writes, sustained sequential writes with the flusher running, and sequential
 // reads of a range the cache does not hold (from the LUNs' stats via `outpost … info`).
-// Standalone: node dist/scripts/bench/object.js [--quick] [--reads-only] (only the cached-read rows, with CPU per GiB).
+// Standalone: node dist/scripts/bench/object.js [--quick] [--reads-only] (only the cached-read rows, with CPU per GiB)
+// [--cpu-prof DIR] (a V8 CPU profile of the agent).
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -39,6 +40,8 @@ function qemuOpts(portal: string, lun: number, initiator: string): string {
 /** Runs the object rows; returns a markdown section. Cleans up its agent, s3rver and files itself. */
 export async function objectBench(o: SectionOptions): Promise<string> {
   const readsOnly = o.argv?.includes('--reads-only') ?? false;
+  const profAt = o.argv?.indexOf('--cpu-prof') ?? -1;
+  const cpuProfDir = profAt >= 0 ? o.argv![profAt + 1] : undefined;
   const dir = await mkdtemp(join(o.workDir, 'object-'));
   const s3 = await startS3rver('outpost-bench');
   const stateDir = join(dir, 'state');
@@ -53,7 +56,7 @@ export async function objectBench(o: SectionOptions): Promise<string> {
   });
   const env = { ...process.env, ...s3.env, OUTPOST_LOG_LEVEL: process.env.OUTPOST_LOG_LEVEL ?? 'warn' };
   const agent = await startSectionAgent({
-    repoRoot: o.repoRoot, dir, stateDir, iqn: IQN, port, env,
+    repoRoot: o.repoRoot, dir, stateDir, iqn: IQN, port, env, cpuProfDir,
     storageObjects: [
       { plugin: 'fileio', name: 'ob_file', dev: filePath, size: READ_SIZE, write_back: true, wwn: '5e1f0c2a-0b3e-4d6a-9f1e-0000000000a1', attributes: { block_size: 512 } },
       obj('ob_read', READ_SIZE, READ_SIZE + 64 * MiB, '5e1f0c2a-0b3e-4d6a-9f1e-0000000000a2'),
@@ -116,7 +119,10 @@ export async function objectBench(o: SectionOptions): Promise<string> {
     }
 
     // Cached reads: fill the read LUN (fits in its cache), let the flusher finish, then alternate fileio/object runs.
-    const fill = await run('qemu-img', ['bench', '-w', '-t', 'none', '-c', String(READ_SIZE / (128 * 1024)), '-d', '16', '-s', '128k', '--pattern=90',
+    // In 4 KiB writes, as fillFile fills the fileio LUN: the chunk files are then in base pages like the file
+    // (filled in 128 KiB writes, they were in large folios, where each 4 KiB write costs ext4 a walk of the
+    // folio's buffer heads: 8.7 µs of the writer thread's CPU per write against 5.5 — docs/benchmarks.md, "Page cache").
+    const fill = await run('qemu-img', ['bench', '-w', '-t', 'none', '-c', String(READ_SIZE / 4096), '-d', '32', '-s', '4096', '--pattern=90',
       '--image-opts', qemuOpts(portal, 1, o.initiatorName)], { timeoutMs: 600_000 });
     if (fill.code !== 0) await fail(`qemu-img bench fill: ${lastLines(fill.stdout + fill.stderr)}`);
     await drain('ob_read', 300_000);
@@ -149,6 +155,8 @@ export async function objectBench(o: SectionOptions): Promise<string> {
       if (!w.write) for (const t of targets) await warmUp(w, t, ctx, Math.min(2, o.duration));
       for (let rep = 1; rep <= o.reps; rep++) {
         for (const t of targets) {
+          // Each write run starts with the object LUN's flusher idle: the uploads of one run are not charged to the next.
+          if (w.write) await drain('ob_read', 300_000);
           const s = await runOnce(w, t, ctx);
           samples[t.name]!.push(s);
           if (id === 'rw4k' && t.name === 'object') randWritten += s.bytes ?? 0;

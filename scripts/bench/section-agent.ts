@@ -21,6 +21,8 @@ export interface SectionAgentOptions {
   env: NodeJS.ProcessEnv;
   /** Extra `outpost agent` arguments (e.g. --metrics-listen). */
   args?: readonly string[];
+  /** Write a V8 CPU profile of the agent into this directory (node --cpu-prof). */
+  cpuProfDir?: string;
   /** Runs after the agent has stopped (dispose s3rvers, remove files); stop() runs once either way. */
   after?: () => Promise<void>;
 }
@@ -52,7 +54,7 @@ export async function startSectionAgent(o: SectionAgentOptions): Promise<Section
   await writeFile(configPath, JSON.stringify(config, null, 2));
   const logPath = join(o.dir, 'agent.log');
   const logFd = openSync(logPath, 'a');
-  const child = startDaemon(process.execPath, [join(o.repoRoot, 'bin/outpost.js'), 'agent', '--config', configPath, '--state-dir', o.stateDir, ...(o.args ?? [])], logFd, o.env);
+  const child = startDaemon(process.execPath, [...(o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : []), join(o.repoRoot, 'bin/outpost.js'), 'agent', '--config', configPath, '--state-dir', o.stateDir, ...(o.args ?? [])], logFd, o.env);
   closeSync(logFd);
   const portal = `127.0.0.1:${o.port}`;
   let stopped = false;

@@ -28,6 +28,9 @@ export interface BucketCounters {
   bytes_downloaded: number;
 }
 
+/** Bodies from this size are hashed off the event loop (below it, the threadpool round trip costs more). */
+const OFF_LOOP_HASH = 256 * 1024;
+
 function isNotFound(e: unknown): boolean {
   const err = e as { name?: string; $metadata?: { httpStatusCode?: number } };
   return err?.name === 'NoSuchKey' || err?.name === 'NotFound' || err?.$metadata?.httpStatusCode === 404;
@@ -108,8 +111,18 @@ export class Bucket {
 
   async put(key: string, body: Buffer, timeoutMs?: number, contentType = 'application/octet-stream'): Promise<void> {
     if (this.throttle) await this.throttle(body.byteLength);
-    await this.counted('put', () => this.client.send(new PutObjectCommand({ Bucket: this.name, Key: key, Body: body, ContentType: contentType, ContentLength: body.byteLength }),
-      { abortSignal: this.signal(timeoutMs) }));
+    const command = new PutObjectCommand({ Bucket: this.name, Key: key, Body: body, ContentType: contentType, ContentLength: body.byteLength });
+    if (body.byteLength >= OFF_LOOP_HASH) {
+      // The signature covers the payload's SHA-256. The signer hashes on the event loop (2.4 ms per 4 MiB chunk
+      // here, every command waiting meanwhile); WebCrypto hashes on the threadpool, and the signer takes a
+      // x-amz-content-sha256 header it finds as the payload hash.
+      const sha = Buffer.from(await crypto.subtle.digest('SHA-256', body)).toString('hex');
+      command.middlewareStack.add((next) => (args) => {
+        (args.request as { headers: Record<string, string> }).headers['x-amz-content-sha256'] = sha;
+        return next(args);
+      }, { step: 'build', name: 'outpostPayloadHash' });
+    }
+    await this.counted('put', () => this.client.send(command, { abortSignal: this.signal(timeoutMs) }));
     this.counters.bytes_uploaded += body.byteLength;
     this.onPut?.(key, body);
   }

@@ -33,9 +33,23 @@ export class IoBarrier {
     try {
       return await fn();
     } finally {
-      if (write && --this.writes === 0) this.writesDrained?.();
-      if (--this.inflight === 0) this.drained?.();
+      this.out(write);
     }
+  }
+
+  /**
+   * Counts in a command a fast path has just started, in the same turn as it checked `open` (and for a write
+   * `frozen`), until `p` settles.
+   */
+  track(p: Promise<void>, write: boolean): Promise<void> {
+    this.inflight++;
+    if (write) this.writes++;
+    return p.finally(() => this.out(write));
+  }
+
+  private out(write: boolean): void {
+    if (write && --this.writes === 0) this.writesDrained?.();
+    if (--this.inflight === 0) this.drained?.();
   }
 
   /** Runs `fn` with no command in flight and none starting until it ends. */
