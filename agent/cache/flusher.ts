@@ -97,11 +97,13 @@ export class Flusher {
     const waiting = this.dirtyWaiting().sort((a, b) => a.lastWrite - b.lastWrite);
     if (this.urgent) return waiting;
     const settledFor = (e: Entry): boolean => now - e.lastWrite >= this.o.uploadDelayMs;
-    // Under pressure, chunks still being written join too once their writes have gathered for a while (random
-    // writes keep every chunk warm, and a segment must still fill up) — but not a chunk a sequential writer is
-    // filling right now, whose sectors all arrived within that time and which will soon go whole.
-    const gather = Math.max(this.o.uploadDelayMs, 1000);
-    const out = this.pressure ? waiting.filter((e) => settledFor(e) || (e.writtenSince > 0 && now - e.writtenSince >= gather)) : waiting.filter(settledFor);
+    const gathered = (e: Entry, ms: number): boolean => e.writtenSince > 0 && now - e.writtenSince >= ms;
+    // Under pressure, chunks still being written join too once their writes have gathered for half the age bound
+    // (random writes keep every chunk warm; a hot block rewritten meanwhile is uploaded once, and a segment must
+    // still fill up) — but not a chunk a sequential writer is filling right now, which will soon go whole. Without
+    // pressure a chunk written all the time still goes once its oldest write not in the bucket reaches the bound.
+    const gather = Math.max(this.o.uploadDelayMs, this.segmentAgeMs / 2);
+    const out = waiting.filter((e) => settledFor(e) || gathered(e, this.pressure ? gather : this.segmentAgeMs));
     // Writers wait with nothing settled: the least recently written go even if still warm.
     if (out.length === 0 && waiting.length && this.inFlight === 0 && this.full) out.push(...waiting.slice(0, 64));
     return out;

@@ -37,7 +37,9 @@ export function qemuBenchArgs(w: Workload, e: Endpoint, count: number, initiator
     `file.lun=${e.lun}`, `file.initiator-name=${initiator}`, `file.header-digest=${digest}`,
   ].join(',');
   return [
-    'bench', ...(w.write ? ['-w'] : []), '-t', 'none', '-c', String(count), '-d', String(w.depth), '-s', String(w.ioBytes),
+    // Writes carry a non-zero pattern (qemu's default is zeros): an object LUN stores no chunk of zeros, so zero
+    // writes would make its uploads look free.
+    'bench', ...(w.write ? ['-w', '--pattern=165'] : []), '-t', 'none', '-c', String(count), '-d', String(w.depth), '-s', String(w.ioBytes),
     ...(w.random ? ['-S', String(w.ioBytes * RANDOM_STRIDE_IOS)] : []), '--image-opts', opts,
   ];
 }
