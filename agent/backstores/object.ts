@@ -156,8 +156,10 @@ export class ObjectBackstore implements Backstore {
     return this.barrier.run(async () => {
       await fn();
       this.gate(); // the lease may have lapsed while the write waited for cache space
-    }, () => { this.notBroken(); this.gate(); }, true);
+    }, this.writeGate, true);
   }
+
+  private readonly writeGate = (): void => { this.notBroken(); this.gate(); };
 
   /** Resolves once the holder of the lease has released it (clean close or hand-over). */
   whenLeaseReleased(o: { pollMs?: number; signal?: AbortSignal } = {}): Promise<unknown> {
@@ -259,15 +261,14 @@ export class ObjectBackstore implements Backstore {
     try {
       this.check(offset, length);
       if (this.barrier.open && !this.barrier.frozen) {
-        this.notBroken();
-        this.gate();
+        this.writeGate();
         const p = this.cache.writeCached(offset, chunks, length);
         if (p) return this.barrier.track(p.then(this.gateAfter), true);
       }
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.mutate(() => this.cache.write(offset, chunks));
+    return this.mutate(() => this.cache.writePieces(offset, chunks, length));
   }
 
   private readonly gateAfter = (): void => this.gate(); // the lease may have lapsed while the write ran

@@ -21,6 +21,8 @@ export class ChunkCache extends CacheReads {
   readonly trimmed = new Map<number, number>();
   /** Set for the final journal round of close(). */
   private keepWarm = false;
+  /** Writes taken by the fast path (writeCached). */
+  fastWrites = 0;
 
   private constructor(o: CacheOptions) {
     super(o);
@@ -90,9 +92,7 @@ export class ChunkCache extends CacheReads {
       }
       e.users++;
       try {
-        const ready = e.ready;
-        await ready;
-        this.readied.set(e, ready); // writeCached and cachedRead may skip this await while e.ready stays this promise
+        await this.whenReady(e);
       } catch (err) {
         e.users--;
         throw err;
@@ -102,11 +102,14 @@ export class ChunkCache extends CacheReads {
     }
   }
 
-  async write(offset: number, chunks: readonly Buffer[]): Promise<void> {
+  write(offset: number, chunks: readonly Buffer[]): Promise<void> {
     let length = 0;
     for (const c of chunks) length += c.length;
-    const fast = this.writeCached(offset, chunks, length);
-    if (fast) return fast;
+    return this.writeCached(offset, chunks, length) ?? this.writePieces(offset, chunks, length);
+  }
+
+  /** A write piece by piece (each chunk it touches), waiting for entries, room and edge sectors as needed. */
+  async writePieces(offset: number, chunks: readonly Buffer[], length: number): Promise<void> {
     const jobs: Promise<void>[] = [];
     let ci = 0;
     let co = 0;
@@ -163,13 +166,10 @@ export class ChunkCache extends CacheReads {
    * awaits, one promise (the batcher's) per write. undefined when it does not apply (nothing done): write().
    */
   writeCached(offset: number, chunks: readonly Buffer[], length: number): Promise<void> | undefined {
-    const cs = this.o.chunkSize;
-    const index = Math.floor(offset / cs);
-    const off = offset - index * cs;
     const batcher = this.batcher;
-    if (!batcher || !this.o.writeBack || this.closed || length === 0 || off + length > cs) return undefined;
-    const e = this.entries.get(index);
-    if (!e || e.removed || this.readied.get(e) !== e.ready || (e.valid && !e.valid.coversBytes(off, off + length))) return undefined;
+    const held = batcher && this.o.writeBack && !this.closed && this.heldRange(offset, length);
+    if (!held) return undefined;
+    const { e, off } = held;
     if (!e.lock.tryShared()) return undefined;
     const p = writeAtOpen(e.path, chunks, length, off, batcher);
     if (!p) { e.lock.releaseShared(); return undefined; }

@@ -54,20 +54,28 @@ const MAX_OPEN = 256;
 interface Slot { fh: Promise<FileHandle>; users: number; closing?: boolean; fd?: number }
 const handles = new Map<string, Slot>();
 
+/** Marks `slot` most recently used and in use; the returned function ends that use. */
+function pin(path: string, slot: Slot): () => void {
+  handles.delete(path); // re-insert: Map order is the LRU order
+  handles.set(path, slot);
+  slot.users++;
+  return () => {
+    slot.users--;
+    if (handles.size > MAX_OPEN) trimHandles();
+  };
+}
+
 async function withHandle<T>(path: string, fn: (fh: FileHandle) => Promise<T>): Promise<T> {
   let slot = handles.get(path);
-  if (slot) handles.delete(path); // re-insert below: Map order is the LRU order
-  else {
+  if (!slot) {
     const s: Slot = (slot = { fh: open(path, 'r+'), users: 0 });
     s.fh.then((fh) => { s.fd = fh.fd; }, () => { if (handles.get(path) === s) handles.delete(path); });
   }
-  handles.set(path, slot);
-  slot.users++;
+  const unpin = pin(path, slot);
   try {
     return await fn(await slot.fh);
   } finally {
-    slot.users--;
-    if (handles.size > MAX_OPEN) trimHandles();
+    unpin();
   }
 }
 
@@ -96,13 +104,7 @@ export function openFd(path: string): number | undefined {
 export function writeAtOpen(path: string, bufs: readonly Buffer[], length: number, pos: number, batcher: WriteBatcher): Promise<void> | undefined {
   const slot = handles.get(path);
   if (slot?.fd === undefined) return undefined;
-  handles.delete(path); // re-insert: Map order is the LRU order
-  handles.set(path, slot);
-  slot.users++;
-  const unpin = (): void => {
-    slot.users--;
-    if (handles.size > MAX_OPEN) trimHandles();
-  };
+  const unpin = pin(path, slot);
   const p = batcher.write(slot.fd, pos, bufs, length);
   p.then(unpin, unpin);
   return p;

@@ -8,10 +8,10 @@ import type { Entry } from './entry.js';
 import type { DirtyRuns } from './remote.js';
 import type { CacheOptions } from './space.js';
 
-/** The cache's own options (space.ts), the ones the flusher reads. */
 /** The most often writes alone make the flusher look at the cache (ms). */
 const WRITE_LOOK_MS = 10;
 
+/** The cache's own options (space.ts), the ones the flusher reads. */
 type FlusherOptions = Pick<CacheOptions, 'remote' | 'chunkSize' | 'uploadConcurrency' | 'retryBaseMs' | 'retryMaxMs' | 'commitIntervalMs' | 'uploadDelayMs' | 'segmentAgeMs' | 'log'>;
 
 /** A log segment is sent once this much is ready (or sooner: pressure, age, close). */

@@ -13,7 +13,7 @@ export class Mutex {
   }
 
   async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.exclusive || this.shared > 0 || this.waiters.length > 0) await new Promise<void>((go) => this.waiters.push({ exclusive: true, go }));
+    if (this.locked) await this.queue(true);
     else this.exclusive = true;
     try {
       return await fn();
@@ -24,7 +24,7 @@ export class Mutex {
   }
 
   async runShared<T>(fn: () => Promise<T>): Promise<T> {
-    if (!this.tryShared()) await new Promise<void>((go) => this.waiters.push({ exclusive: false, go }));
+    if (!this.tryShared()) await this.queue(false);
     try {
       return await fn();
     } finally {
@@ -42,6 +42,11 @@ export class Mutex {
   releaseShared(): void {
     this.shared--;
     this.wake();
+  }
+
+  /** Resolves once wake() has made the caller a holder. */
+  private queue(exclusive: boolean): Promise<void> {
+    return new Promise<void>((go) => this.waiters.push({ exclusive, go }));
   }
 
   /** Hands the lock to the waiters at the head of the queue (counted as holders before they resume). */

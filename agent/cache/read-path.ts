@@ -20,8 +20,6 @@ export abstract class CacheReads extends CacheSpace {
   lastMissAt = 0;
   /** Hits served by cachedRead (on the event loop, no threadpool). */
   fastReads = 0;
-  /** Writes taken by the write fast path (ChunkCache.writeCached). */
-  fastWrites = 0;
   lastError: string | null = null;
 
   protected constructor(o: CacheOptions) {
@@ -169,22 +167,40 @@ export abstract class CacheReads extends CacheSpace {
    */
   cachedRead(offset: number, length: number): Buffer | undefined {
     const io = this.io;
-    const cs = this.o.chunkSize;
-    const index = Math.floor(offset / cs);
-    const off = offset - index * cs;
-    if (!io || length === 0 || off + length > cs) return undefined;
-    const e = this.entries.get(index);
-    if (!e || e.removed || this.readied.get(e) !== e.ready || (e.valid && !e.valid.coversBytes(off, off + length))) return undefined;
+    const held = io && this.heldRange(offset, length);
+    if (!held) return undefined;
+    const { e, off } = held;
     const fd = openFd(e.path);
     if (fd === undefined) return undefined;
     const out = allocData(length);
     if (io.readNowait(fd, out, off) !== length) return undefined;
     this.hits++;
     this.fastReads++;
-    this.o.onRead?.(index); // the heat map counts hits too (agent/sites/heat-map.ts)
+    this.o.onRead?.(e.index); // the heat map counts hits too (agent/sites/heat-map.ts)
     this.touch(e);
-    this.readAhead(offset, length, index);
+    this.readAhead(offset, length, e.index);
     return out;
+  }
+
+  /**
+   * What the fast paths (cachedRead, ChunkCache.writeCached) may serve without an await: a range inside one
+   * chunk whose entry is ready and holds every sector of it; undefined otherwise.
+   */
+  protected heldRange(offset: number, length: number): { e: Entry; off: number } | undefined {
+    const cs = this.o.chunkSize;
+    const index = Math.floor(offset / cs);
+    const off = offset - index * cs;
+    if (length === 0 || off + length > cs) return undefined;
+    const e = this.entries.get(index);
+    if (!e || e.removed || this.readied.get(e) !== e.ready || (e.valid && !e.valid.coversBytes(off, off + length))) return undefined;
+    return { e, off };
+  }
+
+  /** Waits for `e`'s file to be ready; the fast paths skip this await for as long as e.ready stays that promise. */
+  protected async whenReady(e: Entry): Promise<void> {
+    const ready = e.ready;
+    await ready;
+    this.readied.set(e, ready);
   }
 
   protected async readPieces(offset: number, length: number): Promise<Buffer> {
@@ -218,9 +234,7 @@ export abstract class CacheReads extends CacheSpace {
       if (e) {
         e.users++;
         try {
-          const ready = e.ready;
-          await ready;
-          this.readied.set(e, ready); // cachedRead may skip this await for as long as e.ready stays this promise
+          await this.whenReady(e);
           // Sectors not held are filled into the cache if it has room, else read around it.
           const around = e.valid !== null && !e.valid.coversBytes(off, off + dst.length) && !(await this.fill(e, off, off + dst.length, false));
           if (e.removed) continue;

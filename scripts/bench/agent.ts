@@ -1,10 +1,10 @@
 // The Outpost agent under test: an rtslib-schema saveconfig.json with fileio + rd_mcp LUNs on loopback portals.
 import { existsSync, openSync, closeSync } from 'node:fs';
 import { writeFile, mkdir, readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { freePort } from '../../test/helpers/net.js';
-import { run, startDaemon, terminate, sleep, onCleanup } from './proc.js';
+import { cpuProfFlags, run, startDaemon, terminate, sleep, onCleanup } from './proc.js';
 import { parseReadCapacity16, lastLines } from './parse.js';
 import { GiB, iscsiUrl, RHEL_TPG_PARAMETERS, type Endpoint, type LunKind, type TargetUnderTest } from './target.js';
 
@@ -103,8 +103,7 @@ export async function startAgent(opts: AgentOptions): Promise<TargetUnderTest> {
 
   const logPath = join(opts.workDir, 'agent.log');
   const logFd = openSync(logPath, 'a');
-  const nodeFlags = opts.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', resolve(opts.cpuProfDir)] : [];
-  a.child = startDaemon(process.execPath, [...nodeFlags, join(opts.repoRoot, 'bin/outpost.js'), 'agent', '--config', configPath, '--state-dir', stateDir], logFd, {
+  a.child = startDaemon(process.execPath, [...cpuProfFlags(opts.cpuProfDir), join(opts.repoRoot, 'bin/outpost.js'), 'agent', '--config', configPath, '--state-dir', stateDir], logFd, {
     ...process.env,
     OUTPOST_LOG_LEVEL: process.env.OUTPOST_LOG_LEVEL ?? 'warn',
     ...opts.env,

@@ -121,7 +121,7 @@ export async function objectBench(o: SectionOptions): Promise<string> {
     // Cached reads: fill the read LUN (fits in its cache), let the flusher finish, then alternate fileio/object runs.
     // In 4 KiB writes, as fillFile fills the fileio LUN: the chunk files are then in base pages like the file
     // (filled in 128 KiB writes, they were in large folios, where each 4 KiB write costs ext4 a walk of the
-    // folio's buffer heads: 8.7 µs of the writer thread's CPU per write against 5.5 — docs/benchmarks.md, "Page cache").
+    // folio's buffer heads: 5.4 µs of the writer thread's CPU per write against fileio's 3.2 — docs/benchmarks.md, "Page cache").
     const fill = await run('qemu-img', ['bench', '-w', '-t', 'none', '-c', String(READ_SIZE / 4096), '-d', '32', '-s', '4096', '--pattern=90',
       '--image-opts', qemuOpts(portal, 1, o.initiatorName)], { timeoutMs: 600_000 });
     if (fill.code !== 0) await fail(`qemu-img bench fill: ${lastLines(fill.stdout + fill.stderr)}`);

@@ -1,6 +1,7 @@
 // Benchmark plumbing: bounded child processes, /proc sampling, and teardown that also runs on Ctrl-C.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { parseProcStatTicks, parseProcStatusKiB } from './parse.js';
 
@@ -62,6 +63,11 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions): Pro
 }
 
 /** Starts a long-running process (a target daemon); its output goes to the given file descriptor. */
+/** Node flags that make a child write a V8 CPU profile into `dir` when it exits (none without a dir). */
+export function cpuProfFlags(dir: string | undefined): string[] {
+  return dir ? ['--cpu-prof', '--cpu-prof-dir', resolve(dir)] : [];
+}
+
 export function startDaemon(cmd: string, args: readonly string[], logFd: number | 'ignore', env?: NodeJS.ProcessEnv): ChildProcess {
   const child = spawn(cmd, args, { env: env ?? process.env, stdio: ['ignore', logFd, logFd] });
   live.add(child);

@@ -4,7 +4,7 @@ import { closeSync, openSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { onCleanup, run, sleep, startDaemon, terminate } from './proc.js';
+import { cpuProfFlags, onCleanup, run, sleep, startDaemon, terminate } from './proc.js';
 import { lastLines } from './parse.js';
 
 export interface SectionAgentOptions {
@@ -54,7 +54,7 @@ export async function startSectionAgent(o: SectionAgentOptions): Promise<Section
   await writeFile(configPath, JSON.stringify(config, null, 2));
   const logPath = join(o.dir, 'agent.log');
   const logFd = openSync(logPath, 'a');
-  const child = startDaemon(process.execPath, [...(o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : []), join(o.repoRoot, 'bin/outpost.js'), 'agent', '--config', configPath, '--state-dir', o.stateDir, ...(o.args ?? [])], logFd, o.env);
+  const child = startDaemon(process.execPath, [...cpuProfFlags(o.cpuProfDir), join(o.repoRoot, 'bin/outpost.js'), 'agent', '--config', configPath, '--state-dir', o.stateDir, ...(o.args ?? [])], logFd, o.env);
   closeSync(logFd);
   const portal = `127.0.0.1:${o.port}`;
   let stopped = false;
